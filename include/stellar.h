@@ -1,0 +1,292 @@
+/*
+ * stellar.h: the public API of libstellar, and its manual.
+ *
+ * Stellar is a background task system. A program defines tasks; anything can
+ * enqueue them now, at a time or after a delay; TaskProcessors (worker
+ * threads) run them; a scheduler moves delayed jobs to their queues and
+ * re-enqueues periodic tasks. Storage is an embedded SQLite file by default
+ * ("sqlite:./stellar.db") or Redis in node-resque 9's layout.
+ *
+ * Conventions
+ * - A fallible function returns STELLAR_OK (0) or a negative STELLAR_E* code,
+ *   and fills the caller-owned, nullable stellar_error with a message.
+ * - Strings passed in are borrowed: the library copies what it keeps.
+ *   Strings and JSON handed out are new: free strings with stellar_free(),
+ *   json_t with json_decref().
+ * - Time is milliseconds since the Unix epoch, everywhere.
+ * - A stellar handle is thread-safe: its calls may come from any thread,
+ *   including from inside a running task.
+ */
+#ifndef STELLAR_H
+#define STELLAR_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define STELLAR_API         __attribute__((visibility("default")))
+#define STELLAR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define STELLAR_API
+#define STELLAR_PRINTF(a, b)
+#endif
+
+#define STELLAR_VERSION "0.1.0"
+
+/* ------------------------------------------------------------- Errors --- */
+
+#define STELLAR_ERRNO_MAP(X)                                                   \
+    X(EINVAL, -1, "invalid argument")                                          \
+    X(EBACKEND, -2, "storage backend error")                                   \
+    X(ENOTFOUND, -3, "not found")                                              \
+    X(ENOTASK, -4, "unknown task")                                             \
+    X(EEXISTS, -5, "already exists")                                           \
+    X(ENOMEM, -6, "out of memory")                                             \
+    X(EIO, -7, "input/output error")                                           \
+    X(EBUSY, -8, "storage busy")                                               \
+    X(ESTATE, -9, "wrong state for this call")                                 \
+    X(ECOMPILE, -10, "task module failed to build or load")                    \
+    X(ETIMEDOUT, -11, "timed out")                                             \
+    X(EFULL, -12, "storage full")                                              \
+    X(ECONNECT, -13, "cannot connect to the backend")                          \
+    X(ETASK, -14, "the task failed")
+
+enum {
+    STELLAR_OK = 0,
+    /* A result, not an error: a plugin's before-enqueue hook said no. */
+    STELLAR_VETOED = 1,
+    /* Returned by a task's run(): it will call stellar_next_done() later. */
+    STELLAR_PENDING = 2,
+#define STELLAR_X_(name, code, text) STELLAR_##name = code,
+    STELLAR_ERRNO_MAP(STELLAR_X_)
+#undef STELLAR_X_
+};
+
+typedef struct stellar_error {
+    int code;      /* the value the function returned */
+    char msg[256]; /* detail for humans, always NUL-terminated */
+} stellar_error;
+
+/* Text of a code ("invalid argument"), and its name ("EINVAL"). Never NULL. */
+STELLAR_API const char *stellar_strerror(int code);
+STELLAR_API const char *stellar_err_name(int code);
+
+/* Frees what the library hands out as a plain string or buffer. NULL is ok. */
+STELLAR_API void stellar_free(void *p);
+
+/* ------------------------------------------------------------ Logging --- */
+
+enum {
+    STELLAR_LOG_DEBUG = 0,
+    STELLAR_LOG_INFO = 1,
+    STELLAR_LOG_WARN = 2,
+    STELLAR_LOG_ERROR = 3,
+};
+
+/* Called from any thread, one call per event; msg is borrowed. */
+typedef void (*stellar_log_fn)(void *ud, int level, const char *msg);
+
+/* ------------------------------------------------------------- Handle --- */
+
+typedef struct stellar stellar;
+
+/* Every field zero means the default given beside it. */
+typedef struct stellar_options {
+    const char *url;      /* backend URL; NULL: "sqlite:./stellar.db" */
+    stellar_log_fn log_fn; /* NULL: silent */
+    void *log_ud;
+    int log_level;        /* lowest level passed to log_fn (DEBUG = 0) */
+    void *userdata;       /* handed to tasks by stellar_api_userdata() */
+
+    /* What stellar_start() runs. */
+    int processors;       /* TaskProcessor threads; 0: 1; < 0: none */
+    const char *const *queues; /* priority order, NULL-terminated;
+                                  NULL or {"*"}: every queue, by name */
+    bool no_scheduler;    /* true: this process never moves delayed jobs */
+    const char *name;     /* worker base name; NULL: the host name */
+    int64_t poll_ms;      /* idle wait between reserve attempts; 0: 100 */
+    int64_t shutdown_timeout_ms; /* grace for running jobs at stop; 0: 30000 */
+} stellar_options;
+
+/*
+ * Opens a handle on a backend. URLs: "sqlite:PATH", "redis://[:pw@]host
+ * [:port][/db][?namespace=NS]", "redis+unix:///path.sock[?db=N&namespace=NS]".
+ * On success *out is the handle; on failure *out is NULL.
+ */
+STELLAR_API int stellar_open(stellar **out, const stellar_options *o,
+                             stellar_error *e);
+
+/* Stops what stellar_start() started (as stellar_stop(h)), then frees. */
+STELLAR_API void stellar_close(stellar *h);
+
+/* The URL in use (borrowed, valid until close). */
+STELLAR_API const char *stellar_url(const stellar *h);
+
+/* -------------------------------------------------------------- Tasks --- */
+
+typedef struct stellar_api stellar_api;   /* the run's context (borrowed) */
+typedef struct stellar_next stellar_next; /* the run's completion handle */
+
+/*
+ * A task's body. params is the job's params object (borrowed until the job
+ * ends). Return STELLAR_OK for success, a negative code (typically what
+ * stellar_fail() returns) for failure, or STELLAR_PENDING to finish later with
+ * stellar_next_done() from any thread.
+ */
+typedef int (*stellar_run_fn)(stellar_api *api, const json_t *params,
+                              stellar_next *next);
+
+typedef struct stellar_task {
+    const char *name;          /* unique; required */
+    const char *description;   /* required */
+    const char *queue;         /* NULL: "default" */
+    int64_t frequency;         /* ms; > 0 makes the task periodic */
+    const char *const *plugins; /* NULL-terminated plugin names, or NULL */
+    const char *plugin_options; /* JSON object keyed by plugin name, or NULL */
+    stellar_run_fn run;        /* required */
+} stellar_task;
+
+/*
+ * Adds a task to the handle, after validation: a name, a description and a
+ * run are required, frequency must be >= 0, names are unique. The task is
+ * copied. EINVAL / EEXISTS name the task and the field in e->msg.
+ */
+STELLAR_API int stellar_task_register(stellar *h, const stellar_task *t,
+                                      stellar_error *e);
+
+/* The tasks registered on h, as a JSON array of {name, description, queue,
+ * frequency, plugins}. New reference. */
+STELLAR_API json_t *stellar_tasks_json(stellar *h);
+
+/*
+ * Tasks in shared objects. STELLAR_TASK(id) = { ... }; defines a task that
+ * registers itself in a process-wide list when its object is loaded.
+ * stellar_module_load() dlopens a shared object and registers on h every
+ * task it defined; stellar_task_register_builtin() registers on h the tasks
+ * that the program itself defined with STELLAR_TASK.
+ */
+STELLAR_API void stellar_module_add(const stellar_task *t);
+STELLAR_API int stellar_module_load(stellar *h, const char *path,
+                                    stellar_error *e);
+STELLAR_API int stellar_task_register_builtin(stellar *h, stellar_error *e);
+
+#define STELLAR_TASK(id)                                                       \
+    static const stellar_task stellar_task_def_##id;                           \
+    __attribute__((constructor)) static void stellar_task_ctor_##id(void)      \
+    {                                                                          \
+        stellar_module_add(&stellar_task_def_##id);                            \
+    }                                                                          \
+    static const stellar_task stellar_task_def_##id
+
+/* ----------------------------------------------------- Inside a task --- */
+
+/* Sets the job's error message and returns STELLAR_ETASK, so a run can end
+ * with: return stellar_fail(next, "cannot open %s", path); */
+STELLAR_API int stellar_fail(stellar_next *next, const char *fmt, ...)
+    STELLAR_PRINTF(2, 3);
+
+/* Ends a run that returned STELLAR_PENDING. error NULL means success. Call
+ * exactly once, from any thread. */
+STELLAR_API void stellar_next_done(stellar_next *next, const char *error);
+
+/* Logs through the handle's log_fn, as the task. */
+STELLAR_API void stellar_log(stellar_api *api, int level, const char *fmt,
+                             ...) STELLAR_PRINTF(3, 4);
+
+STELLAR_API stellar *stellar_api_handle(stellar_api *api);
+STELLAR_API void *stellar_api_userdata(stellar_api *api);
+STELLAR_API const char *stellar_api_queue(stellar_api *api);
+STELLAR_API const char *stellar_api_task(stellar_api *api);
+STELLAR_API const char *stellar_api_worker(stellar_api *api);
+/* True once the processor is stopping: long tasks should return soon. */
+STELLAR_API bool stellar_should_stop(stellar_api *api);
+
+/* ------------------------------------------------------------ Enqueue --- */
+
+/*
+ * Queues a job of `task` with `params` (a JSON object as text; NULL: {}).
+ * queue NULL: the task's queue if the handle knows the task, else "default".
+ * If the handle has tasks registered, an unknown task is ENOTASK; a handle
+ * with none (a pure client) accepts any name.
+ * The stored payload is {"class":task,"queue":queue,"args":[params]}, encoded
+ * as JavaScript's JSON.stringify does.
+ * Returns STELLAR_OK, STELLAR_VETOED (a plugin said no; nothing stored), or
+ * an error.
+ */
+STELLAR_API int stellar_enqueue(stellar *h, const char *task,
+                                const char *params, const char *queue,
+                                stellar_error *e);
+
+/* As stellar_enqueue, but the job waits in the delayed set until at_ms. */
+STELLAR_API int stellar_enqueue_at(stellar *h, int64_t at_ms, const char *task,
+                                   const char *params, const char *queue,
+                                   stellar_error *e);
+
+/* As stellar_enqueue_at(now + delay_ms); delay_ms < 0 is EINVAL. */
+STELLAR_API int stellar_enqueue_in(stellar *h, int64_t delay_ms,
+                                   const char *task, const char *params,
+                                   const char *queue, stellar_error *e);
+
+/* ------------------------------------------------ Processors, scheduler --- */
+
+/*
+ * Starts the TaskProcessors and the scheduler described by the options in
+ * background threads, and returns at once. ESTATE if already started.
+ */
+STELLAR_API int stellar_start(stellar *h, stellar_error *e);
+
+/*
+ * Graceful stop: no new jobs are reserved; running jobs get up to
+ * timeout_ms (< 0: the handle's shutdown_timeout_ms) to finish; jobs still
+ * running then are put back at the head of their queue (they may run again).
+ * Then workers unregister. Blocks until every thread has ended. Safe to call
+ * when not started.
+ */
+STELLAR_API void stellar_stop(stellar *h, int64_t timeout_ms);
+
+/* Asks a running stellar_stop() (from another thread or a signal-handling
+ * thread) to stop waiting for running jobs now. */
+STELLAR_API void stellar_stop_now(stellar *h);
+
+/* ----------------------------------------------------- Inspection --- */
+
+/* Counters: {"processed":n,"failed":n,"processed:<worker>":n,...}. */
+STELLAR_API int stellar_stats(stellar *h, json_t **out, stellar_error *e);
+
+/* The number of failed jobs. */
+STELLAR_API int stellar_failed_count(stellar *h, int64_t *out,
+                                     stellar_error *e);
+
+/*
+ * Failed jobs from index start to stop (inclusive; negative counts from the
+ * end, as LRANGE), as a JSON array of the Resque failed entries: {worker,
+ * queue, payload, exception, error, backtrace, failed_at}.
+ */
+STELLAR_API int stellar_failed(stellar *h, int64_t start, int64_t stop,
+                               json_t **out, stellar_error *e);
+
+/* Names of every queue, sorted. */
+STELLAR_API int stellar_queues(stellar *h, json_t **out, stellar_error *e);
+
+/* Jobs waiting in one queue (not counting delayed jobs). */
+STELLAR_API int stellar_length(stellar *h, const char *queue, int64_t *out,
+                               stellar_error *e);
+
+/* Every registered worker: {"<name>": {"queues": "...", "started": ms,
+ * "ping": ms, "working_on": {...} or null}}. */
+STELLAR_API int stellar_workers(stellar *h, json_t **out, stellar_error *e);
+
+/* Timestamps (ms, ascending) that hold delayed jobs. */
+STELLAR_API int stellar_timestamps(stellar *h, json_t **out, stellar_error *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* STELLAR_H */

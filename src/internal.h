@@ -1,0 +1,130 @@
+/*
+ * internal.h: helpers shared across src/ (st_ names; never exported).
+ */
+#ifndef ST_INTERNAL_H
+#define ST_INTERNAL_H
+
+#include "stellar.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------ Memory --- */
+
+/* All allocation goes through these, so tests can fail the Nth one. */
+void *st_malloc(size_t n);
+void *st_calloc(size_t n, size_t size);
+void *st_realloc(void *p, size_t n);
+char *st_strdup(const char *s);
+char *st_strndup(const char *s, size_t n);
+void st_free(void *p);
+/* malloc'ed printf. NULL on failure. */
+char *st_asprintf(const char *fmt, ...) STELLAR_PRINTF(1, 2);
+
+/* A growable byte buffer, always NUL-terminated once non-empty. */
+typedef struct st_buf {
+    char *p;
+    size_t len, cap;
+    bool oom; /* an append failed: the content is incomplete */
+} st_buf;
+void st_buf_put(st_buf *b, const void *s, size_t n);
+void st_buf_puts(st_buf *b, const char *s);
+void st_buf_putc(st_buf *b, char c);
+void st_buf_printf(st_buf *b, const char *fmt, ...) STELLAR_PRINTF(2, 3);
+/* Hands the string out (caller frees with st_free); the buffer is reset.
+ * NULL if an append failed. */
+char *st_buf_take(st_buf *b);
+void st_buf_free(st_buf *b);
+
+/* ------------------------------------------------------------ Errors --- */
+
+/* Fills e (if not NULL) and returns code. */
+int st_fail(stellar_error *e, int code, const char *fmt, ...)
+    STELLAR_PRINTF(3, 4);
+/* Clears e to OK. */
+void st_err_clear(stellar_error *e);
+
+/* -------------------------------------------------------------- Time --- */
+
+int64_t st_now_ms(void);      /* wall clock, ms since the epoch */
+int64_t st_mono_ms(void);     /* monotonic, ms */
+void st_sleep_ms(int64_t ms); /* nanosleep, restarted on EINTR */
+/* JavaScript's Date.prototype.toString() of ms, in UTC:
+ * "Sun Nov 29 2026 02:20:19 GMT+0000 (Coordinated Universal Time)". */
+void st_js_date(int64_t ms, char out[80]);
+/* ISO-8601 UTC with milliseconds: "2026-11-29T02:20:19.123Z". */
+void st_iso_date(int64_t ms, char out[32]);
+
+/* -------------------------------------------------------------- JSON --- */
+
+/*
+ * Encodes v exactly as ECMAScript JSON.stringify does (reference §2.1): no
+ * whitespace, members in insertion order, only the required escapes, raw
+ * UTF-8, numbers in their shortest round-trip form, -0 as 0, integers beyond
+ * 2^53 rounded to the double they denote. Appends to b.
+ */
+void st_json_stringify(st_buf *b, const json_t *v);
+/* The same, as a new string (st_free). NULL on allocation failure. */
+char *st_json_dumps(const json_t *v);
+/* Encodes one string as a JSON string literal into b. */
+void st_json_put_string(st_buf *b, const char *s, size_t n);
+/* Encodes a double as JSON.stringify does into b. */
+void st_json_put_number(st_buf *b, double d);
+/* Parses JSON text as JSON.parse would accept it; integers too large for
+ * 64 bits are read as doubles. NULL with e filled on failure. */
+json_t *st_json_parse(const char *s, size_t n, stellar_error *e);
+
+/* ---------------------------------------------------------------- Job --- */
+
+/*
+ * Builds the Resque payload {"class":task,"queue":queue,"args":[params]}.
+ * params may be NULL ({}). Returns a new string, or NULL with e filled.
+ */
+char *st_payload_build(const char *task, const char *queue,
+                       const json_t *params, stellar_error *e);
+
+/* A decoded payload. class and queue are borrowed from root. */
+typedef struct st_payload {
+    json_t *root;      /* owned */
+    const char *klass; /* "class" member */
+    const char *queue; /* "queue" member, may be NULL */
+    json_t *args;      /* borrowed: the args array (or the single value) */
+} st_payload;
+/* Decodes and checks a payload read from storage. EINVAL with a clear
+ * message if it is not JSON, not an object, lacks class, ... */
+int st_payload_parse(st_payload *p, const char *s, size_t n, stellar_error *e);
+void st_payload_clear(st_payload *p);
+
+/* The §2.6 failed entry; payload_raw is re-serialised when it parses. */
+char *st_failed_entry(const char *worker, const char *queue,
+                      const char *payload_raw, const char *exception,
+                      const char *error, const json_t *backtrace,
+                      int64_t now_ms);
+
+/* ------------------------------------------------------------ Logging --- */
+
+typedef struct st_logger {
+    stellar_log_fn fn;
+    void *ud;
+    int level;
+} st_logger;
+void st_logf(const st_logger *l, int level, const char *fmt, ...)
+    STELLAR_PRINTF(3, 4);
+void st_logv(const st_logger *l, int level, const char *fmt, va_list ap);
+#define st_log(l, level, ...)                                                  \
+    do {                                                                       \
+        if ((l)->fn && (level) >= (l)->level)                                  \
+            st_logf((l), (level), __VA_ARGS__);                                \
+    } while (0)
+
+/* ---------------------------------------------------------- URL bits --- */
+
+/* Percent-decodes s[0..n) into a new string. */
+char *st_url_decode(const char *s, size_t n);
+/* Finds `name` in a query string "a=1&b=2" and returns its decoded value
+ * (new string) or NULL. */
+char *st_url_param(const char *query, const char *name);
+
+#endif /* ST_INTERNAL_H */
