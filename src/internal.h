@@ -113,10 +113,9 @@ typedef struct st_logger {
 void st_logf(const st_logger *l, int level, const char *fmt, ...)
     STELLAR_PRINTF(3, 4);
 void st_logv(const st_logger *l, int level, const char *fmt, va_list ap);
-#define st_log(l, level, ...)                                                  \
+#define st_log(l, lvl, ...)                                                    \
     do {                                                                       \
-        if ((l)->fn && (level) >= (l)->level)                                  \
-            st_logf((l), (level), __VA_ARGS__);                                \
+        if ((l)->fn && (lvl) >= (l)->level) st_logf((l), (lvl), __VA_ARGS__);  \
     } while (0)
 
 /* ---------------------------------------------------------- URL bits --- */

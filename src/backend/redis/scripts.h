@@ -1,0 +1,324 @@
+/*
+ * scripts.h: the Lua scripts of the Redis backend, as C string literals.
+ *
+ * Every script is run with EVALSHA and numkeys 0: key names are built inside
+ * the script from ARGV[1], the namespace prefix ("resque:" or "" for an
+ * empty namespace), with the same rule as node-resque's connection.key()
+ * (reference §1: blank parts are dropped, the rest joined with ':'). Keys
+ * that are not declared in KEYS are fine on a single Redis server (and on
+ * replicas, scripts being replicated by effects since Redis 5), not on
+ * Redis Cluster, which node-resque's script path does not support either.
+ *
+ * Included once, by redis.c.
+ */
+#ifndef ST_REDIS_SCRIPTS_H
+#define ST_REDIS_SCRIPTS_H
+
+/* Shared by every script: P, blank(), key(), jstr() and bytelt(). */
+#define ST_LUA_PRELUDE                                                         \
+    "local P = ARGV[1]\n"                                                      \
+    "local function blank(s) return string.find(s, '^%s*$') ~= nil end\n"     \
+    "local function key(...)\n"                                                \
+    "  local t = {}\n"                                                         \
+    "  for i = 1, select('#', ...) do\n"                                       \
+    "    local s = select(i, ...)\n"                                           \
+    "    if not blank(s) then t[#t + 1] = s end\n"                             \
+    "  end\n"                                                                  \
+    "  return P .. table.concat(t, ':')\n"                                     \
+    "end\n"                                                                    \
+    /* JSON string literal as JSON.stringify writes it (reference §2.1):    */ \
+    /* only '"', '\' and control characters are escaped; UTF-8 goes raw.    */ \
+    "local ESC = {['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\',\n"                 \
+    "  ['\\b'] = '\\\\b', ['\\f'] = '\\\\f', ['\\n'] = '\\\\n',\n"             \
+    "  ['\\r'] = '\\\\r', ['\\t'] = '\\\\t'}\n"                                \
+    "local function esc1(c)\n"                                                 \
+    "  return ESC[c] or string.format('\\\\u%04x', string.byte(c))\n"          \
+    "end\n"                                                                    \
+    "local function jstr(s)\n"                                                 \
+    "  return '\"' .. string.gsub(s, '[%z\\1-\\31\"\\\\]', esc1) .. '\"'\n"    \
+    "end\n"                                                                    \
+    /* Byte order, as JS sorts ASCII names; Lua's < would use strcoll()     */ \
+    /* and Redis sets LC_COLLATE from the environment.                      */ \
+    "local function bytelt(a, b)\n"                                            \
+    "  local n = math.min(#a, #b)\n"                                           \
+    "  for i = 1, n do\n"                                                      \
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"                  \
+    "    if x ~= y then return x < y end\n"                                    \
+    "  end\n"                                                                  \
+    "  return #a < #b\n"                                                       \
+    "end\n"
+
+/*
+ * reserve: the hot path, one call per job.
+ * ARGV: P, worker name, queues string, run_at (JS date string), outcome
+ * ("0" none, "1" ok, "2" failed, "3" dropped, "4" requeue), a1 (failed
+ * entry, or requeue queue), a2 (requeue payload), pop ("1"/"0"), nq (0: every
+ * queue, sorted by name), queue names...
+ * Returns {queue, payload} or nil.
+ *
+ * The working-on record is built by string concatenation with the popped
+ * payload spliced in raw, in the member order of node-resque's cluster path
+ * ({run_at, queue, payload, worker}). node-resque's own script re-encodes the
+ * payload with cjson, which reorders members, escapes '/' as '\/', turns []
+ * into {} and rounds numbers to 14 digits; splicing keeps the exact bytes,
+ * and JSON.parse (allWorkingOn, cleanOldWorkers) reads both alike. The
+ * payload is only decoded (never re-encoded) to check that it is JSON: if it
+ * is not, it is embedded as a JSON string so the record stays parseable,
+ * and the job is still handed out (node-resque's script would lose it) so
+ * the worker can fail it visibly.
+ */
+static const char lua_reserve[] =
+    ST_LUA_PRELUDE
+    "local name, qs, outcome = ARGV[2], ARGV[3], ARGV[5]\n"
+    "local won = key('worker', name, qs)\n"
+    "if outcome == '1' then\n"
+    "  redis.call('INCR', key('stat', 'processed'))\n"
+    "  redis.call('INCR', key('stat', 'processed', name))\n"
+    "elseif outcome == '2' then\n"
+    "  redis.call('INCR', key('stat', 'failed'))\n"
+    "  redis.call('INCR', key('stat', 'failed', name))\n"
+    "  redis.call('RPUSH', key('failed'), ARGV[6])\n"
+    "elseif outcome == '4' then\n"
+    "  redis.call('SADD', key('queues'), ARGV[6])\n"
+    "  redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])\n"
+    "end\n"
+    "if ARGV[8] == '1' then\n"
+    "  local nq, qlist = tonumber(ARGV[9]), nil\n"
+    "  if nq == 0 then\n"
+    "    qlist = redis.call('SMEMBERS', key('queues'))\n"
+    "    table.sort(qlist, bytelt)\n"
+    "  else\n"
+    "    qlist = {}\n"
+    "    for i = 1, nq do qlist[i] = ARGV[9 + i] end\n"
+    "  end\n"
+    "  for i = 1, #qlist do\n"
+    "    local q = qlist[i]\n"
+    /* pcall: a foreign key of another type must not abort the script
+     * after done was applied (the caller would apply it twice). */
+    "    local v = redis.pcall('LPOP', key('queue', q))\n"
+    "    if type(v) == 'string' then\n"
+    "      local body = v\n"
+    "      if not pcall(cjson.decode, v) then body = jstr(v) end\n"
+    "      redis.call('SET', won, '{\"run_at\":' .. jstr(ARGV[4]) ..\n"
+    "        ',\"queue\":' .. jstr(q) .. ',\"payload\":' .. body ..\n"
+    "        ',\"worker\":' .. jstr(name) .. '}')\n"
+    "      return {q, v}\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "if outcome ~= '0' then redis.call('DEL', won) end\n"
+    "return false\n";
+
+/*
+ * push_at: enqueueAt, with node-resque's duplicate check made atomic.
+ * ARGV: P, seconds (decimal text), payload. Returns 1, or 0 if the payload
+ * is already delayed at that second (nothing written).
+ */
+static const char lua_push_at[] =
+    ST_LUA_PRELUDE
+    "local s, payload = ARGV[2], ARGV[3]\n"
+    "local tkey = key('timestamps:' .. payload)\n"
+    "local m = 'delayed:' .. s\n"
+    "if redis.call('SISMEMBER', tkey, m) == 1 then return 0 end\n"
+    "redis.call('RPUSH', key('delayed:' .. s), payload)\n"
+    "redis.call('SADD', tkey, m)\n"
+    "redis.call('ZADD', key('delayed_queue_schedule'), s, s)\n"
+    "return 1\n";
+
+/*
+ * promote: the scheduler's move of due delayed jobs (reference §5.2), all
+ * in one atomic step, so several schedulers (even node-resque's, whose
+ * LPOPs are atomic too) move each job exactly once.
+ * ARGV: P, now (seconds), max (<= 0: no limit).
+ * Returns {moved, next} with next the earliest remaining timestamp in
+ * seconds (score text) or -1.
+ *
+ * The payload is decoded with cjson only to read .queue, then pushed with
+ * its original bytes. A payload that is not JSON, or has no string queue,
+ * goes to queue "default": node-resque would lose it (its JSON.parse throws
+ * after the LPOP); here it reaches a worker, whose payload check fails it
+ * into the failed list where people can see it.
+ */
+static const char lua_promote[] =
+    ST_LUA_PRELUDE
+    "local now, max = ARGV[2], tonumber(ARGV[3])\n"
+    "local sched = key('delayed_queue_schedule')\n"
+    "local moved = 0\n"
+    "while max <= 0 or moved < max do\n"
+    "  local due = redis.call('ZRANGEBYSCORE', sched, '-inf', now,\n"
+    "                         'LIMIT', 0, 1)\n"
+    "  if #due == 0 then break end\n"
+    "  local ts = due[1]\n"
+    "  local dkey = key('delayed:' .. ts)\n"
+    "  local bad = false\n"
+    "  while max <= 0 or moved < max do\n"
+    "    local v = redis.pcall('LPOP', dkey)\n"
+    "    if type(v) == 'table' then bad = true break end\n"
+    "    if not v then break end\n"
+    "    redis.call('SREM', key('timestamps:' .. v), 'delayed:' .. ts)\n"
+    "    local q = 'default'\n"
+    "    local ok, job = pcall(cjson.decode, v)\n"
+    "    if ok and type(job) == 'table' and type(job.queue) == 'string'\n"
+    "       and job.queue ~= '' then q = job.queue end\n"
+    "    redis.call('SADD', key('queues'), q)\n"
+    "    redis.call('RPUSH', key('queue', q), v)\n"
+    "    moved = moved + 1\n"
+    "  end\n"
+    /* A foreign key of another type: forget the schedule entry only. */
+    "  if bad then redis.call('ZREM', sched, ts)\n"
+    "  elseif redis.call('LLEN', dkey) == 0 then\n"
+    "    redis.call('DEL', dkey)\n"
+    "    redis.call('ZREM', sched, ts)\n"
+    "  else break end\n"
+    "end\n"
+    "local nxt = redis.call('ZRANGE', sched, 0, 0, 'WITHSCORES')\n"
+    "if #nxt == 0 then return {moved, '-1'} end\n"
+    "return {moved, nxt[2]}\n";
+
+/*
+ * del_delayed: delDelayed (reference §3), atomic. ARGV: P, payload.
+ * Returns the seconds (text) it removed the payload from. Unlike
+ * node-resque it also drops stale timestamps: members, and tidies the
+ * schedule entry of a list it emptied (node's scheduler would do that on
+ * its next pass anyway).
+ */
+static const char lua_del_delayed[] =
+    ST_LUA_PRELUDE
+    "local payload = ARGV[2]\n"
+    "local tkey = key('timestamps:' .. payload)\n"
+    "local sched = key('delayed_queue_schedule')\n"
+    "local out = {}\n"
+    "local members = redis.call('SMEMBERS', tkey)\n"
+    "for i = 1, #members do\n"
+    "  local m = members[i]\n"
+    "  local ts = string.match(m, '[^:]*$')\n"
+    "  local dkey = key(m)\n"
+    "  if redis.call('LREM', dkey, 0, payload) > 0 then out[#out + 1] = ts end\n"
+    "  redis.call('SREM', tkey, m)\n"
+    "  if redis.call('EXISTS', dkey) == 0 then\n"
+    "    redis.call('ZREM', sched, ts)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+/*
+ * del_delayed_at: removes every job delayed at the given seconds, with
+ * their timestamps: members and schedule entries.
+ * ARGV: P, all ("1": also every member of the schedule), seconds...
+ * Returns the number of jobs removed.
+ */
+static const char lua_del_delayed_at[] =
+    ST_LUA_PRELUDE
+    "local sched = key('delayed_queue_schedule')\n"
+    "local list = {}\n"
+    "for i = 3, #ARGV do list[#list + 1] = ARGV[i] end\n"
+    "if ARGV[2] == '1' then\n"
+    "  local z = redis.call('ZRANGE', sched, 0, -1)\n"
+    "  for i = 1, #z do list[#list + 1] = z[i] end\n"
+    "end\n"
+    "local removed, seen = 0, {}\n"
+    "for i = 1, #list do\n"
+    "  local ts = list[i]\n"
+    "  if not seen[ts] then\n"
+    "    seen[ts] = true\n"
+    "    local dkey = key('delayed:' .. ts)\n"
+    "    local items = redis.call('LRANGE', dkey, 0, -1)\n"
+    "    for j = 1, #items do\n"
+    "      redis.call('SREM', key('timestamps:' .. items[j]), 'delayed:' .. ts)\n"
+    "    end\n"
+    "    removed = removed + #items\n"
+    "    redis.call('DEL', dkey)\n"
+    "    redis.call('ZREM', sched, ts)\n"
+    "  end\n"
+    "end\n"
+    "return removed\n";
+
+/*
+ * clean: forceCleanWorker (reference §3), atomic, with two fixes: the
+ * working-on key NS:worker:<name>:<queues> is deleted (node-resque deletes
+ * NS:worker:<name> instead and leaves the record behind), and stat:failed
+ * is only incremented when a held job goes to the failed list (node-resque
+ * increments it even for an idle worker).
+ * ARGV: P, name, holder (1-based index of the (member, queues) pair whose
+ * working-on record was read, 0: none), that record, action ("0" none,
+ * "1" RPUSH failed a1 + INCR failed, "2" LPUSH a2 back to queue a1), a1, a2,
+ * then pairs of (workers-set member, queues string).
+ * Returns 1, or -1 if a working-on record changed since it was read (the
+ * caller reads again and retries).
+ */
+static const char lua_clean[] =
+    ST_LUA_PRELUDE
+    "local name, holder = ARGV[2], tonumber(ARGV[3])\n"
+    "local npairs = (#ARGV - 7) / 2\n"
+    "for i = 1, npairs do\n"
+    "  local cur = redis.call('GET', key('worker', name, ARGV[7 + 2 * i]))\n"
+    "  if i == holder then\n"
+    "    if cur ~= ARGV[4] then return -1 end\n"
+    "  elseif cur then return -1 end\n"
+    "end\n"
+    "local act = ARGV[5]\n"
+    "if act == '1' then\n"
+    "  redis.call('INCR', key('stat', 'failed'))\n"
+    "  redis.call('RPUSH', key('failed'), ARGV[6])\n"
+    "elseif act == '2' then\n"
+    "  redis.call('SADD', key('queues'), ARGV[6])\n"
+    "  redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])\n"
+    "end\n"
+    "redis.call('DEL', key('stat', 'failed', name), key('stat', 'processed', name),\n"
+    "           key('worker', 'ping', name))\n"
+    "for i = 1, npairs do\n"
+    "  local qs = ARGV[7 + 2 * i]\n"
+    "  redis.call('SREM', key('workers'), ARGV[6 + 2 * i])\n"
+    "  redis.call('DEL', key('worker', name, qs, 'started'), key('worker', name, qs))\n"
+    "end\n"
+    "return 1\n";
+
+/*
+ * failed_remove: removeFailed, plus the push of retryAndRemoveFailed when
+ * asked, atomically. ARGV: P, entry, requeue ("1"/"0"), queue, payload.
+ * Returns the number of entries removed (0 or 1).
+ */
+static const char lua_failed_remove[] =
+    ST_LUA_PRELUDE
+    "local n = redis.call('LREM', key('failed'), 1, ARGV[2])\n"
+    "if n > 0 and ARGV[3] == '1' then\n"
+    "  redis.call('SADD', key('queues'), ARGV[4])\n"
+    "  redis.call('RPUSH', key('queue', ARGV[4]), ARGV[5])\n"
+    "end\n"
+    "return n\n";
+
+/* kv_del with a value: compare-and-delete. ARGV: P, key, value. */
+static const char lua_kv_del[] =
+    "local k = ARGV[1] .. ARGV[2]\n"
+    "if redis.call('GET', k) == ARGV[3] then return redis.call('DEL', k) end\n"
+    "return 0\n";
+
+/* kv_expire: compare-and-expire. ARGV: P, key, value, ttl ms (<= 0:
+ * persist). Returns 1 if the key held value. */
+static const char lua_kv_expire[] =
+    "local k = ARGV[1] .. ARGV[2]\n"
+    "if redis.call('GET', k) ~= ARGV[3] then return 0 end\n"
+    "if tonumber(ARGV[4]) > 0 then redis.call('PEXPIRE', k, ARGV[4])\n"
+    "else redis.call('PERSIST', k) end\n"
+    "return 1\n";
+
+enum {
+    S_RESERVE,
+    S_PUSH_AT,
+    S_PROMOTE,
+    S_DEL_DELAYED,
+    S_DEL_DELAYED_AT,
+    S_CLEAN,
+    S_FAILED_REMOVE,
+    S_KV_DEL,
+    S_KV_EXPIRE,
+    S_COUNT
+};
+
+static const char *const lua_scripts[S_COUNT] = {
+    lua_reserve,     lua_push_at,       lua_promote,
+    lua_del_delayed, lua_del_delayed_at, lua_clean,
+    lua_failed_remove, lua_kv_del,      lua_kv_expire,
+};
+
+#endif /* ST_REDIS_SCRIPTS_H */

@@ -1,0 +1,68 @@
+/*
+ * core.h: the handle and the pieces that share it (stellar.c, task.c,
+ * tasks.c, pool.c, scheduler.c). Not exported.
+ *
+ * Lock order: stellar.lock, then st_proc.lock. No user code (tasks, hooks,
+ * the log callback) ever runs holding either.
+ */
+#ifndef ST_CORE_H
+#define ST_CORE_H
+
+#include "backend.h"
+#include "internal.h"
+
+#include <pthread.h>
+
+/* A registered task: a deep copy of the caller's stellar_task. */
+typedef struct st_task {
+    stellar_task def;  /* strings below point into this struct's copies */
+    char **plugins;    /* NULL-terminated copy, or NULL */
+    json_t *plugin_options; /* parsed, or NULL */
+} st_task;
+
+typedef struct st_pool st_pool;
+
+struct stellar {
+    st_logger log;
+    char *url;
+    void *userdata;
+
+    /* Copied options. */
+    int processors;
+    char **queues;       /* NULL-terminated, never NULL ("*" alone = all) */
+    char *queues_str;    /* joined with "," */
+    bool no_scheduler;
+    char *name;          /* worker base name */
+    int64_t poll_ms;
+    int64_t shutdown_timeout_ms;
+
+    pthread_mutex_t lock; /* guards conn, tasks, pool */
+    st_backend *conn;     /* the handle's own connection, for API calls */
+    st_task **tasks;      /* frozen once started */
+    size_t ntasks;
+    st_pool *pool;        /* non-NULL between start and stop */
+};
+
+/* Looks a task up by name; NULL if unknown. Call with h->lock held, or
+ * after start (when the table no longer changes). */
+const st_task *st_task_find(const stellar *h, const char *name);
+void st_tasks_free(stellar *h);
+
+/* Enqueue helpers shared by the API, workers and the scheduler. Each runs
+ * on the connection given (so worker threads use their own). */
+int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
+                  const char *task, const json_t *params, const char *queue,
+                  stellar_error *e);
+/* (Re)starts a periodic task: removes its queued and delayed copies, then
+ * delays one copy to now + frequency (or now when immediate). */
+int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
+                         bool immediate, int64_t *removed, stellar_error *e);
+
+/* Pool and scheduler (pool.c, scheduler.c). */
+int st_pool_start(stellar *h, st_pool **out, stellar_error *e);
+void st_pool_stop(st_pool *p, int64_t timeout_ms);
+void st_pool_stop_now(st_pool *p);
+/* Wakes idle processors and the scheduler of this process (new work). */
+void st_pool_wake(st_pool *p);
+
+#endif /* ST_CORE_H */

@@ -1,0 +1,100 @@
+/*
+ * job.c: the Resque job payload and failed entry (reference §2.2, §2.6).
+ *
+ * A payload is {"class":<task>,"queue":<queue>,"args":[<params>]}, members in
+ * that order, encoded as JSON.stringify does (json.c), so that Stellar and
+ * node-resque write the very same bytes for the same job.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+char *st_payload_build(const char *task, const char *queue,
+                       const json_t *params, stellar_error *e)
+{
+    st_buf b = {0};
+    char *s;
+
+    st_buf_puts(&b, "{\"class\":");
+    st_json_put_string(&b, task, strlen(task));
+    st_buf_puts(&b, ",\"queue\":");
+    st_json_put_string(&b, queue, strlen(queue));
+    st_buf_puts(&b, ",\"args\":[");
+    if (params)
+        st_json_stringify(&b, params);
+    else
+        st_buf_puts(&b, "{}");
+    st_buf_puts(&b, "]}");
+    s = st_buf_take(&b);
+    if (!s) st_fail(e, STELLAR_ENOMEM, "out of memory building a payload");
+    return s;
+}
+
+int st_payload_parse(st_payload *p, const char *s, size_t n, stellar_error *e)
+{
+    json_t *klass, *queue;
+    stellar_error pe;
+
+    memset(p, 0, sizeof *p);
+    p->root = st_json_parse(s, n, &pe);
+    if (!p->root)
+        return st_fail(e, STELLAR_EINVAL, "payload is not valid JSON (%s)",
+                       pe.msg);
+    if (!json_is_object(p->root)) {
+        st_payload_clear(p);
+        return st_fail(e, STELLAR_EINVAL, "payload is not a JSON object");
+    }
+    klass = json_object_get(p->root, "class");
+    if (!json_is_string(klass)) {
+        st_payload_clear(p);
+        return st_fail(e, STELLAR_EINVAL,
+                       "payload has no \"class\" string naming its task");
+    }
+    p->klass = json_string_value(klass);
+    queue = json_object_get(p->root, "queue");
+    p->queue = json_is_string(queue) ? json_string_value(queue) : NULL;
+    p->args = json_object_get(p->root, "args");
+    return STELLAR_OK;
+}
+
+void st_payload_clear(st_payload *p)
+{
+    json_decref(p->root);
+    memset(p, 0, sizeof *p);
+}
+
+char *st_failed_entry(const char *worker, const char *queue,
+                      const char *payload_raw, const char *exception,
+                      const char *error, const json_t *backtrace,
+                      int64_t now_ms)
+{
+    st_buf b = {0};
+    char date[80];
+    json_t *payload = st_json_parse(payload_raw, strlen(payload_raw), NULL);
+
+    st_js_date(now_ms, date);
+    st_buf_puts(&b, "{\"worker\":");
+    st_json_put_string(&b, worker, strlen(worker));
+    st_buf_puts(&b, ",\"queue\":");
+    st_json_put_string(&b, queue, strlen(queue));
+    st_buf_puts(&b, ",\"payload\":");
+    /* A payload that is not JSON is kept whole, as a string. */
+    if (payload)
+        st_json_stringify(&b, payload);
+    else
+        st_json_put_string(&b, payload_raw, strlen(payload_raw));
+    json_decref(payload);
+    st_buf_puts(&b, ",\"exception\":");
+    st_json_put_string(&b, exception, strlen(exception));
+    st_buf_puts(&b, ",\"error\":");
+    st_json_put_string(&b, error, strlen(error));
+    st_buf_puts(&b, ",\"backtrace\":");
+    if (backtrace)
+        st_json_stringify(&b, backtrace);
+    else
+        st_buf_puts(&b, "null");
+    st_buf_puts(&b, ",\"failed_at\":");
+    st_json_put_string(&b, date, strlen(date));
+    st_buf_putc(&b, '}');
+    return st_buf_take(&b);
+}

@@ -1,0 +1,174 @@
+/*
+ * json.c: JSON text exactly as JavaScript writes it.
+ *
+ * Redis matches jobs by whole strings (LREM, SISMEMBER, key names that embed
+ * a payload), so a payload Stellar builds must be byte-identical to the one
+ * node-resque builds for the same job: ECMAScript JSON.stringify's output
+ * (reference/resque-protocol.md §2.1). jansson's own encoder differs (it
+ * writes 1.0 for a real one, and 17 digits for 0.1), hence this file.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void st_json_put_string(st_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+
+    st_buf_putc(b, '"');
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        char u[6];
+
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\b': esc = "\\b"; break;
+        case '\f': esc = "\\f"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default:
+            if (c >= 0x20) continue; /* written raw, in the run */
+            u[0] = '\\', u[1] = 'u', u[2] = '0', u[3] = '0';
+            u[4] = hex[c >> 4], u[5] = hex[c & 15];
+        }
+        st_buf_put(b, s + run, i - run);
+        if (esc)
+            st_buf_puts(b, esc);
+        else
+            st_buf_put(b, u, 6);
+        run = i + 1;
+    }
+    st_buf_put(b, s + run, n - run);
+    st_buf_putc(b, '"');
+}
+
+/* Number::toString (ECMA-262 §6.1.6.1.20) for finite d: the shortest digit
+ * string that reads back as d, placed by the exponent rules. */
+void st_json_put_number(st_buf *b, double d)
+{
+    char tmp[40], digits[24];
+    int prec, k = 0, n, i;
+    const char *p;
+
+    if (isnan(d) || isinf(d)) {
+        st_buf_puts(b, "null");
+        return;
+    }
+    if (d == 0) { /* covers -0 */
+        st_buf_putc(b, '0');
+        return;
+    }
+    if (d < 0) {
+        st_buf_putc(b, '-');
+        d = -d;
+    }
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, d);
+        if (strtod(tmp, NULL) == d) break;
+    }
+    /* tmp is "d.ddde[+-]xx": collect digits and exponent. */
+    for (p = tmp; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9') digits[k++] = *p;
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    n = atoi(p + 1) + 1; /* position of the decimal point */
+
+    if (k <= n && n <= 21) {
+        st_buf_put(b, digits, (size_t)k);
+        for (i = k; i < n; i++)
+            st_buf_putc(b, '0');
+    } else if (0 < n && n <= 21) {
+        st_buf_put(b, digits, (size_t)n);
+        st_buf_putc(b, '.');
+        st_buf_put(b, digits + n, (size_t)(k - n));
+    } else if (-6 < n && n <= 0) {
+        st_buf_puts(b, "0.");
+        for (i = 0; i < -n; i++)
+            st_buf_putc(b, '0');
+        st_buf_put(b, digits, (size_t)k);
+    } else {
+        st_buf_putc(b, digits[0]);
+        if (k > 1) {
+            st_buf_putc(b, '.');
+            st_buf_put(b, digits + 1, (size_t)(k - 1));
+        }
+        st_buf_printf(b, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+    }
+}
+
+void st_json_stringify(st_buf *b, const json_t *v)
+{
+    size_t i;
+    const char *key;
+    json_t *item;
+    bool first = true;
+
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        st_buf_putc(b, '{');
+        /* jansson keeps insertion order, which is JSON.parse's order. */
+        json_object_foreach((json_t *)(uintptr_t)v, key, item)
+        {
+            if (!first) st_buf_putc(b, ',');
+            first = false;
+            st_json_put_string(b, key, strlen(key));
+            st_buf_putc(b, ':');
+            st_json_stringify(b, item);
+        }
+        st_buf_putc(b, '}');
+        break;
+    case JSON_ARRAY:
+        st_buf_putc(b, '[');
+        for (i = 0; i < json_array_size(v); i++) {
+            if (i) st_buf_putc(b, ',');
+            st_json_stringify(b, json_array_get(v, i));
+        }
+        st_buf_putc(b, ']');
+        break;
+    case JSON_STRING:
+        st_json_put_string(b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER: {
+        json_int_t n = json_integer_value(v);
+        /* JavaScript numbers are doubles: beyond 2^53 the text changes. */
+        if (n > 9007199254740992LL || n < -9007199254740992LL)
+            st_json_put_number(b, (double)n);
+        else
+            st_buf_printf(b, "%" JSON_INTEGER_FORMAT, n);
+        break;
+    }
+    case JSON_REAL: st_json_put_number(b, json_real_value(v)); break;
+    case JSON_TRUE: st_buf_puts(b, "true"); break;
+    case JSON_FALSE: st_buf_puts(b, "false"); break;
+    case JSON_NULL: st_buf_puts(b, "null"); break;
+    }
+}
+
+char *st_json_dumps(const json_t *v)
+{
+    st_buf b = {0};
+    st_json_stringify(&b, v);
+    return st_buf_take(&b);
+}
+
+json_t *st_json_parse(const char *s, size_t n, stellar_error *e)
+{
+    json_error_t je;
+    json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &je);
+
+    /* JSON.parse reads any number; jansson refuses integers beyond 64
+     * bits unless told to read every number as a double. */
+    if (!v && strstr(je.text, "too big"))
+        v = json_loadb(s, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &je);
+    if (!v)
+        st_fail(e, STELLAR_EINVAL, "invalid JSON at line %d, column %d: %s",
+                je.line, je.column, je.text);
+    return v;
+}

@@ -1,0 +1,566 @@
+/*
+ * pool.c: the TaskProcessors of one handle, their heartbeat, and graceful
+ * stop.
+ *
+ * Each TaskProcessor is a thread with its own backend connection. Its loop
+ * is one backend call per job: reserve() acks the job just finished and
+ * claims the next in one atomic step, so a job is always recorded either in
+ * a queue or as some worker's working-on, never only in memory.
+ *
+ * A heartbeat thread pings for every processor once a second, whatever the
+ * tasks are doing, so a long CPU-bound job never looks like a dead worker.
+ *
+ * Stop: `stopping` is set, processors finish their running job and exit;
+ * at the deadline, jobs still running are put back at the head of their
+ * queue by the stopping thread (the processor is marked `abandoned` so it
+ * will not ack the job when its task finally returns), then every thread is
+ * joined.
+ *
+ * Lock order: st_pool.lock, then st_proc.lock. User code (tasks, the log
+ * callback) never runs under either.
+ */
+#include "core.h"
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PING_MS 1000
+
+typedef struct st_proc st_proc;
+
+struct stellar_next {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;   /* stellar_next_done() was called */
+    char *error; /* failure message, or NULL */
+};
+
+struct stellar_api {
+    stellar *h;
+    st_proc *proc;
+    const char *task, *queue;
+};
+
+struct st_proc {
+    st_pool *pool;
+    pthread_t thread;
+    bool started; /* the thread exists (set before the pool is shared) */
+    char *name;
+    st_worker_id id;
+    st_backend *conn; /* only this processor's thread uses it */
+
+    pthread_mutex_t lock; /* guards the fields below */
+    bool running;         /* a task is running now */
+    bool abandoned;       /* stop put the running job back: don't ack it */
+    bool exited;          /* the thread has left its loop */
+    char *job_queue, *job_payload;
+};
+
+struct st_pool {
+    stellar *h;
+    size_t n;
+    st_proc *procs;
+
+    pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t wake;  /* new work, stop, or a processor exited */
+    bool stopping;        /* set once by st_pool_stop(); never cleared */
+    bool stop_now;        /* stop waiting for running jobs */
+    bool aux_stop;        /* heartbeat and scheduler: end now */
+    uint64_t work_seq;    /* bumped by st_pool_wake() */
+
+    pthread_t heartbeat;
+    bool heartbeat_started;
+    st_sched *sched; /* NULL if this process runs no scheduler */
+};
+
+/* --------------------------------------------------------- Task side --- */
+
+int stellar_fail(stellar_next *next, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[1024];
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&next->lock);
+    st_free(next->error);
+    next->error = st_strdup(msg);
+    pthread_mutex_unlock(&next->lock);
+    return STELLAR_ETASK;
+}
+
+void stellar_next_done(stellar_next *next, const char *error)
+{
+    pthread_mutex_lock(&next->lock);
+    if (error) {
+        st_free(next->error);
+        next->error = st_strdup(error);
+    }
+    next->done = true;
+    pthread_cond_broadcast(&next->cond);
+    pthread_mutex_unlock(&next->lock);
+}
+
+void stellar_log(stellar_api *api, int level, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[1024];
+
+    if (!api->h->log.fn || level < api->h->log.level) return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    st_logf(&api->h->log, level, "[%s] %s", api->task, msg);
+}
+
+stellar *stellar_api_handle(stellar_api *api)
+{
+    return api->h;
+}
+
+void *stellar_api_userdata(stellar_api *api)
+{
+    return api->h->userdata;
+}
+
+const char *stellar_api_queue(stellar_api *api)
+{
+    return api->queue;
+}
+
+const char *stellar_api_task(stellar_api *api)
+{
+    return api->task;
+}
+
+const char *stellar_api_worker(stellar_api *api)
+{
+    return api->proc->name;
+}
+
+bool stellar_should_stop(stellar_api *api)
+{
+    bool s;
+    pthread_mutex_lock(&api->proc->pool->lock);
+    s = api->proc->pool->stopping;
+    pthread_mutex_unlock(&api->proc->pool->lock);
+    return s;
+}
+
+/* ----------------------------------------------------------- Perform --- */
+
+/* The params a task sees: Stellar enqueues args = [params]; a job written by
+ * another Resque client may carry other shapes (see docs/compat.md). */
+static json_t *params_of(json_t *args)
+{
+    if (!args) return json_object();
+    if (!json_is_array(args)) return json_incref(args);
+    if (json_array_size(args) == 0) return json_object();
+    if (json_array_size(args) == 1) return json_incref(json_array_get(args, 0));
+    return json_incref(args);
+}
+
+/* Runs one reserved job; fills *done. Returns the task if it is periodic
+ * (the caller re-enqueues it), else NULL. */
+static const st_task *perform(st_proc *w, const st_reserved *job,
+                              st_done *done, char **failed_entry)
+{
+    stellar *h = w->pool->h;
+    st_payload pl;
+    stellar_error pe;
+    const st_task *t = NULL;
+    stellar_next next = {.done = false, .error = NULL};
+    stellar_api api = {h, w, NULL, job->queue};
+    char *error = NULL, where[512];
+    json_t *params, *bt;
+    int rc;
+
+    if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
+        error = st_strdup(pe.msg);
+        snprintf(where, sizeof where, "    at reserve (%s)", w->name);
+        goto failed;
+    }
+    t = st_task_find(h, pl.klass);
+    if (!t) {
+        error = st_asprintf("No job defined for class \"%s\"", pl.klass);
+        snprintf(where, sizeof where, "    at perform (%s)", w->name);
+        goto failed;
+    }
+    api.task = t->def.name;
+    pthread_mutex_init(&next.lock, NULL);
+    pthread_cond_init(&next.cond, NULL);
+    params = params_of(pl.args);
+    st_log(&h->log, STELLAR_LOG_DEBUG, "%s: running %s on %s", w->name,
+           t->def.name, job->queue);
+    rc = t->def.run(&api, params, &next);
+    pthread_mutex_lock(&next.lock);
+    if (rc == STELLAR_PENDING) {
+        while (!next.done)
+            pthread_cond_wait(&next.cond, &next.lock);
+    } else if (rc < 0 && !next.error) {
+        next.error = st_asprintf("%s returned %s (%s)", t->def.name,
+                                 stellar_err_name(rc), stellar_strerror(rc));
+    } else if (rc == STELLAR_OK && next.error) {
+        /* stellar_fail() called, yet the run returned OK: it failed. */
+    }
+    error = next.error;
+    next.error = NULL;
+    pthread_mutex_unlock(&next.lock);
+    pthread_cond_destroy(&next.cond);
+    pthread_mutex_destroy(&next.lock);
+    json_decref(params);
+    snprintf(where, sizeof where, "    at %s.run (%s)", t->def.name, w->name);
+    if (!error) {
+        done->outcome = ST_DONE_OK;
+        st_payload_clear(&pl);
+        return t->def.frequency > 0 ? t : NULL;
+    }
+failed:
+    st_log(&h->log, STELLAR_LOG_WARN, "%s: job on %s failed: %s", w->name,
+           job->queue, error ? error : "out of memory");
+    bt = json_pack("[s, s]", where, "    at stellar worker");
+    *failed_entry = st_failed_entry(w->name, job->queue, job->payload, "Error",
+                                    error ? error : "out of memory", bt,
+                                    st_now_ms());
+    json_decref(bt);
+    st_free(error);
+    st_payload_clear(&pl);
+    done->outcome = ST_DONE_FAILED;
+    done->failed_entry = *failed_entry;
+    /* A periodic task is re-enqueued after a failure too. */
+    return t && t->def.frequency > 0 ? t : NULL;
+}
+
+/* --------------------------------------------------------- Processor --- */
+
+/* Waits until stop is set, ms pass, or (if any_work) work may have
+ * arrived since work_seq was `seen`. */
+static void idle_wait(st_pool *p, uint64_t seen, bool any_work, int64_t ms)
+{
+    struct timespec ts;
+    int64_t ns;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ns = ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping && (!any_work || p->work_seq == seen))
+        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void *proc_main(void *arg)
+{
+    st_proc *w = arg;
+    st_pool *p = w->pool;
+    stellar *h = p->h;
+    st_done done = {0};
+    char *failed_entry = NULL;
+    stellar_error err;
+    int64_t backoff = 0;
+
+    for (;;) {
+        st_reserved job = {0};
+        uint64_t seen;
+        const st_task *periodic;
+        bool abandoned;
+        int rc;
+
+        pthread_mutex_lock(&p->lock);
+        seen = p->work_seq;
+        if (p->stopping) {
+            pthread_mutex_unlock(&p->lock);
+            break;
+        }
+        pthread_mutex_unlock(&p->lock);
+
+        rc = w->conn->ops->reserve(w->conn, &w->id, &done, st_now_ms(), &job,
+                                   &err);
+        if (rc == STELLAR_OK || rc == STELLAR_ENOTFOUND) {
+            memset(&done, 0, sizeof done);
+            st_free(failed_entry);
+            failed_entry = NULL;
+            backoff = 0;
+        }
+        if (rc == STELLAR_ENOTFOUND) {
+            idle_wait(p, seen, true, h->poll_ms);
+            continue;
+        }
+        if (rc != STELLAR_OK) {
+            /* The backend is unreachable or busy: keep what we owe (done)
+             * and try again, backing off up to 5 s. */
+            backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
+            st_log(&h->log, STELLAR_LOG_WARN, "%s: reserve: %s (retry in %lld ms)",
+                   w->name, err.msg, (long long)backoff);
+            idle_wait(p, seen, false, backoff);
+            continue;
+        }
+
+        pthread_mutex_lock(&w->lock);
+        w->running = true;
+        w->job_queue = job.queue;
+        w->job_payload = job.payload;
+        pthread_mutex_unlock(&w->lock);
+
+        periodic = perform(w, &job, &done, &failed_entry);
+
+        pthread_mutex_lock(&w->lock);
+        w->running = false;
+        abandoned = w->abandoned;
+        w->abandoned = false;
+        w->job_queue = w->job_payload = NULL;
+        pthread_mutex_unlock(&w->lock);
+        if (abandoned) {
+            /* Stop already put this job back in its queue. */
+            memset(&done, 0, sizeof done);
+            periodic = NULL;
+        }
+        if (periodic &&
+            st_recurrent_enqueue(h, w->conn, periodic, false, NULL, &err))
+            st_log(&h->log, STELLAR_LOG_ERROR, "%s: re-enqueue of %s: %s",
+                   w->name, periodic->def.name, err.msg);
+        st_reserved_clear(&job);
+    }
+
+    /* Ack the last job, then leave the cluster. */
+    for (int tries = 0; done.outcome != ST_DONE_NONE && tries < 20; tries++) {
+        if (w->conn->ops->reserve(w->conn, &w->id, &done, st_now_ms(), NULL,
+                                  &err) == STELLAR_OK)
+            break;
+        st_log(&h->log, STELLAR_LOG_WARN, "%s: final ack: %s", w->name, err.msg);
+        st_sleep_ms(250);
+    }
+    st_free(failed_entry);
+    if (w->conn->ops->worker_unregister(w->conn, &w->id, &err))
+        st_log(&h->log, STELLAR_LOG_WARN, "%s: unregister: %s", w->name,
+               err.msg);
+    pthread_mutex_lock(&p->lock);
+    pthread_mutex_lock(&w->lock);
+    w->exited = true;
+    pthread_mutex_unlock(&w->lock);
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+/* --------------------------------------------------------- Heartbeat --- */
+
+static void *heartbeat_main(void *arg)
+{
+    st_pool *p = arg;
+    stellar *h = p->h;
+    st_backend *conn = NULL;
+    const st_worker_id **ids = st_calloc(p->n, sizeof *ids);
+    stellar_error err;
+    size_t i;
+
+    for (i = 0; ids && i < p->n; i++)
+        ids[i] = &p->procs[i].id;
+    for (;;) {
+        struct timespec ts;
+        bool stop;
+
+        if (!conn && st_backend_open(&conn, h->url, NULL, &err))
+            st_log(&h->log, STELLAR_LOG_WARN, "heartbeat: %s", err.msg);
+        if (conn && ids &&
+            conn->ops->ping(conn, ids, p->n, st_now_ms(), &err)) {
+            st_log(&h->log, STELLAR_LOG_WARN, "heartbeat: ping: %s", err.msg);
+        }
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += PING_MS / 1000;
+        pthread_mutex_lock(&p->lock);
+        while (!p->aux_stop)
+            if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
+        stop = p->aux_stop;
+        pthread_mutex_unlock(&p->lock);
+        if (stop) break;
+    }
+    st_backend_close(conn);
+    st_free(ids);
+    return NULL;
+}
+
+/* ------------------------------------------------------------- Pool --- */
+
+static void pool_free(st_pool *p)
+{
+    size_t i;
+    if (!p) return;
+    for (i = 0; i < p->n; i++) {
+        st_proc *w = &p->procs[i];
+        st_backend_close(w->conn);
+        st_free(w->name);
+        pthread_mutex_destroy(&w->lock);
+    }
+    st_free(p->procs);
+    pthread_cond_destroy(&p->wake);
+    pthread_mutex_destroy(&p->lock);
+    st_free(p);
+}
+
+bool st_pool_aux_wait(st_pool *p, int64_t ms)
+{
+    struct timespec ts;
+    int64_t ns;
+    bool stop;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ns = ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    pthread_mutex_lock(&p->lock);
+    if (!p->aux_stop) pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+    stop = p->aux_stop;
+    pthread_mutex_unlock(&p->lock);
+    return stop;
+}
+
+int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
+{
+    st_pool *p = st_calloc(1, sizeof *p);
+    size_t i;
+    int rc = STELLAR_OK;
+
+    *out = NULL;
+    if (!p) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    p->h = h;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    p->n = (size_t)h->processors;
+    p->procs = st_calloc(p->n, sizeof *p->procs);
+    if (!p->procs) {
+        pool_free(p);
+        return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    }
+    /* Open and register every processor before any thread starts, so a
+     * failure leaves nothing half-started. */
+    for (i = 0; i < p->n && rc == STELLAR_OK; i++) {
+        st_proc *w = &p->procs[i];
+        w->pool = p;
+        pthread_mutex_init(&w->lock, NULL);
+        w->name = st_asprintf("%s:%ld+%zu", h->name, (long)getpid(), i + 1);
+        if (!w->name) {
+            rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+            break;
+        }
+        w->id.name = w->name;
+        w->id.queues_str = h->queues_str;
+        w->id.queues = (const char *const *)h->queues;
+        rc = st_backend_open(&w->conn, h->url, NULL, e);
+        if (rc == STELLAR_OK)
+            rc = w->conn->ops->worker_register(w->conn, &w->id, st_now_ms(), e);
+    }
+    if (rc == STELLAR_OK && !h->no_scheduler)
+        rc = st_sched_start(h, p, &p->sched, e);
+    if (rc) {
+        stellar_error ignored;
+        for (i = 0; i < p->n; i++)
+            if (p->procs[i].conn)
+                p->procs[i].conn->ops->worker_unregister(
+                    p->procs[i].conn, &p->procs[i].id, &ignored);
+        pool_free(p);
+        return rc;
+    }
+    for (i = 0; i < p->n; i++) {
+        pthread_create(&p->procs[i].thread, NULL, proc_main, &p->procs[i]);
+        p->procs[i].started = true;
+    }
+    if (p->n) {
+        pthread_create(&p->heartbeat, NULL, heartbeat_main, p);
+        p->heartbeat_started = true;
+    }
+    st_log(&h->log, STELLAR_LOG_INFO,
+           "started %zu TaskProcessor(s) on %s, queues %s%s", p->n, h->url,
+           h->queues_str, p->sched ? ", with the scheduler" : "");
+    *out = p;
+    return STELLAR_OK;
+}
+
+void st_pool_wake(st_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->work_seq++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void st_pool_stop_now(st_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->stop_now = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Puts the running jobs of processors still busy back in their queues. */
+static void requeue_running(st_pool *p)
+{
+    stellar *h = p->h;
+    st_backend *conn = NULL;
+    stellar_error err;
+    size_t i;
+
+    for (i = 0; i < p->n; i++) {
+        st_proc *w = &p->procs[i];
+        pthread_mutex_lock(&w->lock);
+        if (w->running && !w->abandoned) {
+            st_done back = {ST_DONE_REQUEUE, NULL, w->job_queue,
+                            w->job_payload};
+            if (!conn && st_backend_open(&conn, h->url, NULL, &err))
+                conn = NULL;
+            if (conn && conn->ops->reserve(conn, &w->id, &back, st_now_ms(),
+                                           NULL, &err) == STELLAR_OK) {
+                w->abandoned = true;
+                st_log(&h->log, STELLAR_LOG_WARN,
+                       "%s: still running at the stop deadline: its job is "
+                       "back at the head of %s",
+                       w->name, w->job_queue);
+            } else {
+                st_log(&h->log, STELLAR_LOG_ERROR,
+                       "%s: cannot put its running job back: %s", w->name,
+                       err.msg);
+            }
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    st_backend_close(conn);
+}
+
+void st_pool_stop(st_pool *p, int64_t timeout_ms)
+{
+    int64_t deadline = st_mono_ms() + timeout_ms;
+    size_t i;
+
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->wake);
+    for (;;) {
+        size_t exited = 0;
+        for (i = 0; i < p->n; i++) {
+            pthread_mutex_lock(&p->procs[i].lock);
+            exited += p->procs[i].exited;
+            pthread_mutex_unlock(&p->procs[i].lock);
+        }
+        if (exited == p->n || p->stop_now || st_mono_ms() >= deadline) break;
+        pthread_mutex_unlock(&p->lock);
+        st_pool_aux_wait(p, 50);
+        pthread_mutex_lock(&p->lock);
+    }
+    pthread_mutex_unlock(&p->lock);
+    requeue_running(p);
+    for (i = 0; i < p->n; i++)
+        if (p->procs[i].started) pthread_join(p->procs[i].thread, NULL);
+
+    pthread_mutex_lock(&p->lock);
+    p->aux_stop = true;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    if (p->heartbeat_started) pthread_join(p->heartbeat, NULL);
+    st_sched_stop(p->sched);
+    st_log(&p->h->log, STELLAR_LOG_INFO, "stopped");
+    pool_free(p);
+}

@@ -1,0 +1,150 @@
+/*
+ * scheduler.c: leader election, delayed jobs and periodic tasks.
+ *
+ * Every process that runs processors runs a scheduler thread, but only the
+ * leader acts: the one holding the kv key "resque_scheduler_leader_lock"
+ * (node-resque's name, so a mixed deployment elects one leader), taken with
+ * SET NX and a TTL and renewed every second. A leader that dies loses the
+ * lock when its TTL runs out and another process takes over.
+ *
+ * The leader enqueues every periodic task once when it takes office, then
+ * moves due delayed jobs to their queues. It sleeps until the next due
+ * timestamp, at most TICK_MS, so delayed jobs written by other processes
+ * start well under a second late; enqueues from this process wake it.
+ */
+#include "scheduler.h"
+
+#include <stdio.h>
+#include <unistd.h>
+
+#define LEADER_KEY "resque_scheduler_leader_lock"
+#define LEADER_TTL_MS 10000
+#define RENEW_MS 1000
+#define TICK_MS 100
+#define PROMOTE_BATCH 1000
+
+struct st_sched {
+    stellar *h;
+    st_pool *pool;
+    st_backend *conn;
+    char *name;
+    pthread_t thread;
+    bool leader;
+    int64_t renewed_ms; /* monotonic time of the last successful election */
+};
+
+/* Takes or renews the leader lock; returns whether we lead. */
+static bool elect(st_sched *s)
+{
+    st_backend *b = s->conn;
+    stellar_error err;
+    bool set = false;
+    int rc;
+
+    if (s->leader && st_mono_ms() - s->renewed_ms < RENEW_MS) return true;
+    if (s->leader)
+        rc = b->ops->kv_expire(b, LEADER_KEY, s->name, LEADER_TTL_MS, &set,
+                               &err);
+    else
+        rc = b->ops->kv_set(b, LEADER_KEY, s->name, LEADER_TTL_MS, true, &set,
+                            &err);
+    if (rc) {
+        st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: election: %s",
+               err.msg);
+        set = false;
+    }
+    if (set != s->leader)
+        st_log(&s->h->log, STELLAR_LOG_INFO, "scheduler %s: %s", s->name,
+               set ? "now the leader" : "no longer the leader");
+    s->leader = set;
+    if (set) s->renewed_ms = st_mono_ms();
+    return set;
+}
+
+static void enqueue_periodic(st_sched *s)
+{
+    stellar *h = s->h;
+    stellar_error err;
+    size_t i;
+
+    for (i = 0; i < h->ntasks; i++) {
+        const st_task *t = h->tasks[i];
+        if (t->def.frequency <= 0) continue;
+        if (st_recurrent_enqueue(h, s->conn, t, true, NULL, &err))
+            st_log(&h->log, STELLAR_LOG_ERROR,
+                   "scheduler: enqueue periodic %s: %s", t->def.name, err.msg);
+    }
+}
+
+static void *sched_main(void *arg)
+{
+    st_sched *s = arg;
+    stellar_error err;
+    bool was_leader = false;
+
+    for (;;) {
+        int64_t wait = TICK_MS, moved = 0, next = -1;
+
+        if (elect(s)) {
+            if (!was_leader) enqueue_periodic(s);
+            do {
+                int64_t now = st_now_ms();
+                if (s->conn->ops->promote_due(s->conn, now, PROMOTE_BATCH,
+                                              &moved, &next, &err)) {
+                    st_log(&s->h->log, STELLAR_LOG_WARN,
+                           "scheduler: promote: %s", err.msg);
+                    break;
+                }
+                if (moved) st_pool_wake(s->pool);
+                if (next >= 0 && next - now < wait) wait = next - now;
+            } while (moved == PROMOTE_BATCH);
+        }
+        was_leader = s->leader;
+        if (st_pool_aux_wait(s->pool, wait < 1 ? 1 : wait)) break;
+    }
+    return NULL;
+}
+
+int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
+{
+    static int seq;
+    st_sched *s = st_calloc(1, sizeof *s);
+    int rc;
+
+    *out = NULL;
+    if (!s) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    s->h = h;
+    s->pool = p;
+    /* Unique per handle, so two handles in one process are two schedulers. */
+    s->name = st_asprintf("%s:%ld+s%d", h->name, (long)getpid(),
+                          __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+    if (!s->name) {
+        st_free(s);
+        return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    }
+    rc = st_backend_open(&s->conn, h->url, NULL, e);
+    if (rc) {
+        st_free(s->name);
+        st_free(s);
+        return rc;
+    }
+    pthread_create(&s->thread, NULL, sched_main, s);
+    *out = s;
+    return STELLAR_OK;
+}
+
+void st_sched_stop(st_sched *s)
+{
+    stellar_error err;
+    int64_t removed;
+
+    if (!s) return;
+    pthread_join(s->thread, NULL);
+    if (s->leader &&
+        s->conn->ops->kv_del(s->conn, LEADER_KEY, s->name, &removed, &err))
+        st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: release: %s",
+               err.msg);
+    st_backend_close(s->conn);
+    st_free(s->name);
+    st_free(s);
+}

@@ -1,0 +1,263 @@
+/*
+ * task.c: the task registry of a handle, task validation, and task modules
+ * (shared objects whose STELLAR_TASK definitions register themselves in a
+ * process-wide list when they are loaded).
+ */
+#include "core.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------ Registry --- */
+
+static void task_free(st_task *t)
+{
+    size_t i;
+    if (!t) return;
+    st_free((char *)(uintptr_t)t->def.name);
+    st_free((char *)(uintptr_t)t->def.description);
+    st_free((char *)(uintptr_t)t->def.queue);
+    st_free((char *)(uintptr_t)t->def.plugin_options);
+    for (i = 0; t->plugins && t->plugins[i]; i++)
+        st_free(t->plugins[i]);
+    st_free(t->plugins);
+    json_decref(t->plugin_options);
+    st_free(t);
+}
+
+void st_tasks_free(stellar *h)
+{
+    size_t i;
+    for (i = 0; i < h->ntasks; i++)
+        task_free(h->tasks[i]);
+    st_free(h->tasks);
+    h->tasks = NULL;
+    h->ntasks = 0;
+}
+
+const st_task *st_task_find(const stellar *h, const char *name)
+{
+    size_t i;
+    for (i = 0; i < h->ntasks; i++)
+        if (strcmp(h->tasks[i]->def.name, name) == 0) return h->tasks[i];
+    return NULL;
+}
+
+static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
+{
+    const char *n = t->name && *t->name ? t->name : "(unnamed)";
+    size_t i;
+
+    if (!t->name || !*t->name)
+        return st_fail(e, STELLAR_EINVAL, "task %s: field 'name' is required", n);
+    if (!t->description || !*t->description)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'description' is required", n);
+    if (!t->run)
+        return st_fail(e, STELLAR_EINVAL, "task '%s': field 'run' is required", n);
+    if (t->frequency < 0)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'frequency' must be >= 0 (got %lld)",
+                       n, (long long)t->frequency);
+    if (t->queue && (!*t->queue || strchr(t->queue, ',')))
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'queue' must be a non-empty name "
+                       "without ','", n);
+    for (i = 0; t->plugins && t->plugins[i]; i++)
+        if (!*t->plugins[i])
+            return st_fail(e, STELLAR_EINVAL,
+                           "task '%s': field 'plugins' holds an empty name", n);
+    if (st_task_find(h, t->name))
+        return st_fail(e, STELLAR_EEXISTS,
+                       "task '%s': field 'name' is not unique: a task of that "
+                       "name is already registered", n);
+    return STELLAR_OK;
+}
+
+static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
+{
+    st_task *t = st_calloc(1, sizeof *t);
+    size_t n = 0, i;
+    stellar_error pe;
+
+    *out = NULL;
+    if (!t) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    t->def = *src;
+    t->def.name = st_strdup(src->name);
+    t->def.description = st_strdup(src->description);
+    t->def.queue = st_strdup(src->queue ? src->queue : "default");
+    t->def.plugin_options = NULL;
+    t->def.plugins = NULL;
+    while (src->plugins && src->plugins[n])
+        n++;
+    if (n) {
+        t->plugins = st_calloc(n + 1, sizeof *t->plugins);
+        for (i = 0; t->plugins && i < n; i++)
+            if (!(t->plugins[i] = st_strdup(src->plugins[i]))) goto oom;
+        if (!t->plugins) goto oom;
+        t->def.plugins = (const char *const *)t->plugins;
+    }
+    if (!t->def.name || !t->def.description || !t->def.queue) goto oom;
+    if (src->plugin_options && *src->plugin_options) {
+        t->plugin_options = st_json_parse(src->plugin_options,
+                                          strlen(src->plugin_options), &pe);
+        if (!t->plugin_options || !json_is_object(t->plugin_options)) {
+            int rc = st_fail(e, STELLAR_EINVAL,
+                             "task '%s': field 'pluginOptions' must be a JSON "
+                             "object%s%s", src->name, t->plugin_options ? "" : ": ",
+                             t->plugin_options ? "" : pe.msg);
+            task_free(t);
+            return rc;
+        }
+        t->def.plugin_options = st_strdup(src->plugin_options);
+    }
+    *out = t;
+    return STELLAR_OK;
+oom:
+    task_free(t);
+    return st_fail(e, STELLAR_ENOMEM, "out of memory");
+}
+
+int stellar_task_register(stellar *h, const stellar_task *t, stellar_error *e)
+{
+    st_task *copy, **grown;
+    int rc;
+
+    st_err_clear(e);
+    if (!t) return st_fail(e, STELLAR_EINVAL, "task: NULL definition");
+    pthread_mutex_lock(&h->lock);
+    if (h->pool) {
+        rc = st_fail(e, STELLAR_ESTATE,
+                     "task '%s': cannot register while processors run",
+                     t->name ? t->name : "");
+        goto out;
+    }
+    if ((rc = validate(h, t, e)) || (rc = task_copy(&copy, t, e))) goto out;
+    grown = st_realloc(h->tasks, (h->ntasks + 1) * sizeof *grown);
+    if (!grown) {
+        task_free(copy);
+        rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+        goto out;
+    }
+    h->tasks = grown;
+    h->tasks[h->ntasks++] = copy;
+out:
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+json_t *stellar_tasks_json(stellar *h)
+{
+    json_t *arr = json_array();
+    size_t i, j;
+
+    pthread_mutex_lock(&h->lock);
+    for (i = 0; arr && i < h->ntasks; i++) {
+        const st_task *t = h->tasks[i];
+        json_t *plugins = json_array();
+        for (j = 0; t->plugins && t->plugins[j]; j++)
+            json_array_append_new(plugins, json_string(t->plugins[j]));
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", t->def.name,
+                           "description", t->def.description, "queue",
+                           t->def.queue, "frequency",
+                           (json_int_t)t->def.frequency, "plugins", plugins));
+    }
+    pthread_mutex_unlock(&h->lock);
+    return arr;
+}
+
+/* ------------------------------------------------------------- Modules --- */
+
+/* Every STELLAR_TASK definition seen in this process, in load order. A
+ * module's entries are those added while it was being dlopen()ed. */
+static struct {
+    pthread_mutex_t lock;      /* guards the list */
+    pthread_mutex_t load_lock; /* one dlopen at a time */
+    const stellar_task **defs;
+    bool *builtin; /* added outside any stellar_module_load() */
+    size_t n;
+    bool loading;
+} mods = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0,
+          false};
+
+void stellar_module_add(const stellar_task *t)
+{
+    const stellar_task **d;
+    bool *b;
+
+    pthread_mutex_lock(&mods.lock);
+    d = st_realloc(mods.defs, (mods.n + 1) * sizeof *d);
+    if (d) mods.defs = d;
+    b = st_realloc(mods.builtin, (mods.n + 1) * sizeof *b);
+    if (b) mods.builtin = b;
+    if (d && b) {
+        mods.defs[mods.n] = t;
+        mods.builtin[mods.n] = !mods.loading;
+        mods.n++;
+    }
+    pthread_mutex_unlock(&mods.lock);
+}
+
+static int register_range(stellar *h, size_t from, size_t to, bool builtin,
+                          const char *origin, stellar_error *e)
+{
+    size_t i;
+    int rc = STELLAR_OK;
+
+    for (i = from; i < to && rc == STELLAR_OK; i++) {
+        const stellar_task *t;
+        bool b;
+        pthread_mutex_lock(&mods.lock);
+        t = mods.defs[i];
+        b = mods.builtin[i];
+        pthread_mutex_unlock(&mods.lock);
+        if (builtin && !b) continue;
+        rc = stellar_task_register(h, t, e);
+        if (rc && e && origin) {
+            char msg[sizeof e->msg + 1024];
+            snprintf(msg, sizeof msg, "%s: %s", origin, e->msg);
+            memcpy(e->msg, msg, sizeof e->msg - 1);
+            e->msg[sizeof e->msg - 1] = '\0';
+        }
+    }
+    return rc;
+}
+
+int stellar_module_load(stellar *h, const char *path, stellar_error *e)
+{
+    size_t before, after;
+    void *dl;
+    int rc;
+
+    st_err_clear(e);
+    pthread_mutex_lock(&mods.load_lock);
+    pthread_mutex_lock(&mods.lock);
+    before = mods.n;
+    mods.loading = true;
+    pthread_mutex_unlock(&mods.lock);
+    /* Never closed: registered tasks point into the module. */
+    dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    pthread_mutex_lock(&mods.lock);
+    mods.loading = false;
+    after = mods.n;
+    pthread_mutex_unlock(&mods.lock);
+    pthread_mutex_unlock(&mods.load_lock);
+    if (!dl) return st_fail(e, STELLAR_ECOMPILE, "%s", dlerror());
+    if (after == before)
+        return st_fail(e, STELLAR_EINVAL,
+                       "%s: defines no task (use STELLAR_TASK)", path);
+    rc = register_range(h, before, after, false, path, e);
+    return rc;
+}
+
+int stellar_task_register_builtin(stellar *h, stellar_error *e)
+{
+    size_t n;
+    st_err_clear(e);
+    pthread_mutex_lock(&mods.lock);
+    n = mods.n;
+    pthread_mutex_unlock(&mods.lock);
+    return register_range(h, 0, n, true, NULL, e);
+}
