@@ -286,6 +286,93 @@ STELLAR_API int stellar_workers(stellar *h, json_t **out, stellar_error *e);
 /* Timestamps (ms, ascending) that hold delayed jobs. */
 STELLAR_API int stellar_timestamps(stellar *h, json_t **out, stellar_error *e);
 
+/* ----------------------------------------------------- Management --- */
+/*
+ * The calls of the Stellar guide (node-resque's Queue API). Jobs are named
+ * by task + params + queue, matched as whole payloads, exactly as Resque
+ * does: params must be given as they were enqueued (member order counts).
+ * params NULL means {}. Every call that changes state is atomic.
+ */
+
+/* Jobs of one queue from start to stop (LRANGE), as parsed payloads. */
+STELLAR_API int stellar_queued(stellar *h, const char *queue, int64_t start,
+                               int64_t stop, json_t **out, stellar_error *e);
+
+/* Removes up to count (0: all) queued jobs of task+params from queue. */
+STELLAR_API int stellar_del(stellar *h, const char *queue, const char *task,
+                            const char *params, int64_t count,
+                            int64_t *removed, stellar_error *e);
+
+/* Removes the delayed jobs of task+params; *timestamps: the ms timestamps
+ * they were removed from (JSON array). */
+STELLAR_API int stellar_del_delayed(stellar *h, const char *queue,
+                                    const char *task, const char *params,
+                                    json_t **timestamps, stellar_error *e);
+
+/* Removes a queue and its jobs. ENOTFOUND if there is no such queue. */
+STELLAR_API int stellar_del_queue(stellar *h, const char *queue,
+                                  stellar_error *e);
+
+/* (Re)starts a registered periodic task: removes its queued and delayed
+ * copies and queues one now. ENOTASK / EINVAL if not a periodic task. */
+STELLAR_API int stellar_enqueue_recurrent(stellar *h, const char *task,
+                                          stellar_error *e);
+/* Stops a periodic task: removes its queued and delayed copies; *removed
+ * counts them. (A processor running it right now re-enqueues it.) */
+STELLAR_API int stellar_stop_recurrent(stellar *h, const char *task,
+                                       int64_t *removed, stellar_error *e);
+
+/* The ms timestamps at which task+params is delayed. */
+STELLAR_API int stellar_scheduled_at(stellar *h, const char *queue,
+                                     const char *task, const char *params,
+                                     json_t **out, stellar_error *e);
+/* The jobs delayed at ts_ms, as parsed payloads. */
+STELLAR_API int stellar_delayed_at(stellar *h, int64_t ts_ms, json_t **out,
+                                   stellar_error *e);
+/* Every delayed job: {"<ms>": [payloads...], ...}. */
+STELLAR_API int stellar_all_delayed(stellar *h, json_t **out,
+                                    stellar_error *e);
+/* Removes every delayed job at ts_ms; *removed counts them. */
+STELLAR_API int stellar_del_delayed_at(stellar *h, int64_t ts_ms,
+                                       int64_t *removed, stellar_error *e);
+/* Removes every delayed job. */
+STELLAR_API int stellar_del_all_delayed(stellar *h, int64_t *removed,
+                                        stellar_error *e);
+
+/* {"queues": {"<q>": {"length": n}}, "workers": <stellar_workers>}. */
+STELLAR_API int stellar_details(stellar *h, json_t **out, stellar_error *e);
+/* What one worker is doing: {"run_at": ms, "queue", "payload"} or null;
+ * ENOTFOUND if no such worker. */
+STELLAR_API int stellar_working_on(stellar *h, const char *worker,
+                                   json_t **out, stellar_error *e);
+/* {"<worker>": "started" | {run_at, queue, payload}} for every worker. */
+STELLAR_API int stellar_all_working_on(stellar *h, json_t **out,
+                                       stellar_error *e);
+
+/* Every lock ("lock:...", "workerslock:...") with its value and expiry:
+ * {"<name>": {"value": str, "expires": ms or null}}. */
+STELLAR_API int stellar_locks(stellar *h, json_t **out, stellar_error *e);
+/* Removes one lock by name (as locks() lists it); *removed 0 or 1. */
+STELLAR_API int stellar_del_lock(stellar *h, const char *name,
+                                 int64_t *removed, stellar_error *e);
+
+/* Removes one failed entry (as stellar_failed() returned it); *removed 0/1. */
+STELLAR_API int stellar_remove_failed(stellar *h, const json_t *failed_job,
+                                      int64_t *removed, stellar_error *e);
+/* Removes one failed entry and queues its job again, atomically. ENOTFOUND
+ * ("This job is not in failed queue") if the entry is not there. */
+STELLAR_API int stellar_retry_and_remove_failed(stellar *h,
+                                                const json_t *failed_job,
+                                                stellar_error *e);
+
+/* Workers whose last ping is older than age_ms are removed; the job each
+ * was running goes to failed ("Worker Timeout (killed manually)"), or back
+ * to the head of its queue if requeue. *cleaned: {"<worker>": payload or
+ * null}. */
+STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
+                                          bool requeue, json_t **cleaned,
+                                          stellar_error *e);
+
 #ifdef __cplusplus
 }
 #endif

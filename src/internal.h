@@ -85,6 +85,11 @@ json_t *st_json_parse(const char *s, size_t n, stellar_error *e);
 char *st_payload_build(const char *task, const char *queue,
                        const json_t *params, stellar_error *e);
 
+/* The same with args given whole: an array is used as is, anything else
+ * is wrapped in one, NULL gives []. */
+char *st_payload_build_args(const char *task, const char *queue,
+                            const json_t *args, stellar_error *e);
+
 /* A decoded payload. class and queue are borrowed from root. */
 typedef struct st_payload {
     json_t *root;      /* owned */

@@ -9,8 +9,8 @@
 
 #include <string.h>
 
-char *st_payload_build(const char *task, const char *queue,
-                       const json_t *params, stellar_error *e)
+char *st_payload_build_args(const char *task, const char *queue,
+                            const json_t *args, stellar_error *e)
 {
     st_buf b = {0};
     char *s;
@@ -19,14 +19,26 @@ char *st_payload_build(const char *task, const char *queue,
     st_json_put_string(&b, task, strlen(task));
     st_buf_puts(&b, ",\"queue\":");
     st_json_put_string(&b, queue, strlen(queue));
-    st_buf_puts(&b, ",\"args\":[");
-    if (params)
-        st_json_stringify(&b, params);
-    else
-        st_buf_puts(&b, "{}");
-    st_buf_puts(&b, "]}");
+    st_buf_puts(&b, ",\"args\":");
+    if (json_is_array(args)) {
+        st_json_stringify(&b, args);
+    } else { /* node-resque wraps what is not an array */
+        st_buf_putc(&b, '[');
+        if (args) st_json_stringify(&b, args);
+        st_buf_putc(&b, ']');
+    }
+    st_buf_putc(&b, '}');
     s = st_buf_take(&b);
     if (!s) st_fail(e, STELLAR_ENOMEM, "out of memory building a payload");
+    return s;
+}
+
+char *st_payload_build(const char *task, const char *queue,
+                       const json_t *params, stellar_error *e)
+{
+    json_t *empty = params ? NULL : json_object();
+    char *s = st_payload_build_args(task, queue, params ? params : empty, e);
+    json_decref(empty);
     return s;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "core.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ Enqueue --- */
@@ -196,4 +197,438 @@ int stellar_timestamps(stellar *h, json_t **out, stellar_error *e)
     *out = NULL;
     WITH_CONN(h, h->conn->ops->timestamps(h->conn, out, e));
     return rc;
+}
+
+/* --------------------------------------------------------- Management --- */
+
+/* A job named by task + params on a queue, as the matching calls need it. */
+typedef struct named_job {
+    char *payload;     /* the exact payload enqueue would store */
+    const char *queue; /* the resolved queue (borrowed) */
+} named_job;
+
+/* queue NULL: the task's queue if known, else "default". Task queues live
+ * as long as the handle, so the borrowed queue stays valid. */
+static int name_job(stellar *h, const char *queue, const char *task,
+                    const char *params, named_job *j, stellar_error *e)
+{
+    json_t *p = NULL;
+    const st_task *t;
+    stellar_error pe;
+
+    st_err_clear(e);
+    j->payload = NULL;
+    if (!task || !*task)
+        return st_fail(e, STELLAR_EINVAL, "a task name is required");
+    if (params && *params) {
+        p = st_json_parse(params, strlen(params), &pe);
+        if (!p) return st_fail(e, STELLAR_EINVAL, "params: %s", pe.msg);
+        if (!json_is_object(p)) {
+            json_decref(p);
+            return st_fail(e, STELLAR_EINVAL, "params must be a JSON object");
+        }
+    }
+    pthread_mutex_lock(&h->lock);
+    t = st_task_find(h, task);
+    j->queue = queue && *queue ? queue : t ? t->def.queue : "default";
+    j->payload = st_payload_build(task, j->queue, p, e);
+    pthread_mutex_unlock(&h->lock);
+    json_decref(p);
+    return j->payload ? STELLAR_OK : STELLAR_ENOMEM;
+}
+
+int stellar_queued(stellar *h, const char *queue, int64_t start, int64_t stop,
+                   json_t **out, stellar_error *e)
+{
+    int rc;
+    *out = NULL;
+    if (!queue || !*queue)
+        return st_fail(e, STELLAR_EINVAL, "queued: a queue name is required");
+    WITH_CONN(h, h->conn->ops->queued(h->conn, queue, start, stop, out, e));
+    if (rc == STELLAR_OK) parse_entries(*out);
+    return rc;
+}
+
+int stellar_del(stellar *h, const char *queue, const char *task,
+                const char *params, int64_t count, int64_t *removed,
+                stellar_error *e)
+{
+    named_job j;
+    int rc;
+
+    *removed = 0;
+    if (count < 0) return st_fail(e, STELLAR_EINVAL, "del: count must be >= 0");
+    if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
+    WITH_CONN(h, h->conn->ops->del(h->conn, j.queue, j.payload, count, removed,
+                                   e));
+    st_free(j.payload);
+    return rc;
+}
+
+int stellar_del_delayed(stellar *h, const char *queue, const char *task,
+                        const char *params, json_t **timestamps,
+                        stellar_error *e)
+{
+    named_job j;
+    int rc;
+
+    *timestamps = NULL;
+    if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
+    WITH_CONN(h, h->conn->ops->del_delayed(h->conn, j.payload, timestamps, e));
+    st_free(j.payload);
+    return rc;
+}
+
+int stellar_scheduled_at(stellar *h, const char *queue, const char *task,
+                         const char *params, json_t **out, stellar_error *e)
+{
+    named_job j;
+    int rc;
+
+    *out = NULL;
+    if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
+    WITH_CONN(h, h->conn->ops->scheduled_at(h->conn, j.payload, out, e));
+    st_free(j.payload);
+    return rc;
+}
+
+int stellar_del_queue(stellar *h, const char *queue, stellar_error *e)
+{
+    int64_t removed = 0;
+    int rc;
+
+    if (!queue || !*queue)
+        return st_fail(e, STELLAR_EINVAL, "delQueue: a queue name is required");
+    WITH_CONN(h, h->conn->ops->del_queue(h->conn, queue, &removed, e));
+    if (rc == STELLAR_OK && !removed)
+        return st_fail(e, STELLAR_ENOTFOUND, "delQueue: no queue '%s'", queue);
+    return rc;
+}
+
+static int periodic_task(stellar *h, const char *task, const st_task **t,
+                         stellar_error *e)
+{
+    *t = task ? st_task_find(h, task) : NULL;
+    if (!*t)
+        return st_fail(e, STELLAR_ENOTASK, "unknown task '%s'",
+                       task ? task : "");
+    if ((*t)->def.frequency <= 0)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s' is not periodic (frequency 0)", task);
+    return STELLAR_OK;
+}
+
+int stellar_enqueue_recurrent(stellar *h, const char *task, stellar_error *e)
+{
+    const st_task *t;
+    int rc;
+
+    st_err_clear(e);
+    pthread_mutex_lock(&h->lock);
+    rc = periodic_task(h, task, &t, e);
+    if (rc == STELLAR_OK) rc = st_recurrent_enqueue(h, h->conn, t, true, NULL, e);
+    if (rc == STELLAR_OK && h->pool) st_pool_wake(h->pool);
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+int stellar_stop_recurrent(stellar *h, const char *task, int64_t *removed,
+                           stellar_error *e)
+{
+    const st_task *t;
+    named_job j = {NULL, NULL};
+    json_t *ts = NULL;
+    int rc;
+
+    *removed = 0;
+    st_err_clear(e);
+    pthread_mutex_lock(&h->lock);
+    rc = periodic_task(h, task, &t, e);
+    if (rc == STELLAR_OK &&
+        !(j.payload = st_payload_build(t->def.name, t->def.queue, NULL, e)))
+        rc = STELLAR_ENOMEM;
+    if (rc == STELLAR_OK)
+        rc = h->conn->ops->del(h->conn, t->def.queue, j.payload, 0, removed, e);
+    if (rc == STELLAR_OK)
+        rc = h->conn->ops->del_delayed(h->conn, j.payload, &ts, e);
+    pthread_mutex_unlock(&h->lock);
+    *removed += (int64_t)json_array_size(ts);
+    json_decref(ts);
+    st_free(j.payload);
+    return rc;
+}
+
+int stellar_delayed_at(stellar *h, int64_t ts_ms, json_t **out,
+                       stellar_error *e)
+{
+    int rc;
+    *out = NULL;
+    WITH_CONN(h, h->conn->ops->delayed_at(h->conn, ts_ms, out, e));
+    if (rc == STELLAR_OK) parse_entries(*out);
+    return rc;
+}
+
+int stellar_all_delayed(stellar *h, json_t **out, stellar_error *e)
+{
+    json_t *ts = NULL, *all;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    WITH_CONN(h, h->conn->ops->timestamps(h->conn, &ts, e));
+    if (rc) return rc;
+    all = json_object();
+    for (i = 0; rc == STELLAR_OK && i < json_array_size(ts); i++) {
+        json_int_t t = json_integer_value(json_array_get(ts, i));
+        json_t *jobs = NULL;
+        char key[32];
+        rc = stellar_delayed_at(h, t, &jobs, e);
+        snprintf(key, sizeof key, "%lld", (long long)t);
+        if (rc == STELLAR_OK) json_object_set_new(all, key, jobs);
+    }
+    json_decref(ts);
+    if (rc) {
+        json_decref(all);
+        return rc;
+    }
+    *out = all;
+    return STELLAR_OK;
+}
+
+int stellar_del_delayed_at(stellar *h, int64_t ts_ms, int64_t *removed,
+                           stellar_error *e)
+{
+    int rc;
+    *removed = 0;
+    if (ts_ms < 0)
+        return st_fail(e, STELLAR_EINVAL, "delDelayedAt: negative timestamp");
+    WITH_CONN(h, h->conn->ops->del_delayed_at(h->conn, ts_ms, removed, e));
+    return rc;
+}
+
+int stellar_del_all_delayed(stellar *h, int64_t *removed, stellar_error *e)
+{
+    int rc;
+    *removed = 0;
+    WITH_CONN(h, h->conn->ops->del_delayed_at(h->conn, -1, removed, e));
+    return rc;
+}
+
+int stellar_details(stellar *h, json_t **out, stellar_error *e)
+{
+    json_t *names = NULL, *queues, *workers = NULL;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    if ((rc = stellar_queues(h, &names, e))) return rc;
+    queues = json_object();
+    for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
+        const char *q = json_string_value(json_array_get(names, i));
+        int64_t n = 0;
+        rc = stellar_length(h, q, &n, e);
+        json_object_set_new(queues, q, json_pack("{s:I}", "length", (json_int_t)n));
+    }
+    if (rc == STELLAR_OK) rc = stellar_workers(h, &workers, e);
+    json_decref(names);
+    if (rc) {
+        json_decref(queues);
+        return rc;
+    }
+    *out = json_pack("{s:o, s:o}", "queues", queues, "workers", workers);
+    return STELLAR_OK;
+}
+
+/* The working-on record of a workers() entry, payload parsed. */
+static json_t *working_on_of(json_t *worker)
+{
+    json_t *w = json_object_get(worker, "working_on"), *copy, *p;
+    if (!json_is_object(w)) return json_null();
+    copy = json_deep_copy(w);
+    p = json_object_get(copy, "payload");
+    if (json_is_string(p)) {
+        json_t *v = st_json_parse(json_string_value(p), json_string_length(p),
+                                  NULL);
+        if (v) json_object_set_new(copy, "payload", v);
+    }
+    return copy;
+}
+
+int stellar_working_on(stellar *h, const char *worker, json_t **out,
+                       stellar_error *e)
+{
+    json_t *all = NULL, *w;
+    int rc;
+
+    *out = NULL;
+    if ((rc = stellar_workers(h, &all, e))) return rc;
+    w = json_object_get(all, worker ? worker : "");
+    if (!w) rc = st_fail(e, STELLAR_ENOTFOUND, "no worker '%s'",
+                         worker ? worker : "");
+    else
+        *out = working_on_of(w);
+    json_decref(all);
+    return rc;
+}
+
+int stellar_all_working_on(stellar *h, json_t **out, stellar_error *e)
+{
+    json_t *all = NULL, *w, *res;
+    const char *name;
+    int rc;
+
+    *out = NULL;
+    if ((rc = stellar_workers(h, &all, e))) return rc;
+    res = json_object();
+    json_object_foreach(all, name, w)
+    {
+        json_t *on = working_on_of(w);
+        json_object_set_new(res, name, json_is_null(on) ? json_string("started")
+                                                        : on);
+        if (json_is_null(on)) json_decref(on);
+    }
+    json_decref(all);
+    *out = res;
+    return STELLAR_OK;
+}
+
+int stellar_locks(stellar *h, json_t **out, stellar_error *e)
+{
+    json_t *more = NULL;
+    int rc;
+
+    *out = NULL;
+    WITH_CONN(h, h->conn->ops->kv_scan(h->conn, "lock:", out, e));
+    if (rc == STELLAR_OK)
+        WITH_CONN(h, h->conn->ops->kv_scan(h->conn, "workerslock:", &more, e));
+    if (rc == STELLAR_OK) json_object_update(*out, more);
+    json_decref(more);
+    if (rc) {
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int stellar_del_lock(stellar *h, const char *name, int64_t *removed,
+                     stellar_error *e)
+{
+    int rc;
+    *removed = 0;
+    if (!name || (strncmp(name, "lock:", 5) && strncmp(name, "workerslock:", 12)))
+        return st_fail(e, STELLAR_EINVAL,
+                       "delLock: '%s' is not a lock name (lock:... or "
+                       "workerslock:...)", name ? name : "");
+    WITH_CONN(h, h->conn->ops->kv_del(h->conn, name, NULL, removed, e));
+    return rc;
+}
+
+/* Removes a failed entry; with retry, queues its job again atomically. */
+static int failed_take(stellar *h, const json_t *job, bool retry,
+                       int64_t *removed, stellar_error *e)
+{
+    char *entry = NULL, *payload = NULL;
+    json_t *pl = json_object_get(job, "payload");
+    const char *queue = json_string_value(json_object_get(job, "queue"));
+    const char *klass = json_string_value(json_object_get(pl, "class"));
+    st_done requeue = {ST_DONE_REQUEUE, NULL, queue, NULL};
+    int rc;
+
+    *removed = 0;
+    st_err_clear(e);
+    if (!json_is_object(job))
+        return st_fail(e, STELLAR_EINVAL, "a failed job must be a JSON object");
+    if (retry && (!queue || !klass))
+        return st_fail(e, STELLAR_EINVAL,
+                       "failed job has no queue or payload class to retry");
+    if (!(entry = st_json_dumps(job)) ||
+        (retry && !(payload = st_payload_build_args(
+                        klass, queue, json_object_get(pl, "args"), e)))) {
+        st_free(entry);
+        return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    }
+    requeue.payload = payload;
+    WITH_CONN(h, h->conn->ops->failed_remove(h->conn, entry,
+                                             retry ? &requeue : NULL, removed,
+                                             e));
+    if (rc == STELLAR_OK && retry && *removed) {
+        pthread_mutex_lock(&h->lock);
+        if (h->pool) st_pool_wake(h->pool);
+        pthread_mutex_unlock(&h->lock);
+    }
+    st_free(entry);
+    st_free(payload);
+    return rc;
+}
+
+int stellar_remove_failed(stellar *h, const json_t *failed_job,
+                          int64_t *removed, stellar_error *e)
+{
+    return failed_take(h, failed_job, false, removed, e);
+}
+
+int stellar_retry_and_remove_failed(stellar *h, const json_t *failed_job,
+                                    stellar_error *e)
+{
+    int64_t removed = 0;
+    int rc = failed_take(h, failed_job, true, &removed, e);
+    if (rc == STELLAR_OK && !removed)
+        return st_fail(e, STELLAR_ENOTFOUND, "This job is not in failed queue");
+    return rc;
+}
+
+int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
+                              json_t **cleaned, stellar_error *e)
+{
+    json_t *all = NULL, *w, *res;
+    const char *name;
+    int64_t now = st_now_ms();
+    int rc;
+
+    *cleaned = NULL;
+    if ((rc = stellar_workers(h, &all, e))) return rc;
+    res = json_object();
+    json_object_foreach(all, name, w)
+    {
+        json_t *ping = json_object_get(w, "ping");
+        json_t *on = json_object_get(json_object_get(w, "working_on"), "payload");
+        int64_t seen = json_is_integer(ping)
+                           ? json_integer_value(ping)
+                           : json_integer_value(json_object_get(w, "started"));
+        char *entry = NULL, *held = NULL, date[80], killed[160];
+        json_t *bt;
+
+        if (now - seen <= age_ms) continue;
+        st_js_date(now, date);
+        snprintf(killed, sizeof killed, "killed by %s at %s", h->name, date);
+        bt = json_pack("[s, s, s]", killed, "queue#forceCleanWorker", "stellar");
+        if (json_is_string(on))
+            entry = st_failed_entry(
+                name, json_string_value(json_object_get(
+                          json_object_get(w, "working_on"), "queue")),
+                json_string_value(on), "Worker Timeout (killed manually)",
+                "Worker Timeout (killed manually)", bt, now);
+        json_decref(bt);
+        WITH_CONN(h, h->conn->ops->clean_worker(
+                         h->conn, name,
+                         requeue ? ST_CLEAN_REQUEUE : ST_CLEAN_FAIL, entry,
+                         &held, e));
+        st_free(entry);
+        if (rc == STELLAR_ENOTFOUND) { /* cleaned by someone else meanwhile */
+            rc = STELLAR_OK;
+            continue;
+        }
+        if (rc) break;
+        json_t *v = held ? st_json_parse(held, strlen(held), NULL) : NULL;
+        if (held && !v) v = json_string(held); /* not JSON: keep the text */
+        json_object_set_new(res, name, v ? v : json_null());
+        st_free(held);
+    }
+    json_decref(all);
+    if (rc) {
+        json_decref(res);
+        return rc;
+    }
+    *cleaned = res;
+    return STELLAR_OK;
 }

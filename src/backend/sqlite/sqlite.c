@@ -1,0 +1,1597 @@
+/*
+ * sqlite.c: the SQLite storage backend ("sqlite:PATH"), the default.
+ *
+ * DESIGN
+ * One st_backend is one sqlite3 connection, used by one thread. Many
+ * connections, in many threads and processes, share one database file in
+ * WAL mode: readers never block, and writers take turns on the one write
+ * lock. Every operation that changes state runs in one BEGIN IMMEDIATE ...
+ * COMMIT transaction, so it is atomic and sees no other writer; this is also
+ * what makes promote_due and reserve exactly-once across processes. A writer
+ * that finds the lock taken waits (busy handler) up to busy_timeout_ms, then
+ * fails with STELLAR_EBUSY.
+ *
+ * The logical model of backend.h maps onto tables (schema below): a queue is
+ * the rows of `jobs` with that queue, FIFO by id (the rowid); putting a job
+ * back at the head inserts it with id = min(id) - 1. Times are milliseconds.
+ *
+ * Statements are prepared once per connection, on first use, and cached in
+ * the connection (see SQ_STMTS); the hot path (reserve) runs about six of
+ * them in one transaction. An idle reserve first peeks without the write
+ * lock, so idle workers do not queue up on it.
+ */
+#include "backend.h"
+#include "internal.h"
+
+#include <sqlite3.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------- Schema --- */
+
+/*
+ * The schema version, kept in meta('schema_version'). The shape of `meta`
+ * itself never changes, so any version can read any file's version.
+ *
+ * To change the schema:
+ *   1. bump SCHEMA_VERSION;
+ *   2. append to migrations[] the script that turns version N-1 into N
+ *      (never edit a script that has shipped: files in the field were made
+ *      by it);
+ *   3. add a test that opens a file written by the old version (keep one as
+ *      a fixture, with data in every table) and checks that the data reads
+ *      back and every operation works.
+ * open() runs every missing step, in order, in one BEGIN IMMEDIATE
+ * transaction; a new file starts at version 0 and runs them all, so the
+ * migration path is exercised by every test. A file with a newer version
+ * than this build knows is refused.
+ */
+#define SCHEMA_VERSION 1
+
+static const char *const migrations[SCHEMA_VERSION] = {
+    /* 0 -> 1: the first schema. */
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+    " WITHOUT ROWID;"
+    /* The queue set: names ever pushed to, until del_queue. */
+    "CREATE TABLE queues(name TEXT PRIMARY KEY) WITHOUT ROWID;"
+    /* Every queued job; a queue is its rows in id order (FIFO). */
+    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, queue TEXT NOT NULL,"
+    " payload TEXT NOT NULL);"
+    "CREATE INDEX jobs_queue ON jobs(queue, id);"
+    /* Delayed jobs: due at at_ms (epoch ms), FIFO by id within at_ms. */
+    "CREATE TABLE delayed(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
+    " queue TEXT NOT NULL, payload TEXT NOT NULL);"
+    "CREATE INDEX delayed_at ON delayed(at_ms, id);"
+    "CREATE INDEX delayed_payload ON delayed(payload, at_ms);"
+    /* One row per worker (or per ping of an unregistered one: a ghost,
+     * started_ms NULL). job_*: its working-on record, NULL when idle. */
+    "CREATE TABLE workers(name TEXT PRIMARY KEY, queues TEXT,"
+    " started_ms INTEGER, ping_ms INTEGER, job_queue TEXT,"
+    " job_payload TEXT, job_run_ms INTEGER);"
+    "CREATE TABLE stats(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    /* The failed list, oldest first. */
+    "CREATE TABLE failed(id INTEGER PRIMARY KEY, entry TEXT NOT NULL);"
+    /* Locks and counters; expires_ms NULL: no expiry. A row whose
+     * expires_ms <= now is absent; writers purge such rows. */
+    "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+    " expires_ms INTEGER) WITHOUT ROWID;"
+    "CREATE INDEX kv_expires ON kv(expires_ms);",
+};
+
+/* --------------------------------------------------------- Statements --- */
+
+/* Every statement a connection may run, prepared on first use. Parameters
+ * are numbered (?1, ?2...) in the order the bind format gives them. */
+#define SQ_STMTS(X)                                                            \
+    X(BEGIN_W, "BEGIN IMMEDIATE")                                              \
+    X(BEGIN_R, "BEGIN")                                                        \
+    X(COMMIT, "COMMIT")                                                        \
+    X(ROLLBACK, "ROLLBACK")                                                    \
+    X(DATA_VERSION, "PRAGMA data_version")                                     \
+    /* Queues */                                                               \
+    X(QUEUE_ADD, "INSERT OR IGNORE INTO queues(name) VALUES(?1)")              \
+    X(QUEUES, "SELECT name FROM queues ORDER BY name")                         \
+    X(QUEUE_DEL, "DELETE FROM queues WHERE name = ?1")                         \
+    X(JOB_PUSH, "INSERT INTO jobs(queue, payload) VALUES(?1, ?2)")             \
+    X(JOB_PUSH_HEAD,                                                           \
+      "INSERT INTO jobs(id, queue, payload) VALUES("                           \
+      "(SELECT coalesce(min(id), 1) - 1 FROM jobs), ?1, ?2)")                  \
+    X(JOB_HEAD, "SELECT id, payload FROM jobs WHERE queue = ?1"                \
+                " ORDER BY id LIMIT 1")                                        \
+    X(JOB_HEAD_ANY, "SELECT id, payload, queue FROM jobs"                      \
+                    " ORDER BY queue, id LIMIT 1")                             \
+    X(JOB_DEL_ID, "DELETE FROM jobs WHERE id = ?1")                            \
+    X(JOB_COUNT, "SELECT count(*) FROM jobs WHERE queue = ?1")                 \
+    X(JOB_RANGE, "SELECT payload FROM jobs WHERE queue = ?1"                   \
+                 " ORDER BY id LIMIT ?3 OFFSET ?2")                            \
+    X(JOB_DEL, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"             \
+               " WHERE queue = ?1 AND payload = ?2 ORDER BY id LIMIT ?3)")     \
+    X(JOB_DEL_QUEUE, "DELETE FROM jobs WHERE queue = ?1")                      \
+    /* Delayed */                                                              \
+    X(DELAYED_FIND, "SELECT 1 FROM delayed WHERE payload = ?1"                 \
+                    " AND at_ms = ?2 LIMIT 1")                                 \
+    X(DELAYED_ADD,                                                             \
+      "INSERT INTO delayed(at_ms, queue, payload) VALUES(?1, ?2, ?3)")         \
+    X(DELAYED_TS_OF, "SELECT DISTINCT at_ms FROM delayed WHERE payload = ?1"   \
+                     " ORDER BY at_ms")                                        \
+    X(DELAYED_DEL_PAYLOAD, "DELETE FROM delayed WHERE payload = ?1")           \
+    X(DELAYED_TS, "SELECT DISTINCT at_ms FROM delayed ORDER BY at_ms")         \
+    X(DELAYED_AT, "SELECT payload FROM delayed WHERE at_ms = ?1 ORDER BY id")  \
+    X(DELAYED_DEL_AT, "DELETE FROM delayed WHERE at_ms = ?1")                  \
+    X(DELAYED_DEL_ALL, "DELETE FROM delayed")                                  \
+    X(DELAYED_NEXT, "SELECT min(at_ms) FROM delayed")                          \
+    /* The due set of promote_due is the same in all three statements: they  \
+     * run in one write transaction, in a fixed order. */                     \
+    X(PROMOTE_QUEUES,                                                          \
+      "INSERT OR IGNORE INTO queues(name) SELECT DISTINCT queue FROM"          \
+      " (SELECT queue FROM delayed WHERE at_ms <= ?1"                          \
+      " ORDER BY at_ms, id LIMIT ?2)")                                         \
+    X(PROMOTE_JOBS,                                                            \
+      "INSERT INTO jobs(queue, payload) SELECT queue, payload FROM delayed"    \
+      " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")                        \
+    X(PROMOTE_DEL, "DELETE FROM delayed WHERE id IN (SELECT id FROM delayed"   \
+                   " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2)")          \
+    /* Workers */                                                              \
+    X(WORKER_REG,                                                              \
+      "INSERT INTO workers(name, queues, started_ms, ping_ms)"                 \
+      " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET"                \
+      " queues = excluded.queues, started_ms = excluded.started_ms,"           \
+      " ping_ms = excluded.ping_ms")                                           \
+    X(WORKER_PING, "INSERT INTO workers(name, queues, ping_ms)"                \
+                   " VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET"       \
+                   " ping_ms = excluded.ping_ms")                              \
+    X(WORKER_TAKE,                                                             \
+      "INSERT INTO workers(name, queues, job_queue, job_payload, job_run_ms)"  \
+      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET"            \
+      " job_queue = excluded.job_queue, job_payload = excluded.job_payload,"   \
+      " job_run_ms = excluded.job_run_ms")                                     \
+    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL,"                     \
+                    " job_payload = NULL, job_run_ms = NULL WHERE name = ?1")  \
+    X(WORKER_JOB, "SELECT job_queue, job_payload FROM workers"                 \
+                  " WHERE name = ?1")                                          \
+    X(WORKER_DEL, "DELETE FROM workers WHERE name = ?1")                       \
+    X(WORKER_STATS_DEL, "DELETE FROM stats WHERE key IN"                       \
+                        " ('processed:' || ?1, 'failed:' || ?1)")              \
+    X(WORKERS, "SELECT name, queues, started_ms, ping_ms, job_queue,"          \
+               " job_payload, job_run_ms FROM workers ORDER BY name")          \
+    /* Stats, failed */                                                        \
+    X(STAT_INCR, "INSERT INTO stats(key, value) VALUES(?1, ?2)"                \
+                 " ON CONFLICT(key) DO UPDATE SET value = value + "            \
+                 "excluded.value")                                             \
+    X(STAT_INCR2, "INSERT INTO stats(key, value)"                              \
+                  " VALUES(?1, ?3), (?1 || ':' || ?2, ?3)"                     \
+                  " ON CONFLICT(key) DO UPDATE SET value = value + "           \
+                  "excluded.value")                                            \
+    X(STATS, "SELECT key, value FROM stats ORDER BY key")                      \
+    X(FAILED_ADD, "INSERT INTO failed(entry) VALUES(?1)")                      \
+    X(FAILED_COUNT, "SELECT count(*) FROM failed")                             \
+    X(FAILED_RANGE, "SELECT entry FROM failed ORDER BY id LIMIT ?2 OFFSET ?1") \
+    X(FAILED_DEL, "DELETE FROM failed WHERE id = (SELECT id FROM failed"       \
+                  " WHERE entry = ?1 ORDER BY id LIMIT 1)")                    \
+    /* KV */                                                                   \
+    X(KV_PURGE, "DELETE FROM kv WHERE expires_ms <= ?1")                       \
+    X(KV_GET, "SELECT value, expires_ms FROM kv WHERE key = ?1"                \
+              " AND (expires_ms IS NULL OR expires_ms > ?2)")                  \
+    X(KV_PUT, "INSERT OR REPLACE INTO kv(key, value, expires_ms)"              \
+              " VALUES(?1, ?2, nullif(?3, 0))")                                \
+    X(KV_DEL, "DELETE FROM kv WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")  \
+    X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
+                 " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
+    X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
+               " AND (?2 IS NULL OR key < ?2)"                                 \
+               " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")
+
+enum {
+#define SQ_X_(name, sql) S_##name,
+    SQ_STMTS(SQ_X_)
+#undef SQ_X_
+        S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+#define SQ_X_(name, sql) sql,
+    SQ_STMTS(SQ_X_)
+#undef SQ_X_
+};
+
+/* One connection. Used by one thread at a time. */
+typedef struct sq_conn {
+    st_backend base;               /* must be first */
+    sqlite3 *db;
+    char *path;                    /* the file, for messages */
+    const char *op;                /* the operation running, for messages */
+    int64_t busy_ms;               /* how long a writer waits for the lock */
+    int64_t busy_since_ms;         /* monotonic start of the current wait */
+    sqlite3_stmt *stmt[S_COUNT];   /* prepared on first use */
+} sq_conn;
+
+/* ------------------------------------------------------------- Errors --- */
+
+/* Fills e for SQLite result code rc (read before any rollback, which would
+ * replace the connection's message) and returns the Stellar code. */
+static int sq_fail(sq_conn *c, int rc, stellar_error *e)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return st_fail(e, STELLAR_EBUSY,
+                       "sqlite %s: %s is locked by another connection; gave "
+                       "up after waiting %lld ms (busy timeout)",
+                       c->op, c->path, (long long)c->busy_ms);
+    case SQLITE_FULL:
+        return st_fail(e, STELLAR_EFULL, "sqlite %s: %s: %s", c->op, c->path,
+                       sqlite3_errmsg(c->db));
+    case SQLITE_NOMEM:
+        return st_fail(e, STELLAR_ENOMEM, "sqlite %s: out of memory", c->op);
+    default:
+        return st_fail(e, STELLAR_EBACKEND, "sqlite %s: %s: %s", c->op,
+                       c->path, sqlite3_errmsg(c->db));
+    }
+}
+
+static int oom(sq_conn *c, stellar_error *e)
+{
+    return st_fail(e, STELLAR_ENOMEM, "sqlite %s: out of memory", c->op);
+}
+
+/* Waits for a lock held by another connection: short sleeps first, since
+ * a write transaction here lasts tens of microseconds, longer ones later.
+ * Returns 0 (give up: SQLITE_BUSY) once busy_ms has passed. */
+static int on_busy(void *ud, int count)
+{
+    sq_conn *c = ud;
+    int64_t now = st_mono_ms(), waited;
+    struct timespec ts = {0, 0};
+
+    if (count == 0) c->busy_since_ms = now;
+    waited = now - c->busy_since_ms;
+    if (waited >= c->busy_ms) return 0;
+    ts.tv_nsec = waited < 2 ? 50000L : waited < 100 ? 500000L : 2000000L;
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+    return 1;
+}
+
+/* ---------------------------------------------------- Statement helpers --- */
+
+/* Binds the arguments after fmt to s: 't' a string (NULL: SQL NULL), 'i' an
+ * int64_t. */
+static int vbind(sq_conn *c, sqlite3_stmt *s, stellar_error *e,
+                 const char *fmt, va_list ap)
+{
+    int i, rc = SQLITE_OK;
+
+    for (i = 0; fmt[i] && rc == SQLITE_OK; i++) {
+        if (fmt[i] == 't')
+            rc = sqlite3_bind_text(s, i + 1, va_arg(ap, const char *), -1,
+                                   SQLITE_STATIC);
+        else
+            rc = sqlite3_bind_int64(s, i + 1,
+                                    (sqlite3_int64)va_arg(ap, int64_t));
+    }
+    return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
+}
+
+/* The cached statement id, prepared if needed, with fmt's arguments bound.
+ * The caller steps it with sq_step and resets it if it stops early. */
+static int vprep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
+                 const char *fmt, va_list ap)
+{
+    int rc;
+
+    *out = NULL;
+    if (!c->stmt[id]) {
+        rc = sqlite3_prepare_v3(c->db, stmt_sql[id], -1,
+                                SQLITE_PREPARE_PERSISTENT, &c->stmt[id], NULL);
+        if (rc != SQLITE_OK) return sq_fail(c, rc, e);
+    }
+    if ((rc = vbind(c, c->stmt[id], e, fmt, ap)) < 0) return rc;
+    *out = c->stmt[id];
+    return STELLAR_OK;
+}
+
+static int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = vprep(c, id, out, e, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Steps s: 1 for a row, 0 when done, or a negative code. Resets s unless a
+ * row came back. */
+static int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
+{
+    int rc = sqlite3_step(s);
+
+    if (rc == SQLITE_ROW) return 1;
+    if (rc != SQLITE_DONE) rc = sq_fail(c, rc, e);
+    else rc = 0;
+    sqlite3_reset(s);
+    return rc;
+}
+
+/* Runs statement id to its end, ignoring rows. */
+static int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
+{
+    sqlite3_stmt *s;
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = vprep(c, id, &s, e, fmt, ap);
+    va_end(ap);
+    while (rc == STELLAR_OK && (rc = sq_step(c, s, e)) == 1)
+        rc = STELLAR_OK;
+    return rc < 0 ? rc : STELLAR_OK;
+}
+
+/* Runs statement id and reads column 0 of its first row as an integer:
+ * 1 if there is such a row with a non-NULL value, 0 if not, or an error. */
+static int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e,
+                  const char *fmt, ...)
+{
+    sqlite3_stmt *s;
+    va_list ap;
+    int rc;
+
+    va_start(ap, fmt);
+    rc = vprep(c, id, &s, e, fmt, ap);
+    va_end(ap);
+    if (rc < 0) return rc;
+    if ((rc = sq_step(c, s, e)) != 1) return rc;
+    rc = sqlite3_column_type(s, 0) != SQLITE_NULL;
+    if (rc) *v = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    return rc;
+}
+
+static int64_t changes(sq_conn *c)
+{
+    return sqlite3_changes(c->db);
+}
+
+/* Starts a write transaction (the write lock, waiting up to busy_ms). */
+static int sq_begin(sq_conn *c, const char *op, stellar_error *e)
+{
+    c->op = op;
+    return sq_exec(c, S_BEGIN_W, e, "");
+}
+
+/* Starts a read transaction: one consistent snapshot, no lock held. */
+static int sq_begin_read(sq_conn *c, const char *op, stellar_error *e)
+{
+    c->op = op;
+    return sq_exec(c, S_BEGIN_R, e, "");
+}
+
+static int sq_commit(sq_conn *c, stellar_error *e)
+{
+    return sq_exec(c, S_COMMIT, e, "");
+}
+
+/* Ends a failed transaction, if one is open. The error in e stays. */
+static void sq_rollback(sq_conn *c)
+{
+    if (!sqlite3_get_autocommit(c->db)) sq_exec(c, S_ROLLBACK, NULL, "");
+}
+
+/* ----------------------------------------------------------- JSON bits --- */
+
+/* Column col as a JSON string (its raw bytes; non-UTF-8 kept as is), or
+ * null if SQL NULL. NULL on allocation failure. */
+static json_t *col_str(sqlite3_stmt *s, int col)
+{
+    const char *p = (const char *)sqlite3_column_text(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    json_t *v;
+
+    if (!p) return json_null();
+    v = json_stringn(p, n);
+    return v ? v : json_stringn_nocheck(p, n);
+}
+
+/* Column col as a JSON integer, or null if SQL NULL. */
+static json_t *col_int(sqlite3_stmt *s, int col)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
+    return json_integer((json_int_t)sqlite3_column_int64(s, col));
+}
+
+/* Sets obj[key] = v (stolen). -1 if v is NULL or the set fails. */
+static int jset(json_t *obj, const char *key, json_t *v)
+{
+    return v ? json_object_set_new(obj, key, v) : -1;
+}
+
+/* Runs a prepared, bound statement and appends column 0 of every row to a
+ * new array: integers if ints, strings otherwise. */
+static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
+                      stellar_error *e)
+{
+    json_t *arr = json_array();
+    int rc;
+
+    *out = NULL;
+    if (!arr) {
+        sqlite3_reset(s);
+        return oom(c, e);
+    }
+    while ((rc = sq_step(c, s, e)) == 1) {
+        json_t *v = ints ? col_int(s, 0) : col_str(s, 0);
+        if (!v || json_array_append_new(arr, v) < 0) {
+            sqlite3_reset(s);
+            rc = oom(c, e);
+            break;
+        }
+    }
+    if (rc < 0) {
+        json_decref(arr);
+        return rc;
+    }
+    *out = arr;
+    return STELLAR_OK;
+}
+
+/* Runs statement id (args as fmt says) into a new array of column 0. */
+static int query_array(sq_conn *c, int id, bool ints, json_t **out,
+                       stellar_error *e, const char *fmt, ...)
+{
+    sqlite3_stmt *s;
+    va_list ap;
+    int rc;
+
+    *out = NULL;
+    va_start(ap, fmt);
+    rc = vprep(c, id, &s, e, fmt, ap);
+    va_end(ap);
+    if (rc < 0) return rc;
+    return rows_array(c, s, ints, out, e);
+}
+
+/* Redis LRANGE index rules on a list of len entries: negative counts from
+ * the end, stop is inclusive. Gives the offset and count to read. */
+static void lrange(int64_t len, int64_t start, int64_t stop, int64_t *offset,
+                   int64_t *count)
+{
+    if (start < 0) start += len;
+    if (stop < 0) stop += len;
+    if (start < 0) start = 0;
+    if (stop >= len) stop = len - 1;
+    *offset = start;
+    *count = start > stop ? 0 : stop - start + 1;
+}
+
+/* Reads entries start..stop of a list with LRANGE rules: count_id gives its
+ * length (only needed with a negative index), range_id the rows. */
+static int range(sq_conn *c, const char *op, int count_id, int range_id,
+                 const char *queue, int64_t start, int64_t stop, json_t **out,
+                 stellar_error *e)
+{
+    int64_t len = INT64_MAX, offset, count;
+    sqlite3_stmt *s;
+    int rc;
+
+    *out = NULL;
+    if ((rc = sq_begin_read(c, op, e)) < 0) return rc;
+    if (start < 0 || stop < 0) {
+        rc = queue ? sq_int(c, count_id, &len, e, "t", queue)
+                   : sq_int(c, count_id, &len, e, "");
+        if (rc < 0) goto fail;
+    }
+    lrange(len, start, stop, &offset, &count);
+    if (count <= 0) {
+        rc = STELLAR_OK;
+        if (!(*out = json_array())) rc = oom(c, e);
+        goto done;
+    }
+    rc = queue ? sq_prep(c, range_id, &s, e, "tii", queue, offset, count)
+               : sq_prep(c, range_id, &s, e, "ii", offset, count);
+    if (rc < 0 || (rc = rows_array(c, s, false, out, e)) < 0) goto fail;
+done:
+    if (rc == STELLAR_OK && (rc = sq_commit(c, e)) < 0) goto fail;
+    if (rc < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    json_decref(*out);
+    *out = NULL;
+    return rc;
+}
+
+/* ----------------------------------------------------- Open and close --- */
+
+/* The schema version of the file: 0 if it has no meta table yet. */
+static int schema_version(sq_conn *c, int64_t *v, stellar_error *e)
+{
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *v = 0;
+    rc = sqlite3_prepare_v2(c->db,
+                            "SELECT 1 FROM sqlite_master"
+                            " WHERE type = 'table' AND name = 'meta'",
+                            -1, &s, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        sqlite3_finalize(s);
+        s = NULL;
+        rc = sqlite3_prepare_v2(c->db,
+                                "SELECT CAST(value AS INTEGER) FROM meta"
+                                " WHERE key = 'schema_version'",
+                                -1, &s, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
+            *v = sqlite3_column_int64(s, 0);
+        else if (rc == SQLITE_DONE)
+            rc = -1;
+    }
+    if (rc == -1) {
+        sqlite3_finalize(s);
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite open: %s has a meta table but no "
+                       "schema_version: not a Stellar database",
+                       c->path);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK) {
+        rc = sq_fail(c, rc, e);
+        sqlite3_finalize(s);
+        return rc;
+    }
+    sqlite3_finalize(s);
+    return STELLAR_OK;
+}
+
+/* Brings the file to SCHEMA_VERSION (see the procedure at the top). */
+static int schema_init(sq_conn *c, stellar_error *e)
+{
+    int64_t v;
+    int rc;
+    char *msg = NULL;
+
+    c->op = "open";
+    if ((rc = schema_version(c, &v, e)) < 0) return rc;
+    if (v == SCHEMA_VERSION) return STELLAR_OK;
+    /* Two processes may open a new file at once: the write lock makes one
+     * create the schema and the other then see it. */
+    if ((rc = sq_begin(c, "open", e)) < 0) return rc;
+    if ((rc = schema_version(c, &v, e)) < 0) goto fail;
+    if (v > SCHEMA_VERSION || v < 0) {
+        rc = st_fail(e, STELLAR_EBACKEND,
+                     "sqlite open: %s has schema version %lld, but this "
+                     "Stellar knows versions up to %d: use a newer Stellar",
+                     c->path, (long long)v, SCHEMA_VERSION);
+        goto fail;
+    }
+    for (; v < SCHEMA_VERSION; v++) {
+        rc = sqlite3_exec(c->db, migrations[v], NULL, NULL, &msg);
+        if (rc != SQLITE_OK) {
+            rc = st_fail(e, STELLAR_EBACKEND,
+                         "sqlite open: %s: migrating schema %lld -> %lld: %s",
+                         c->path, (long long)v, (long long)v + 1,
+                         msg ? msg : sqlite3_errstr(rc));
+            sqlite3_free(msg);
+            goto fail;
+        }
+    }
+    rc = sqlite3_exec(c->db,
+                      "INSERT OR REPLACE INTO meta(key, value)"
+                      " VALUES('schema_version', '" ST_XSTR(SCHEMA_VERSION)
+                      "')",
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(c, rc, e);
+        goto fail;
+    }
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static void sq_close(st_backend *b)
+{
+    sq_conn *c = (sq_conn *)b;
+    size_t i;
+
+    if (!c) return;
+    for (i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(c->stmt[i]);
+    sqlite3_close(c->db);
+    st_free(c->path);
+    st_free(c);
+}
+
+/* "sqlite:PATH": PATH as given (relative to the working directory);
+ * "sqlite://PATH" is accepted too ("sqlite:///abs" -> "/abs"). */
+static char *url_path(const char *url)
+{
+    const char *p = strchr(url, ':');
+
+    if (!p) return NULL;
+    p++;
+    if (strncmp(p, "//", 2) == 0) p += 2;
+    return *p ? st_strdup(p) : NULL;
+}
+
+static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
+                   stellar_error *e)
+{
+    sq_conn *c = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc;
+
+    *out = NULL;
+    if (!url || strncmp(url, "sqlite:", 7) != 0 || !url[7])
+        return st_fail(e, STELLAR_EINVAL,
+                       "bad SQLite backend URL '%s' (expected sqlite:PATH)",
+                       url ? url : "(null)");
+    if (!(c = st_calloc(1, sizeof *c))) goto nomem;
+    c->base.ops = &st_sqlite_ops;
+    c->op = "open";
+    c->busy_ms = cfg && cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
+    if (!(c->path = url_path(url))) {
+        if (!url[7] || !url[8]) goto nomem; /* unreachable: checked above */
+        rc = st_fail(e, STELLAR_EINVAL, "bad SQLite backend URL '%s'", url);
+        goto fail;
+    }
+    /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
+    rc = sqlite3_open_v2(c->path, &c->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                             SQLITE_OPEN_NOMUTEX,
+                         NULL);
+    if (rc != SQLITE_OK) {
+        rc = st_fail(e, STELLAR_EBACKEND, "sqlite open: cannot open %s: %s",
+                     c->path,
+                     c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_handler(c->db, on_busy, c);
+    /* journal_mode returns a row: the mode now in force. */
+    rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+    if (rc == SQLITE_OK) rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        rc = sq_fail(c, rc, e);
+        goto fail;
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    rc = sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        rc = sq_fail(c, rc, e);
+        goto fail;
+    }
+    if ((rc = schema_init(c, e)) < 0) goto fail;
+    *out = &c->base;
+    return STELLAR_OK;
+nomem:
+    rc = st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
+fail:
+    sqlite3_finalize(s);
+    sq_close(c ? &c->base : NULL);
+    return rc;
+}
+
+/* -------------------------------------------------------------- Queues --- */
+
+static int sq_push(st_backend *b, const char *queue,
+                   const char *const *payloads, size_t n, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    size_t i;
+    int rc;
+
+    if (!queue || (n && !payloads))
+        return st_fail(e, STELLAR_EINVAL, "sqlite push: no queue or payload");
+    if (n == 0) return STELLAR_OK;
+    if ((rc = sq_begin(c, "push", e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
+    for (i = 0; i < n; i++) {
+        if (!payloads[i]) {
+            rc = st_fail(e, STELLAR_EINVAL, "sqlite push: payload %zu is NULL",
+                         i);
+            goto fail;
+        }
+        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payloads[i]);
+        if (rc < 0) goto fail;
+    }
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* Puts payload at the head of queue (inside a write transaction). */
+static int push_head(sq_conn *c, const char *queue, const char *payload,
+                     stellar_error *e)
+{
+    int rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue);
+    if (rc < 0) return rc;
+    return sq_exec(c, S_JOB_PUSH_HEAD, e, "tt", queue, payload);
+}
+
+static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
+                      const char *payload, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t one;
+    int rc;
+
+    if (!queue || !payload)
+        return st_fail(e, STELLAR_EINVAL, "sqlite push_at: no queue or payload");
+    if ((rc = sq_begin(c, "push_at", e)) < 0) return rc;
+    rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms);
+    if (rc < 0) goto fail;
+    if (rc == 1) {
+        rc = st_fail(e, STELLAR_EEXISTS,
+                     "Job already enqueued at this time with same arguments");
+        goto fail;
+    }
+    rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_queues(st_backend *b, json_t **names, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+
+    c->op = "queues";
+    return query_array(c, S_QUEUES, false, names, e, "");
+}
+
+static int sq_length(st_backend *b, const char *queue, int64_t *n,
+                     stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    c->op = "length";
+    *n = 0;
+    rc = sq_int(c, S_JOB_COUNT, n, e, "t", queue);
+    return rc < 0 ? rc : STELLAR_OK;
+}
+
+static int sq_queued(st_backend *b, const char *queue, int64_t start,
+                     int64_t stop, json_t **payloads, stellar_error *e)
+{
+    return range((sq_conn *)b, "queued", S_JOB_COUNT, S_JOB_RANGE, queue,
+                 start, stop, payloads, e);
+}
+
+static int sq_del(st_backend *b, const char *queue, const char *payload,
+                  int64_t count, int64_t *removed, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    *removed = 0;
+    if ((rc = sq_begin(c, "del", e)) < 0) return rc;
+    rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload,
+                 count > 0 ? count : (int64_t)-1);
+    if (rc < 0) goto fail;
+    *removed = changes(c);
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    *removed = 0;
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_del_queue(st_backend *b, const char *queue, int64_t *removed,
+                        stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t n;
+    int rc;
+
+    *removed = 0;
+    if ((rc = sq_begin(c, "del_queue", e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_JOB_DEL_QUEUE, e, "t", queue)) < 0) goto fail;
+    n = changes(c);
+    if ((rc = sq_exec(c, S_QUEUE_DEL, e, "t", queue)) < 0) goto fail;
+    n += changes(c);
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    *removed = n > 0;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------- Delayed --- */
+
+static int sq_del_delayed(st_backend *b, const char *payload, json_t **ts_ms,
+                          stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    *ts_ms = NULL;
+    if ((rc = sq_begin(c, "del_delayed", e)) < 0) return rc;
+    rc = query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
+    if (rc < 0) goto fail;
+    rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    json_decref(*ts_ms);
+    *ts_ms = NULL;
+    return rc;
+}
+
+static int sq_scheduled_at(st_backend *b, const char *payload, json_t **ts_ms,
+                           stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+
+    c->op = "scheduled_at";
+    return query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
+}
+
+static int sq_timestamps(st_backend *b, json_t **ts_ms, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+
+    c->op = "timestamps";
+    return query_array(c, S_DELAYED_TS, true, ts_ms, e, "");
+}
+
+static int sq_delayed_at(st_backend *b, int64_t ts_ms, json_t **payloads,
+                         stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+
+    c->op = "delayed_at";
+    return query_array(c, S_DELAYED_AT, false, payloads, e, "i", ts_ms);
+}
+
+static int sq_del_delayed_at(st_backend *b, int64_t ts_ms, int64_t *removed,
+                             stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    *removed = 0;
+    if ((rc = sq_begin(c, "del_delayed_at", e)) < 0) return rc;
+    rc = ts_ms < 0 ? sq_exec(c, S_DELAYED_DEL_ALL, e, "")
+                   : sq_exec(c, S_DELAYED_DEL_AT, e, "i", ts_ms);
+    if (rc < 0) goto fail;
+    *removed = changes(c);
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    *removed = 0;
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_promote_due(st_backend *b, int64_t now_ms, int64_t max,
+                          int64_t *moved, int64_t *next_ms, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t limit = max > 0 ? max : -1, n = 0, next = -1;
+    int rc;
+
+    *moved = 0;
+    *next_ms = -1;
+    if ((rc = sq_begin(c, "promote_due", e)) < 0) return rc;
+    rc = sq_exec(c, S_PROMOTE_QUEUES, e, "ii", now_ms, limit);
+    if (rc < 0) goto fail;
+    rc = sq_exec(c, S_PROMOTE_JOBS, e, "ii", now_ms, limit);
+    if (rc < 0) goto fail;
+    n = changes(c);
+    rc = sq_exec(c, S_PROMOTE_DEL, e, "ii", now_ms, limit);
+    if (rc < 0) goto fail;
+    if (changes(c) != n) {
+        rc = st_fail(e, STELLAR_EBACKEND,
+                     "sqlite promote_due: moved %lld jobs but removed %lld "
+                     "from the delayed set",
+                     (long long)n, (long long)changes(c));
+        goto fail;
+    }
+    if ((rc = sq_int(c, S_DELAYED_NEXT, &next, e, "")) < 0) goto fail;
+    if (rc == 0) next = -1;
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    *moved = n;
+    *next_ms = next;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------- Workers --- */
+
+static const char *queues_str(const st_worker_id *w)
+{
+    return w->queues_str ? w->queues_str : "*";
+}
+
+static bool is_wildcard(const st_worker_id *w)
+{
+    return !w->queues || !w->queues[0] ||
+           (strcmp(w->queues[0], "*") == 0 && !w->queues[1]);
+}
+
+static int sq_worker_register(st_backend *b, const st_worker_id *w,
+                              int64_t now_ms, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    if (!w || !w->name)
+        return st_fail(e, STELLAR_EINVAL, "sqlite worker_register: no name");
+    if ((rc = sq_begin(c, "worker_register", e)) < 0) return rc;
+    rc = sq_exec(c, S_WORKER_REG, e, "tti", w->name, queues_str(w), now_ms);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* Deletes worker name's row and its per-worker counters. */
+static int forget_worker(sq_conn *c, const char *name, stellar_error *e)
+{
+    int rc = sq_exec(c, S_WORKER_DEL, e, "t", name);
+    if (rc < 0) return rc;
+    return sq_exec(c, S_WORKER_STATS_DEL, e, "t", name);
+}
+
+static int sq_worker_unregister(st_backend *b, const st_worker_id *w,
+                                stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    if (!w || !w->name)
+        return st_fail(e, STELLAR_EINVAL, "sqlite worker_unregister: no name");
+    if ((rc = sq_begin(c, "worker_unregister", e)) < 0) return rc;
+    rc = forget_worker(c, w->name, e);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
+                   int64_t now_ms, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    size_t i;
+    int rc;
+
+    if (n == 0) return STELLAR_OK;
+    if ((rc = sq_begin(c, "ping", e)) < 0) return rc;
+    for (i = 0; i < n; i++) {
+        if (!ws[i] || !ws[i]->name) continue;
+        rc = sq_exec(c, S_WORKER_PING, e, "tti", ws[i]->name,
+                     queues_str(ws[i]), now_ms);
+        if (rc < 0) goto fail;
+    }
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/*
+ * Finds the first job of w's queues in priority order: 1 (with *id and, if
+ * r is not NULL, copies of its queue and payload in r), 0 if every queue is
+ * empty, or an error.
+ */
+static int head(sq_conn *c, const st_worker_id *w, int64_t *id, st_reserved *r,
+                stellar_error *e)
+{
+    const char *const *q;
+    sqlite3_stmt *s;
+    int rc;
+
+    if (is_wildcard(w)) {
+        if ((rc = sq_prep(c, S_JOB_HEAD_ANY, &s, e, "")) < 0) return rc;
+        if ((rc = sq_step(c, s, e)) != 1) return rc;
+        *id = sqlite3_column_int64(s, 0);
+        if (r) {
+            r->payload = st_strndup((const char *)sqlite3_column_text(s, 1),
+                                    (size_t)sqlite3_column_bytes(s, 1));
+            r->payload_len = (size_t)sqlite3_column_bytes(s, 1);
+            r->queue = st_strdup((const char *)sqlite3_column_text(s, 2));
+        }
+        sqlite3_reset(s);
+        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
+    }
+    for (q = w->queues; *q; q++) {
+        if ((rc = sq_prep(c, S_JOB_HEAD, &s, e, "t", *q)) < 0) return rc;
+        if ((rc = sq_step(c, s, e)) < 0) return rc;
+        if (rc == 0) continue;
+        *id = sqlite3_column_int64(s, 0);
+        if (r) {
+            r->payload = st_strndup((const char *)sqlite3_column_text(s, 1),
+                                    (size_t)sqlite3_column_bytes(s, 1));
+            r->payload_len = (size_t)sqlite3_column_bytes(s, 1);
+            r->queue = st_strdup(*q);
+        }
+        sqlite3_reset(s);
+        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
+    }
+    return 0;
+}
+
+/* Applies the end of w's held job (inside a write transaction), except for
+ * clearing its working-on record: the caller does that, or overwrites it. */
+static int apply_done(sq_conn *c, const st_worker_id *w, const st_done *d,
+                      stellar_error *e)
+{
+    int rc;
+
+    switch (d ? d->outcome : ST_DONE_NONE) {
+    case ST_DONE_OK:
+        return sq_exec(c, S_STAT_INCR2, e, "tti", "processed", w->name,
+                       (int64_t)1);
+    case ST_DONE_FAILED:
+        rc = sq_exec(c, S_STAT_INCR2, e, "tti", "failed", w->name, (int64_t)1);
+        if (rc < 0) return rc;
+        return sq_exec(c, S_FAILED_ADD, e, "t", d->failed_entry);
+    case ST_DONE_REQUEUE:
+        return push_head(c, d->queue, d->payload, e);
+    case ST_DONE_NONE:
+    case ST_DONE_DROPPED:
+    default:
+        return STELLAR_OK;
+    }
+}
+
+static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
+                      int64_t now_ms, st_reserved *out, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
+    st_reserved got = {NULL, NULL, 0};
+    int64_t id = 0;
+    int rc, found = 0;
+
+    c->op = "reserve";
+    if (out) *out = got;
+    if (!w || !w->name)
+        return st_fail(e, STELLAR_EINVAL, "sqlite reserve: no worker name");
+    if ((oc == ST_DONE_FAILED && !done->failed_entry) ||
+        (oc == ST_DONE_REQUEUE && (!done->queue || !done->payload)))
+        return st_fail(e, STELLAR_EINVAL,
+                       "sqlite reserve: done without its failed entry or "
+                       "payload");
+    if (oc == ST_DONE_NONE) {
+        if (!out) return STELLAR_OK;
+        /* Idle polling: look without the write lock first. */
+        if ((rc = head(c, w, &id, NULL, e)) < 0) return rc;
+        if (rc == 0) goto empty;
+    }
+    if ((rc = sq_begin(c, "reserve", e)) < 0) return rc;
+    if ((rc = apply_done(c, w, done, e)) < 0) goto fail;
+    if (out && (found = head(c, w, &id, &got, e)) < 0) {
+        rc = found;
+        goto fail;
+    }
+    if (found) {
+        if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) goto fail;
+        rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
+                     got.queue, got.payload, now_ms);
+        if (rc < 0) goto fail;
+    } else if (oc != ST_DONE_NONE) {
+        if ((rc = sq_exec(c, S_WORKER_CLEAR, e, "t", w->name)) < 0) goto fail;
+    }
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    if (!found) {
+        if (!out) return STELLAR_OK;
+        goto empty;
+    }
+    *out = got;
+    return STELLAR_OK;
+empty:
+    return st_fail(e, STELLAR_ENOTFOUND, "no job in queues %s",
+                   queues_str(w));
+fail:
+    sq_rollback(c);
+    st_reserved_clear(&got);
+    return rc;
+}
+
+static int sq_workers(st_backend *b, json_t **out, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    json_t *all = NULL, *one = NULL, *job = NULL;
+    sqlite3_stmt *s;
+    int rc;
+
+    c->op = "workers";
+    *out = NULL;
+    if ((rc = sq_prep(c, S_WORKERS, &s, e, "")) < 0) return rc;
+    if (!(all = json_object())) goto nomem;
+    while ((rc = sq_step(c, s, e)) == 1) {
+        const char *name = (const char *)sqlite3_column_text(s, 0);
+        if (!name) continue;
+        if (!(one = json_object())) goto nomem;
+        if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+            if (!(job = json_object()) ||
+                jset(job, "run_at", col_int(s, 6)) < 0 ||
+                jset(job, "queue", col_str(s, 4)) < 0 ||
+                jset(job, "payload", col_str(s, 5)) < 0)
+                goto nomem;
+        } else if (!(job = json_null())) {
+            goto nomem;
+        }
+        if (jset(one, "queues", col_str(s, 1)) < 0 ||
+            jset(one, "started", col_int(s, 2)) < 0 ||
+            jset(one, "ping", col_int(s, 3)) < 0 ||
+            jset(one, "working_on", job) < 0)
+            goto nomem_job_given;
+        job = NULL;
+        if (jset(all, name, one) < 0) goto nomem_one_given;
+        one = NULL;
+    }
+    if (rc < 0) goto fail;
+    *out = all;
+    return STELLAR_OK;
+nomem_job_given:
+    job = NULL;
+    goto nomem;
+nomem_one_given:
+    one = NULL;
+nomem:
+    sqlite3_reset(s);
+    rc = oom(c, e);
+fail:
+    json_decref(job);
+    json_decref(one);
+    json_decref(all);
+    return rc;
+}
+
+static int sq_clean_worker(st_backend *b, const char *name,
+                           enum st_clean_mode mode, const char *failed_entry,
+                           char **payload, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    sqlite3_stmt *s;
+    char *queue = NULL, *held = NULL;
+    int rc;
+
+    if (payload) *payload = NULL;
+    if (!name) return st_fail(e, STELLAR_EINVAL, "sqlite clean_worker: no name");
+    if ((rc = sq_begin(c, "clean_worker", e)) < 0) return rc;
+    if ((rc = sq_prep(c, S_WORKER_JOB, &s, e, "t", name)) < 0) goto fail;
+    if ((rc = sq_step(c, s, e)) < 0) goto fail;
+    if (rc == 0) {
+        rc = st_fail(e, STELLAR_ENOTFOUND, "no worker named %s", name);
+        goto fail;
+    }
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+        queue = st_strdup((const char *)sqlite3_column_text(s, 0));
+        held = st_strndup((const char *)sqlite3_column_text(s, 1),
+                          (size_t)sqlite3_column_bytes(s, 1));
+        if (!queue || !held) {
+            sqlite3_reset(s);
+            rc = oom(c, e);
+            goto fail;
+        }
+    }
+    sqlite3_reset(s);
+    if (held && mode == ST_CLEAN_REQUEUE) {
+        if ((rc = push_head(c, queue, held, e)) < 0) goto fail;
+    } else if (held) {
+        /* A dead worker's job is lost without an entry: refuse instead. */
+        if (!failed_entry) {
+            rc = st_fail(e, STELLAR_EINVAL,
+                         "sqlite clean_worker: %s holds a job but no failed "
+                         "entry was given",
+                         name);
+            goto fail;
+        }
+        rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
+        if (rc < 0) goto fail;
+        if ((rc = sq_exec(c, S_FAILED_ADD, e, "t", failed_entry)) < 0)
+            goto fail;
+    }
+    if ((rc = forget_worker(c, name, e)) < 0) goto fail;
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    st_free(queue);
+    if (payload) *payload = held;
+    else st_free(held);
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    st_free(queue);
+    st_free(held);
+    return rc;
+}
+
+/* ------------------------------------------------------- Stats, failed --- */
+
+static int sq_stats(st_backend *b, json_t **out, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    json_t *all;
+    sqlite3_stmt *s;
+    int rc;
+
+    c->op = "stats";
+    *out = NULL;
+    if ((rc = sq_prep(c, S_STATS, &s, e, "")) < 0) return rc;
+    if (!(all = json_object())) {
+        sqlite3_reset(s);
+        return oom(c, e);
+    }
+    while ((rc = sq_step(c, s, e)) == 1) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        if (key && jset(all, key, col_int(s, 1)) < 0) {
+            sqlite3_reset(s);
+            rc = oom(c, e);
+            break;
+        }
+    }
+    if (rc < 0) {
+        json_decref(all);
+        return rc;
+    }
+    *out = all;
+    return STELLAR_OK;
+}
+
+static int sq_stat_incr(st_backend *b, const char *key, int64_t by,
+                        stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite stat_incr: no key");
+    if ((rc = sq_begin(c, "stat_incr", e)) < 0) return rc;
+    rc = sq_exec(c, S_STAT_INCR, e, "ti", key, by);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    c->op = "failed_count";
+    *n = 0;
+    rc = sq_int(c, S_FAILED_COUNT, n, e, "");
+    return rc < 0 ? rc : STELLAR_OK;
+}
+
+static int sq_failed_range(st_backend *b, int64_t start, int64_t stop,
+                           json_t **entries, stellar_error *e)
+{
+    return range((sq_conn *)b, "failed_range", S_FAILED_COUNT, S_FAILED_RANGE,
+                 NULL, start, stop, entries, e);
+}
+
+static int sq_failed_remove(st_backend *b, const char *entry,
+                            const st_done *requeue, int64_t *removed,
+                            stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t n;
+    int rc;
+
+    *removed = 0;
+    if (!entry || (requeue && (!requeue->queue || !requeue->payload)))
+        return st_fail(e, STELLAR_EINVAL,
+                       "sqlite failed_remove: no entry, queue or payload");
+    if ((rc = sq_begin(c, "failed_remove", e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_FAILED_DEL, e, "t", entry)) < 0) goto fail;
+    n = changes(c);
+    if (n > 0 && requeue) {
+        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", requeue->queue)) < 0)
+            goto fail;
+        rc = sq_exec(c, S_JOB_PUSH, e, "tt", requeue->queue, requeue->payload);
+        if (rc < 0) goto fail;
+    }
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    *removed = n;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ KV --- */
+
+/*
+ * Expired rows (expires_ms <= now) read as absent everywhere; every write
+ * below first deletes all of them (cheap: kv_expires index), so they do
+ * not pile up.
+ */
+
+/* Reads the live value of key: 1 with *value (new string) and *expires (0:
+ * none), 0 if absent, or an error. */
+static int kv_read(sq_conn *c, const char *key, int64_t now, char **value,
+                   int64_t *expires, stellar_error *e)
+{
+    sqlite3_stmt *s;
+    int rc;
+
+    *value = NULL;
+    if ((rc = sq_prep(c, S_KV_GET, &s, e, "ti", key, now)) < 0) return rc;
+    if ((rc = sq_step(c, s, e)) != 1) return rc;
+    *value = st_strndup((const char *)sqlite3_column_text(s, 0),
+                        (size_t)sqlite3_column_bytes(s, 0));
+    if (expires) *expires = sqlite3_column_int64(s, 1); /* NULL reads 0 */
+    sqlite3_reset(s);
+    return *value ? 1 : oom(c, e);
+}
+
+/* Starts a kv write transaction and purges expired keys. */
+static int kv_begin(sq_conn *c, const char *op, int64_t now, stellar_error *e)
+{
+    int rc = sq_begin(c, op, e);
+    if (rc < 0) return rc;
+    if ((rc = sq_exec(c, S_KV_PURGE, e, "i", now)) < 0) sq_rollback(c);
+    return rc;
+}
+
+static int sq_kv_set(st_backend *b, const char *key, const char *value,
+                     int64_t ttl_ms, bool nx, bool *set, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t now = st_now_ms();
+    char *old = NULL;
+    int rc;
+
+    if (set) *set = false;
+    if (!key || !value)
+        return st_fail(e, STELLAR_EINVAL, "sqlite kv_set: no key or value");
+    if ((rc = kv_begin(c, "kv_set", now, e)) < 0) return rc;
+    if (nx && (rc = kv_read(c, key, now, &old, NULL, e)) != 0) {
+        st_free(old);
+        if (rc < 0) goto fail;
+        rc = sq_commit(c, e); /* keeps the purge */
+        if (rc < 0) goto fail;
+        return STELLAR_OK;
+    }
+    rc = sq_exec(c, S_KV_PUT, e, "tti", key, value,
+                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    if (set) *set = true;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+static int sq_kv_get(st_backend *b, const char *key, char **value,
+                     stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    c->op = "kv_get";
+    rc = kv_read(c, key, st_now_ms(), value, NULL, e);
+    return rc < 0 ? rc : STELLAR_OK;
+}
+
+static int sq_kv_del(st_backend *b, const char *key, const char *value,
+                     int64_t *removed, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t n;
+    int rc;
+
+    if (removed) *removed = 0;
+    if ((rc = kv_begin(c, "kv_del", st_now_ms(), e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_KV_DEL, e, "tt", key, value)) < 0) goto fail;
+    n = changes(c);
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    if (removed) *removed = n;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* ttl_ms <= 0 removes the expiry (as kv_set's 0: none). value NULL: any. */
+static int sq_kv_expire(st_backend *b, const char *key, const char *value,
+                        int64_t ttl_ms, bool *set, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t now = st_now_ms(), n;
+    int rc;
+
+    if (set) *set = false;
+    if ((rc = kv_begin(c, "kv_expire", now, e)) < 0) return rc;
+    rc = sq_exec(c, S_KV_EXPIRE, e, "tti", key, value,
+                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
+    if (rc < 0) goto fail;
+    n = changes(c);
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    if (set) *set = n > 0;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
+/* As Redis INCRBY: the value must be a decimal integer; the expiry is kept
+ * unless ttl_ms > 0 sets a new one. */
+static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
+                      int64_t ttl_ms, int64_t *out, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t now = st_now_ms(), expires = 0, v = 0;
+    char *old = NULL, num[24];
+    int rc;
+
+    if (out) *out = 0;
+    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: no key");
+    if ((rc = kv_begin(c, "kv_incr", now, e)) < 0) return rc;
+    if ((rc = kv_read(c, key, now, &old, &expires, e)) < 0) goto fail;
+    if (old) {
+        char *end;
+        long long ll;
+        errno = 0;
+        ll = strtoll(old, &end, 10);
+        if (errno || end == old || *end) {
+            rc = st_fail(e, STELLAR_EINVAL,
+                         "sqlite kv_incr: %s holds '%.40s', not an integer",
+                         key, old);
+            goto fail;
+        }
+        v = (int64_t)ll;
+    }
+    if ((by > 0 && v > INT64_MAX - by) || (by < 0 && v < INT64_MIN - by)) {
+        rc = st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: %s would overflow",
+                     key);
+        goto fail;
+    }
+    v += by;
+    if (ttl_ms > 0) expires = now + ttl_ms;
+    snprintf(num, sizeof num, "%lld", (long long)v);
+    rc = sq_exec(c, S_KV_PUT, e, "tti", key, num, expires);
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    st_free(old);
+    if (out) *out = v;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    st_free(old);
+    return rc;
+}
+
+static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
+                      stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    json_t *all = NULL, *one = NULL;
+    sqlite3_stmt *s;
+    size_t n = prefix ? strlen(prefix) : 0;
+    char *upper = NULL;
+    int rc;
+
+    c->op = "kv_scan";
+    *out = NULL;
+    if (!prefix) prefix = "";
+    /* Keys with the prefix sort in [prefix, upper): upper is the prefix
+     * with its last byte below 0xff bumped, the rest cut off. */
+    while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
+        n--;
+    if (n > 0) {
+        if (!(upper = st_strndup(prefix, n))) return oom(c, e);
+        upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
+    }
+    rc = sq_prep(c, S_KV_SCAN, &s, e, "tti", prefix, upper, st_now_ms());
+    if (rc < 0) goto fail;
+    if (!(all = json_object())) goto nomem;
+    while ((rc = sq_step(c, s, e)) == 1) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        if (!key) continue;
+        if (!(one = json_object()) || jset(one, "value", col_str(s, 1)) < 0 ||
+            jset(one, "expires", col_int(s, 2)) < 0)
+            goto nomem;
+        rc = json_object_set_new(all, key, one);
+        one = NULL;
+        if (rc < 0) goto nomem;
+    }
+    if (rc < 0) goto fail;
+    st_free(upper);
+    *out = all;
+    return STELLAR_OK;
+nomem:
+    sqlite3_reset(s);
+    rc = oom(c, e);
+fail:
+    json_decref(one);
+    json_decref(all);
+    st_free(upper);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- Wake --- */
+
+/*
+ * Polls PRAGMA data_version (it changes when another connection commits)
+ * every few ms, and looks at w's queues when it does. Returns STELLAR_OK
+ * when a job may be there or when timeout_ms has passed.
+ */
+static int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
+                   stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t deadline = st_mono_ms() + timeout_ms, seen = 0, v = 0, id, now;
+    int64_t nap = 1;
+    int rc;
+
+    c->op = "wait";
+    if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
+    if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
+    if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
+    while ((now = st_mono_ms()) < deadline) {
+        st_sleep_ms(nap < deadline - now ? nap : deadline - now);
+        if (nap < 8) nap *= 2;
+        if ((rc = sq_int(c, S_DATA_VERSION, &v, e, "")) < 0) return rc;
+        if (v == seen) continue;
+        seen = v;
+        if ((rc = head(c, w, &id, NULL, e)) != 0)
+            return rc < 0 ? rc : STELLAR_OK;
+    }
+    return STELLAR_OK;
+}
+
+/* ----------------------------------------------------------------- Ops --- */
+
+const st_backend_ops st_sqlite_ops = {
+    .scheme = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .push = sq_push,
+    .push_at = sq_push_at,
+    .queues = sq_queues,
+    .length = sq_length,
+    .queued = sq_queued,
+    .del = sq_del,
+    .del_queue = sq_del_queue,
+    .del_delayed = sq_del_delayed,
+    .scheduled_at = sq_scheduled_at,
+    .timestamps = sq_timestamps,
+    .delayed_at = sq_delayed_at,
+    .del_delayed_at = sq_del_delayed_at,
+    .promote_due = sq_promote_due,
+    .worker_register = sq_worker_register,
+    .worker_unregister = sq_worker_unregister,
+    .ping = sq_ping,
+    .reserve = sq_reserve,
+    .workers = sq_workers,
+    .clean_worker = sq_clean_worker,
+    .stats = sq_stats,
+    .stat_incr = sq_stat_incr,
+    .failed_count = sq_failed_count,
+    .failed_range = sq_failed_range,
+    .failed_remove = sq_failed_remove,
+    .kv_set = sq_kv_set,
+    .kv_get = sq_kv_get,
+    .kv_del = sq_kv_del,
+    .kv_expire = sq_kv_expire,
+    .kv_incr = sq_kv_incr,
+    .kv_scan = sq_kv_scan,
+    .wait = sq_wait,
+};
