@@ -185,6 +185,49 @@ STELLAR_API int stellar_task_register_builtin(stellar *h, stellar_error *e);
     }                                                                          \
     static const stellar_task stellar_task_def_##id
 
+/* ------------------------------------------------------------ Plugins --- */
+/*
+ * Resque plugins change how a task is queued and run. A task lists plugin
+ * names in `plugins` (run in that order) and their options in
+ * `plugin_options`, a JSON object keyed by plugin name. Built in: jobLock,
+ * queueLock, delayQueueLock, retry, noop (node-resque's JobLock, QueueLock,
+ * DelayQueueLock, Retry, Noop are accepted too: names match ignoring case).
+ * Periodic tasks get jobLock, queueLock and delayQueueLock automatically.
+ *
+ * A hook returns STELLAR_OK to go on, STELLAR_VETOED to stop the enqueue
+ * (enqueue returns STELLAR_VETOED) or the run (the job is dropped, counted
+ * neither processed nor failed), or a negative code: the enqueue fails, or
+ * the job fails with the message set by stellar_job_set_error(). Hooks run
+ * for enqueue, enqueueAt and enqueueIn alike (see docs/compat.md).
+ */
+typedef struct stellar_job stellar_job; /* the job a hook looks at */
+
+typedef int (*stellar_hook_fn)(stellar_job *job, const json_t *options);
+
+typedef struct stellar_plugin {
+    const char *name; /* unique; matched ignoring case */
+    stellar_hook_fn before_enqueue, after_enqueue;
+    stellar_hook_fn before_perform, after_perform; /* after: sees the error */
+} stellar_plugin;
+
+/* Registers a plugin for every handle of the process (the struct is
+ * borrowed: keep it alive, e.g. static). EEXISTS for a taken name. A task
+ * naming an unknown plugin makes stellar_start() fail with EINVAL. */
+STELLAR_API int stellar_plugin_register(const stellar_plugin *p,
+                                        stellar_error *e);
+
+/* What a hook sees (all borrowed, valid during the hook). */
+STELLAR_API stellar *stellar_job_handle(stellar_job *job);
+STELLAR_API const char *stellar_job_task(stellar_job *job);
+STELLAR_API const char *stellar_job_queue(stellar_job *job);
+STELLAR_API const json_t *stellar_job_args(stellar_job *job); /* array */
+/* The worker running the job; NULL in enqueue hooks. */
+STELLAR_API const char *stellar_job_worker(stellar_job *job);
+/* The run's error message, NULL on success (after_perform). */
+STELLAR_API const char *stellar_job_error(stellar_job *job);
+/* Sets (or with NULL clears) the run's error. */
+STELLAR_API void stellar_job_set_error(stellar_job *job, const char *error);
+
 /* ----------------------------------------------------- Inside a task --- */
 
 /* Sets the job's error message and returns STELLAR_ETASK, so a run can end

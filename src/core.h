@@ -58,6 +58,36 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
 int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
                          bool immediate, int64_t *removed, stellar_error *e);
 
+/* Plugins (plugin.c). */
+typedef enum st_hook {
+    ST_HOOK_BEFORE_ENQUEUE,
+    ST_HOOK_AFTER_ENQUEUE,
+    ST_HOOK_BEFORE_PERFORM,
+    ST_HOOK_AFTER_PERFORM,
+} st_hook;
+
+struct stellar_job {
+    stellar *h;
+    st_backend *b;       /* the connection of the thread running the hook */
+    const st_task *task;
+    const char *queue;
+    const json_t *args;  /* the payload's args array */
+    const char *payload; /* the raw payload */
+    const char *worker;  /* NULL in enqueue hooks */
+    char *error;         /* the run's error (owned), NULL if none */
+    bool retried;        /* retry re-scheduled it: ack with no counters */
+};
+
+/* Runs one hook of every plugin of job->task, in order. Returns STELLAR_OK,
+ * STELLAR_VETOED, or a negative code with e filled. */
+int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e);
+/* EINVAL naming the task if one of its plugins is unknown. */
+int st_plugins_check(const st_task *t, stellar_error *e);
+/* Delays payload to at_ms with no hooks, moving to the next free second if
+ * that timestamp already holds the same payload (so nothing is lost). */
+int st_delay_payload(st_backend *b, int64_t at_ms, const char *queue,
+                     const char *payload, stellar_error *e);
+
 /* Pool and scheduler (pool.c, scheduler.c). */
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e);
 void st_pool_stop(st_pool *p, int64_t timeout_ms);

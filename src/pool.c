@@ -163,38 +163,19 @@ static json_t *params_of(json_t *args)
     return json_incref(args);
 }
 
-/* Runs one reserved job; fills *done. Returns the task if it is periodic
- * (the caller re-enqueues it), else NULL. */
-static const st_task *perform(st_proc *w, const st_reserved *job,
-                              st_done *done, char **failed_entry)
+/* Calls the task's run and waits for it to finish; returns the error
+ * message (new) or NULL on success. */
+static char *run_task(st_proc *w, const st_task *t, const char *queue,
+                      json_t *args)
 {
-    stellar *h = w->pool->h;
-    st_payload pl;
-    stellar_error pe;
-    const st_task *t = NULL;
     stellar_next next = {.done = false, .error = NULL};
-    stellar_api api = {h, w, NULL, job->queue};
-    char *error = NULL, where[512];
-    json_t *params, *bt;
+    stellar_api api = {w->pool->h, w, t->def.name, queue};
+    json_t *params = params_of(args);
+    char *error;
     int rc;
 
-    if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
-        error = st_strdup(pe.msg);
-        snprintf(where, sizeof where, "    at reserve (%s)", w->name);
-        goto failed;
-    }
-    t = st_task_find(h, pl.klass);
-    if (!t) {
-        error = st_asprintf("No job defined for class \"%s\"", pl.klass);
-        snprintf(where, sizeof where, "    at perform (%s)", w->name);
-        goto failed;
-    }
-    api.task = t->def.name;
     pthread_mutex_init(&next.lock, NULL);
     pthread_cond_init(&next.cond, NULL);
-    params = params_of(pl.args);
-    st_log(&h->log, STELLAR_LOG_DEBUG, "%s: running %s on %s", w->name,
-           t->def.name, job->queue);
     rc = t->def.run(&api, params, &next);
     pthread_mutex_lock(&next.lock);
     if (rc == STELLAR_PENDING) {
@@ -203,35 +184,84 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     } else if (rc < 0 && !next.error) {
         next.error = st_asprintf("%s returned %s (%s)", t->def.name,
                                  stellar_err_name(rc), stellar_strerror(rc));
-    } else if (rc == STELLAR_OK && next.error) {
-        /* stellar_fail() called, yet the run returned OK: it failed. */
     }
+    /* stellar_fail() then a return of STELLAR_OK still counts as failed. */
     error = next.error;
-    next.error = NULL;
     pthread_mutex_unlock(&next.lock);
     pthread_cond_destroy(&next.cond);
     pthread_mutex_destroy(&next.lock);
     json_decref(params);
-    snprintf(where, sizeof where, "    at %s.run (%s)", t->def.name, w->name);
-    if (!error) {
-        done->outcome = ST_DONE_OK;
+    return error;
+}
+
+/* Runs one reserved job with its plugin hooks; fills *done (and
+ * *failed_entry, which *done points into). Returns the task if it is
+ * periodic and ran (the caller re-enqueues it), else NULL. */
+static const st_task *perform(st_proc *w, const st_reserved *job,
+                              st_done *done, char **failed_entry)
+{
+    stellar *h = w->pool->h;
+    st_payload pl;
+    stellar_error pe;
+    stellar_job hj = {0};
+    char where[512];
+    json_t *bt;
+    int rc;
+
+    hj.h = h;
+    hj.b = w->conn;
+    hj.queue = job->queue;
+    hj.payload = job->payload;
+    hj.worker = w->name;
+    if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
+        hj.error = st_strdup(pe.msg);
+        snprintf(where, sizeof where, "    at reserve (%s)", w->name);
+        goto failed;
+    }
+    hj.task = st_task_find(h, pl.klass);
+    hj.args = pl.args;
+    if (!hj.task) {
+        hj.error = st_asprintf("No job defined for class \"%s\"", pl.klass);
+        snprintf(where, sizeof where, "    at perform (%s)", w->name);
+        goto failed;
+    }
+    snprintf(where, sizeof where, "    at %s.run (%s)", hj.task->def.name,
+             w->name);
+    rc = st_hooks_run(ST_HOOK_BEFORE_PERFORM, &hj, &pe);
+    if (rc == STELLAR_VETOED) { /* dropped quietly, as in node-resque */
+        done->outcome = ST_DONE_DROPPED;
         st_payload_clear(&pl);
-        return t->def.frequency > 0 ? t : NULL;
+        st_free(hj.error);
+        return NULL;
+    }
+    if (rc < 0) {
+        stellar_job_set_error(&hj, pe.msg);
+    } else {
+        st_log(&h->log, STELLAR_LOG_DEBUG, "%s: running %s on %s", w->name,
+               hj.task->def.name, job->queue);
+        hj.error = run_task(w, hj.task, job->queue, pl.args);
+        rc = st_hooks_run(ST_HOOK_AFTER_PERFORM, &hj, &pe);
+        if (rc < 0 && !hj.error) stellar_job_set_error(&hj, pe.msg);
+    }
+    if (!hj.error) {
+        done->outcome = hj.retried ? ST_DONE_DROPPED : ST_DONE_OK;
+        st_payload_clear(&pl);
+        return hj.task->def.frequency > 0 ? hj.task : NULL;
     }
 failed:
     st_log(&h->log, STELLAR_LOG_WARN, "%s: job on %s failed: %s", w->name,
-           job->queue, error ? error : "out of memory");
+           job->queue, hj.error ? hj.error : "out of memory");
     bt = json_pack("[s, s]", where, "    at stellar worker");
     *failed_entry = st_failed_entry(w->name, job->queue, job->payload, "Error",
-                                    error ? error : "out of memory", bt,
+                                    hj.error ? hj.error : "out of memory", bt,
                                     st_now_ms());
     json_decref(bt);
-    st_free(error);
+    st_free(hj.error);
     st_payload_clear(&pl);
     done->outcome = ST_DONE_FAILED;
     done->failed_entry = *failed_entry;
     /* A periodic task is re-enqueued after a failure too. */
-    return t && t->def.frequency > 0 ? t : NULL;
+    return hj.task && hj.task->def.frequency > 0 ? hj.task : NULL;
 }
 
 /* --------------------------------------------------------- Processor --- */

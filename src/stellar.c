@@ -141,7 +141,10 @@ int stellar_start(stellar *h, stellar_error *e)
         pthread_mutex_unlock(&h->lock);
         return st_fail(e, STELLAR_ESTATE, "already started");
     }
+    for (size_t i = 0; i < h->ntasks; i++)
+        if ((rc = st_plugins_check(h->tasks[i], e))) goto out;
     rc = st_pool_start(h, &h->pool, e);
+out:
     pthread_mutex_unlock(&h->lock);
     return rc;
 }

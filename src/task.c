@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ------------------------------------------------------------ Registry --- */
 
@@ -91,13 +92,21 @@ static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
     t->def.plugins = NULL;
     while (src->plugins && src->plugins[n])
         n++;
-    if (n) {
-        t->plugins = st_calloc(n + 1, sizeof *t->plugins);
-        for (i = 0; t->plugins && i < n; i++)
-            if (!(t->plugins[i] = st_strdup(src->plugins[i]))) goto oom;
-        if (!t->plugins) goto oom;
-        t->def.plugins = (const char *const *)t->plugins;
+    /* Periodic tasks get the three locks, as the Stellar framework does, so
+     * that many servers never run or queue one twice. */
+    t->plugins = st_calloc(n + 4, sizeof *t->plugins);
+    if (!t->plugins) goto oom;
+    for (i = 0; i < n; i++)
+        if (!(t->plugins[i] = st_strdup(src->plugins[i]))) goto oom;
+    for (size_t k = 0; src->frequency > 0 && k < 3; k++) {
+        static const char *const locks[] = {"jobLock", "queueLock",
+                                            "delayQueueLock"};
+        bool listed = false;
+        for (size_t j = 0; j < n; j++)
+            listed |= strcasecmp(src->plugins[j], locks[k]) == 0;
+        if (!listed && !(t->plugins[i++] = st_strdup(locks[k]))) goto oom;
     }
+    t->def.plugins = (const char *const *)t->plugins;
     if (!t->def.name || !t->def.description || !t->def.queue) goto oom;
     if (src->plugin_options && *src->plugin_options) {
         t->plugin_options = st_json_parse(src->plugin_options,

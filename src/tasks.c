@@ -17,7 +17,8 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
                   stellar_error *e)
 {
     const st_task *t;
-    char *payload;
+    stellar_job job = {0};
+    json_t *args;
     int rc;
 
     if (!task || !*task)
@@ -29,13 +30,24 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
     if (!t && h->ntasks > 0)
         return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
     if (!queue || !*queue) queue = t ? t->def.queue : "default";
-    payload = st_payload_build(task, queue, params, e);
-    if (!payload) return STELLAR_ENOMEM;
+    args = params ? json_pack("[O]", params) : json_pack("[{}]");
+    job = (stellar_job){h, b, t, queue, args, NULL, NULL, NULL, false};
+    job.payload = st_payload_build_args(task, queue, args, e);
+    if (!args || !job.payload) {
+        rc = STELLAR_ENOMEM;
+        goto out;
+    }
+    rc = st_hooks_run(ST_HOOK_BEFORE_ENQUEUE, &job, e);
+    if (rc) goto out;
     if (delayed)
-        rc = b->ops->push_at(b, at_ms, queue, payload, e);
+        rc = b->ops->push_at(b, at_ms, queue, job.payload, e);
     else
-        rc = b->ops->push(b, queue, (const char *const *)&payload, 1, e);
-    st_free(payload);
+        rc = b->ops->push(b, queue, &job.payload, 1, e);
+    if (rc == STELLAR_OK) rc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, e);
+out:
+    st_free((char *)(uintptr_t)job.payload);
+    st_free(job.error);
+    json_decref(args);
     return rc;
 }
 

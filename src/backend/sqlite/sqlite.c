@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -51,6 +52,8 @@
  * than this build knows is refused.
  */
 #define SCHEMA_VERSION 1
+#define SQ_STR_(x) #x
+#define SQ_XSTR(x) SQ_STR_(x)
 
 static const char *const migrations[SCHEMA_VERSION] = {
     /* 0 -> 1: the first schema. */
@@ -489,17 +492,15 @@ static int range(sq_conn *c, const char *op, int count_id, int range_id,
         if (rc < 0) goto fail;
     }
     lrange(len, start, stop, &offset, &count);
-    if (count <= 0) {
-        rc = STELLAR_OK;
-        if (!(*out = json_array())) rc = oom(c, e);
-        goto done;
+    if (count > 0) {
+        rc = queue ? sq_prep(c, range_id, &s, e, "tii", queue, offset, count)
+                   : sq_prep(c, range_id, &s, e, "ii", offset, count);
+        if (rc < 0 || (rc = rows_array(c, s, false, out, e)) < 0) goto fail;
+    } else if (!(*out = json_array())) {
+        rc = oom(c, e);
+        goto fail;
     }
-    rc = queue ? sq_prep(c, range_id, &s, e, "tii", queue, offset, count)
-               : sq_prep(c, range_id, &s, e, "ii", offset, count);
-    if (rc < 0 || (rc = rows_array(c, s, false, out, e)) < 0) goto fail;
-done:
-    if (rc == STELLAR_OK && (rc = sq_commit(c, e)) < 0) goto fail;
-    if (rc < 0) goto fail;
+    if ((rc = sq_commit(c, e)) < 0) goto fail;
     return STELLAR_OK;
 fail:
     sq_rollback(c);
@@ -583,7 +584,7 @@ static int schema_init(sq_conn *c, stellar_error *e)
     }
     rc = sqlite3_exec(c->db,
                       "INSERT OR REPLACE INTO meta(key, value)"
-                      " VALUES('schema_version', '" ST_XSTR(SCHEMA_VERSION)
+                      " VALUES('schema_version', '" SQ_XSTR(SCHEMA_VERSION)
                       "')",
                       NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -611,15 +612,13 @@ static void sq_close(st_backend *b)
 }
 
 /* "sqlite:PATH": PATH as given (relative to the working directory);
- * "sqlite://PATH" is accepted too ("sqlite:///abs" -> "/abs"). */
-static char *url_path(const char *url)
+ * "sqlite://PATH" is accepted too ("sqlite:///abs" -> "/abs"). Borrowed
+ * from url; "" if there is none. */
+static const char *url_path(const char *url)
 {
-    const char *p = strchr(url, ':');
+    const char *p = url + strlen("sqlite:");
 
-    if (!p) return NULL;
-    p++;
-    if (strncmp(p, "//", 2) == 0) p += 2;
-    return *p ? st_strdup(p) : NULL;
+    return strncmp(p, "//", 2) == 0 ? p + 2 : p;
 }
 
 static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
@@ -630,19 +629,18 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     int rc;
 
     *out = NULL;
-    if (!url || strncmp(url, "sqlite:", 7) != 0 || !url[7])
+    if (!url || strncmp(url, "sqlite:", 7) != 0 || !*url_path(url))
         return st_fail(e, STELLAR_EINVAL,
                        "bad SQLite backend URL '%s' (expected sqlite:PATH)",
                        url ? url : "(null)");
-    if (!(c = st_calloc(1, sizeof *c))) goto nomem;
+    if (!(c = st_calloc(1, sizeof *c)) ||
+        !(c->path = st_strdup(url_path(url)))) {
+        rc = st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
+        goto fail;
+    }
     c->base.ops = &st_sqlite_ops;
     c->op = "open";
     c->busy_ms = cfg && cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
-    if (!(c->path = url_path(url))) {
-        if (!url[7] || !url[8]) goto nomem; /* unreachable: checked above */
-        rc = st_fail(e, STELLAR_EINVAL, "bad SQLite backend URL '%s'", url);
-        goto fail;
-    }
     /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
     rc = sqlite3_open_v2(c->path, &c->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
@@ -672,8 +670,6 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     if ((rc = schema_init(c, e)) < 0) goto fail;
     *out = &c->base;
     return STELLAR_OK;
-nomem:
-    rc = st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
 fail:
     sqlite3_finalize(s);
     sq_close(c ? &c->base : NULL);
@@ -1058,6 +1054,11 @@ static int apply_done(sq_conn *c, const st_worker_id *w, const st_done *d,
     }
 }
 
+static int no_job(const st_worker_id *w, stellar_error *e)
+{
+    return st_fail(e, STELLAR_ENOTFOUND, "no job in queues %s", queues_str(w));
+}
+
 static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
                       int64_t now_ms, st_reserved *out, stellar_error *e)
 {
@@ -1079,8 +1080,8 @@ static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
     if (oc == ST_DONE_NONE) {
         if (!out) return STELLAR_OK;
         /* Idle polling: look without the write lock first. */
-        if ((rc = head(c, w, &id, NULL, e)) < 0) return rc;
-        if (rc == 0) goto empty;
+        if ((rc = head(c, w, &id, NULL, e)) <= 0)
+            return rc < 0 ? rc : no_job(w, e);
     }
     if ((rc = sq_begin(c, "reserve", e)) < 0) return rc;
     if ((rc = apply_done(c, w, done, e)) < 0) goto fail;
@@ -1097,70 +1098,72 @@ static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
         if ((rc = sq_exec(c, S_WORKER_CLEAR, e, "t", w->name)) < 0) goto fail;
     }
     if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (!found) {
-        if (!out) return STELLAR_OK;
-        goto empty;
-    }
+    if (!found) return out ? no_job(w, e) : STELLAR_OK;
     *out = got;
     return STELLAR_OK;
-empty:
-    return st_fail(e, STELLAR_ENOTFOUND, "no job in queues %s",
-                   queues_str(w));
 fail:
     sq_rollback(c);
     st_reserved_clear(&got);
     return rc;
 }
 
+/* One row of S_WORKERS as {"queues", "started", "ping", "working_on"}, or
+ * NULL on allocation failure. */
+static json_t *worker_json(sqlite3_stmt *s)
+{
+    json_t *one = json_object(), *job;
+    bool ok;
+
+    if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
+        job = json_null();
+    } else if ((job = json_object()) &&
+               (jset(job, "run_at", col_int(s, 6)) < 0 ||
+                jset(job, "queue", col_str(s, 4)) < 0 ||
+                jset(job, "payload", col_str(s, 5)) < 0)) {
+        json_decref(job);
+        job = NULL;
+    }
+    ok = one && job && jset(one, "queues", col_str(s, 1)) == 0 &&
+         jset(one, "started", col_int(s, 2)) == 0 &&
+         jset(one, "ping", col_int(s, 3)) == 0;
+    if (ok) {
+        ok = jset(one, "working_on", job) == 0; /* takes job */
+        job = NULL;
+    }
+    json_decref(job);
+    if (ok) return one;
+    json_decref(one);
+    return NULL;
+}
+
 static int sq_workers(st_backend *b, json_t **out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
-    json_t *all = NULL, *one = NULL, *job = NULL;
+    json_t *all;
     sqlite3_stmt *s;
     int rc;
 
     c->op = "workers";
     *out = NULL;
     if ((rc = sq_prep(c, S_WORKERS, &s, e, "")) < 0) return rc;
-    if (!(all = json_object())) goto nomem;
+    if (!(all = json_object())) {
+        sqlite3_reset(s);
+        return oom(c, e);
+    }
     while ((rc = sq_step(c, s, e)) == 1) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
-        if (!name) continue;
-        if (!(one = json_object())) goto nomem;
-        if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
-            if (!(job = json_object()) ||
-                jset(job, "run_at", col_int(s, 6)) < 0 ||
-                jset(job, "queue", col_str(s, 4)) < 0 ||
-                jset(job, "payload", col_str(s, 5)) < 0)
-                goto nomem;
-        } else if (!(job = json_null())) {
-            goto nomem;
+        if (name && jset(all, name, worker_json(s)) < 0) {
+            sqlite3_reset(s);
+            rc = oom(c, e);
+            break;
         }
-        if (jset(one, "queues", col_str(s, 1)) < 0 ||
-            jset(one, "started", col_int(s, 2)) < 0 ||
-            jset(one, "ping", col_int(s, 3)) < 0 ||
-            jset(one, "working_on", job) < 0)
-            goto nomem_job_given;
-        job = NULL;
-        if (jset(all, name, one) < 0) goto nomem_one_given;
-        one = NULL;
     }
-    if (rc < 0) goto fail;
+    if (rc < 0) {
+        json_decref(all);
+        return rc;
+    }
     *out = all;
     return STELLAR_OK;
-nomem_job_given:
-    job = NULL;
-    goto nomem;
-nomem_one_given:
-    one = NULL;
-nomem:
-    sqlite3_reset(s);
-    rc = oom(c, e);
-fail:
-    json_decref(job);
-    json_decref(one);
-    json_decref(all);
-    return rc;
 }
 
 static int sq_clean_worker(st_backend *b, const char *name,
