@@ -113,6 +113,13 @@ typedef struct stellar_options {
     const char *name;     /* worker base name; NULL: the host name */
     int64_t poll_ms;      /* idle wait between reserve attempts; 0: 100 */
     int64_t shutdown_timeout_ms; /* grace for running jobs at stop; 0: 30000 */
+    /* The scheduler leader treats a worker whose pings stopped this long
+     * ago as dead and puts its in-flight job back in its queue; 0: 60000;
+     * < 0: never. */
+    int64_t stuck_worker_timeout_ms;
+    /* A job held by this many workers that died goes to failed as a poison
+     * pill instead; 0: 3. */
+    int max_crashes;
 } stellar_options;
 
 /*

@@ -35,6 +35,8 @@ struct stellar {
     char *name;          /* worker base name */
     int64_t poll_ms;
     int64_t shutdown_timeout_ms;
+    int64_t stuck_worker_timeout_ms; /* < 0: never */
+    int max_crashes;
 
     pthread_mutex_t lock; /* guards conn, tasks, pool */
     st_backend *conn;     /* the handle's own connection, for API calls */
@@ -57,6 +59,13 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
  * delays one copy to now + frequency (or now when immediate). */
 int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
                          bool immediate, int64_t *removed, stellar_error *e);
+
+/* Removes workers whose last ping is older than age_ms; their in-flight
+ * jobs go to failed, or back to their queue if requeue (to failed anyway,
+ * as a poison pill, once a job has been held by max_crashes dead workers).
+ * *cleaned: {"<worker>": payload or null}. */
+int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
+                     json_t **cleaned, stellar_error *e);
 
 /* Plugins (plugin.c). */
 typedef enum st_hook {

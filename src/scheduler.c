@@ -22,6 +22,7 @@
 #define RENEW_MS 1000
 #define TICK_MS 100
 #define PROMOTE_BATCH 1000
+#define STUCK_CHECK_MS 5000
 
 struct st_sched {
     stellar *h;
@@ -31,6 +32,7 @@ struct st_sched {
     pthread_t thread;
     bool leader;
     int64_t renewed_ms; /* monotonic time of the last successful election */
+    int64_t checked_ms; /* monotonic time of the last dead-worker check */
 };
 
 /* Takes or renews the leader lock; returns whether we lead. */
@@ -76,6 +78,27 @@ static void enqueue_periodic(st_sched *s)
     }
 }
 
+/* Recovers the jobs of workers whose pings stopped (issue #6). */
+static void recover_dead_workers(st_sched *s)
+{
+    stellar *h = s->h;
+    int64_t every = h->stuck_worker_timeout_ms / 4;
+    json_t *cleaned = NULL;
+    stellar_error err;
+
+    if (h->stuck_worker_timeout_ms < 0) return;
+    if (every > STUCK_CHECK_MS) every = STUCK_CHECK_MS;
+    if (st_mono_ms() - s->checked_ms < every) return;
+    s->checked_ms = st_mono_ms();
+    if (st_clean_workers(h, s->conn, h->stuck_worker_timeout_ms, true,
+                         &cleaned, &err))
+        st_log(&h->log, STELLAR_LOG_WARN, "scheduler: dead workers: %s",
+               err.msg);
+    else if (json_object_size(cleaned))
+        st_pool_wake(s->pool);
+    json_decref(cleaned);
+}
+
 static void *sched_main(void *arg)
 {
     st_sched *s = arg;
@@ -98,6 +121,7 @@ static void *sched_main(void *arg)
                 if (moved) st_pool_wake(s->pool);
                 if (next >= 0 && next - now < wait) wait = next - now;
             } while (moved == PROMOTE_BATCH);
+            recover_dead_workers(s);
         }
         was_leader = s->leader;
         if (st_pool_aux_wait(s->pool, wait < 1 ? 1 : wait)) break;

@@ -88,6 +88,10 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     h->poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
     h->shutdown_timeout_ms =
         o->shutdown_timeout_ms > 0 ? o->shutdown_timeout_ms : 30000;
+    h->stuck_worker_timeout_ms = o->stuck_worker_timeout_ms == 0
+                                     ? 60000
+                                     : o->stuck_worker_timeout_ms;
+    h->max_crashes = o->max_crashes > 0 ? o->max_crashes : 3;
     h->url = st_strdup(o->url && *o->url ? o->url : DEFAULT_URL);
     h->queues = strv_copy(o->queues);
     h->name = o->name && *o->name ? st_strdup(o->name) : host_name();

@@ -589,8 +589,27 @@ int stellar_retry_and_remove_failed(stellar *h, const json_t *failed_job,
     return rc;
 }
 
-int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
-                              json_t **cleaned, stellar_error *e)
+/* Builds the failed entry of a job taken from a dead worker. */
+static char *dead_worker_entry(stellar *h, const char *name, json_t *on,
+                               const char *error, int64_t now)
+{
+    char date[80], killed[160];
+    json_t *bt;
+    char *entry;
+
+    st_js_date(now, date);
+    snprintf(killed, sizeof killed, "killed by %s at %s", h->name, date);
+    bt = json_pack("[s, s, s]", killed, "queue#forceCleanWorker", "stellar");
+    entry = st_failed_entry(
+        name, json_string_value(json_object_get(on, "queue")),
+        json_string_value(json_object_get(on, "payload")),
+        "Worker Timeout (killed manually)", error, bt, now);
+    json_decref(bt);
+    return entry;
+}
+
+int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
+                     json_t **cleaned, stellar_error *e)
 {
     json_t *all = NULL, *w, *res;
     const char *name;
@@ -598,40 +617,60 @@ int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
     int rc;
 
     *cleaned = NULL;
-    if ((rc = stellar_workers(h, &all, e))) return rc;
+    if ((rc = b->ops->workers(b, &all, e))) return rc;
     res = json_object();
     json_object_foreach(all, name, w)
     {
         json_t *ping = json_object_get(w, "ping");
-        json_t *on = json_object_get(json_object_get(w, "working_on"), "payload");
+        json_t *on = json_object_get(w, "working_on");
+        const char *held_raw = json_string_value(json_object_get(on, "payload"));
         int64_t seen = json_is_integer(ping)
                            ? json_integer_value(ping)
                            : json_integer_value(json_object_get(w, "started"));
-        char *entry = NULL, *held = NULL, date[80], killed[160];
-        json_t *bt;
+        enum st_clean_mode mode = requeue ? ST_CLEAN_REQUEUE : ST_CLEAN_FAIL;
+        char *entry = NULL, *held = NULL, *crash_key = NULL, *error = NULL;
+        int64_t crashes = 0, removed;
+        json_t *v;
 
         if (now - seen <= age_ms) continue;
-        st_js_date(now, date);
-        snprintf(killed, sizeof killed, "killed by %s at %s", h->name, date);
-        bt = json_pack("[s, s, s]", killed, "queue#forceCleanWorker", "stellar");
-        if (json_is_string(on))
-            entry = st_failed_entry(
-                name, json_string_value(json_object_get(
-                          json_object_get(w, "working_on"), "queue")),
-                json_string_value(on), "Worker Timeout (killed manually)",
-                "Worker Timeout (killed manually)", bt, now);
-        json_decref(bt);
-        WITH_CONN(h, h->conn->ops->clean_worker(
-                         h->conn, name,
-                         requeue ? ST_CLEAN_REQUEUE : ST_CLEAN_FAIL, entry,
-                         &held, e));
+        if (held_raw && requeue && h->max_crashes > 0) {
+            /* Count how many workers died holding this job: a job that
+             * keeps killing workers is a poison pill, not bad luck. */
+            crash_key = st_asprintf("stellar:crashes:%s", held_raw);
+            if (crash_key &&
+                b->ops->kv_incr(b, crash_key, 1, 86400000, &crashes, e) ==
+                    STELLAR_OK &&
+                crashes >= h->max_crashes) {
+                mode = ST_CLEAN_FAIL;
+                error = st_asprintf("Worker Timeout (killed manually): the job "
+                                    "was in flight on %lld workers that died "
+                                    "(maxCrashes %d): poison pill",
+                                    (long long)crashes, h->max_crashes);
+            }
+        }
+        if (held_raw && mode == ST_CLEAN_FAIL)
+            entry = dead_worker_entry(h, name, on,
+                                      error ? error
+                                            : "Worker Timeout (killed manually)",
+                                      now);
+        rc = b->ops->clean_worker(b, name, mode, entry, &held, e);
+        if (rc == STELLAR_OK && mode == ST_CLEAN_FAIL && crash_key)
+            b->ops->kv_del(b, crash_key, NULL, &removed, e);
         st_free(entry);
+        st_free(error);
+        st_free(crash_key);
         if (rc == STELLAR_ENOTFOUND) { /* cleaned by someone else meanwhile */
             rc = STELLAR_OK;
             continue;
         }
         if (rc) break;
-        json_t *v = held ? st_json_parse(held, strlen(held), NULL) : NULL;
+        st_log(&h->log, STELLAR_LOG_WARN,
+               "cleaned dead worker %s (no ping for %lld ms)%s", name,
+               (long long)(now - seen),
+               held ? (mode == ST_CLEAN_FAIL ? ": its job is in failed"
+                                             : ": its job is back in its queue")
+                    : "");
+        v = held ? st_json_parse(held, strlen(held), NULL) : NULL;
         if (held && !v) v = json_string(held); /* not JSON: keep the text */
         json_object_set_new(res, name, v ? v : json_null());
         st_free(held);
@@ -643,4 +682,15 @@ int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
     }
     *cleaned = res;
     return STELLAR_OK;
+}
+
+int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
+                              json_t **cleaned, stellar_error *e)
+{
+    int rc;
+    *cleaned = NULL;
+    if (age_ms < 0)
+        return st_fail(e, STELLAR_EINVAL, "cleanOldWorkers: negative age");
+    WITH_CONN(h, st_clean_workers(h, h->conn, age_ms, requeue, cleaned, e));
+    return rc;
 }

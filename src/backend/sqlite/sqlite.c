@@ -557,12 +557,13 @@ static int schema_init(sq_conn *c, stellar_error *e)
     int rc;
     char *msg = NULL;
 
-    c->op = "open";
+    c->op = "open (reading the schema version)";
     if ((rc = schema_version(c, &v, e)) < 0) return rc;
     if (v == SCHEMA_VERSION) return STELLAR_OK;
     /* Two processes may open a new file at once: the write lock makes one
      * create the schema and the other then see it. */
-    if ((rc = sq_begin(c, "open", e)) < 0) return rc;
+    if ((rc = sq_begin(c, "open (creating or migrating the schema)", e)) < 0)
+        return rc;
     if ((rc = schema_version(c, &v, e)) < 0) goto fail;
     if (v > SCHEMA_VERSION || v < 0) {
         rc = st_fail(e, STELLAR_EBACKEND,
@@ -611,6 +612,29 @@ static void sq_close(st_backend *b)
     st_free(c);
 }
 
+/*
+ * Switches the file to WAL (a no-op if it is already). This takes an
+ * exclusive lock. When processes open a new file at once, one of them may
+ * switch first and then hold its WAL-mode shared lock for good, while
+ * another, which read the file before the switch, waits for the exclusive
+ * lock forever. So each try waits at most 50 ms; a new try sees the file
+ * already in WAL mode. The whole stays within busy_ms.
+ */
+static int set_wal(sq_conn *c, stellar_error *e)
+{
+    int64_t busy_ms = c->busy_ms, deadline = st_mono_ms() + busy_ms;
+    int rc;
+
+    c->op = "open (setting WAL mode)";
+    c->busy_ms = busy_ms < 50 ? busy_ms : 50;
+    do {
+        rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL,
+                          NULL);
+    } while ((rc & 0xff) == SQLITE_BUSY && st_mono_ms() < deadline);
+    c->busy_ms = busy_ms;
+    return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
+}
+
 /* "sqlite:PATH": PATH as given (relative to the working directory);
  * "sqlite://PATH" is accepted too ("sqlite:///abs" -> "/abs"). Borrowed
  * from url; "" if there is none. */
@@ -625,7 +649,6 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
                    stellar_error *e)
 {
     sq_conn *c = NULL;
-    sqlite3_stmt *s = NULL;
     int rc;
 
     *out = NULL;
@@ -653,15 +676,7 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
         goto fail;
     }
     sqlite3_busy_handler(c->db, on_busy, c);
-    /* journal_mode returns a row: the mode now in force. */
-    rc = sqlite3_prepare_v2(c->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
-    if (rc == SQLITE_OK) rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        rc = sq_fail(c, rc, e);
-        goto fail;
-    }
-    sqlite3_finalize(s);
-    s = NULL;
+    if ((rc = set_wal(c, e)) < 0) goto fail;
     rc = sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = sq_fail(c, rc, e);
@@ -671,7 +686,6 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     *out = &c->base;
     return STELLAR_OK;
 fail:
-    sqlite3_finalize(s);
     sq_close(c ? &c->base : NULL);
     return rc;
 }
