@@ -120,6 +120,10 @@ typedef struct stellar_options {
     /* A job held by this many workers that died goes to failed as a poison
      * pill instead; 0: 3. */
     int max_crashes;
+    /* How tasks run unless a task says otherwise: in the processor's thread
+     * (default) or in a child process per job (a crash or a timeout fails
+     * that job, not the process). */
+    int isolation;
 } stellar_options;
 
 /*
@@ -150,6 +154,12 @@ typedef struct stellar_next stellar_next; /* the run's completion handle */
 typedef int (*stellar_run_fn)(stellar_api *api, const json_t *params,
                               stellar_next *next);
 
+enum {
+    STELLAR_ISOLATION_DEFAULT = 0,
+    STELLAR_ISOLATION_THREAD = 1,
+    STELLAR_ISOLATION_FORK = 2,
+};
+
 typedef struct stellar_task {
     const char *name;          /* unique; required */
     const char *description;   /* required */
@@ -158,6 +168,11 @@ typedef struct stellar_task {
     const char *const *plugins; /* NULL-terminated plugin names, or NULL */
     const char *plugin_options; /* JSON object keyed by plugin name, or NULL */
     stellar_run_fn run;        /* required */
+    /* A run longer than this (ms) fails as timed out; 0: no limit. With
+     * fork isolation the child is sent SIGTERM, then SIGKILL after 2 s; in
+     * a thread the limit is cooperative: stellar_should_stop() turns true. */
+    int64_t timeout;
+    int isolation; /* STELLAR_ISOLATION_*; 0: the handle's */
 } stellar_task;
 
 /*
@@ -255,7 +270,8 @@ STELLAR_API void *stellar_api_userdata(stellar_api *api);
 STELLAR_API const char *stellar_api_queue(stellar_api *api);
 STELLAR_API const char *stellar_api_task(stellar_api *api);
 STELLAR_API const char *stellar_api_worker(stellar_api *api);
-/* True once the processor is stopping: long tasks should return soon. */
+/* True once the processor is stopping or the task's timeout has passed:
+ * long tasks should check it and return soon. */
 STELLAR_API bool stellar_should_stop(stellar_api *api);
 
 /* ------------------------------------------------------------ Enqueue --- */

@@ -37,6 +37,7 @@ struct stellar {
     int64_t shutdown_timeout_ms;
     int64_t stuck_worker_timeout_ms; /* < 0: never */
     int max_crashes;
+    int isolation; /* STELLAR_ISOLATION_THREAD or _FORK */
 
     pthread_mutex_t lock; /* guards conn, tasks, pool */
     st_backend *conn;     /* the handle's own connection, for API calls */

@@ -22,8 +22,12 @@
 #include "core.h"
 #include "scheduler.h"
 
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define PING_MS 1000
@@ -41,6 +45,9 @@ struct stellar_api {
     stellar *h;
     st_proc *proc;
     const char *task, *queue;
+    int64_t deadline_ms; /* monotonic; 0: no timeout */
+    bool in_child;       /* running in a forked child (fork isolation) */
+    stellar *child_h;    /* the child's own handle, opened on demand */
 };
 
 struct st_proc {
@@ -116,9 +123,28 @@ void stellar_log(stellar_api *api, int level, const char *fmt, ...)
     st_logf(&api->h->log, level, "[%s] %s", api->task, msg);
 }
 
+/* No handle crosses fork(): a child gets its own, with the same tasks. */
+static stellar *child_handle(stellar_api *api)
+{
+    stellar_options o = {0};
+    stellar_error err;
+    size_t i;
+
+    if (api->child_h) return api->child_h;
+    o.url = api->h->url;
+    o.log_fn = api->h->log.fn;
+    o.log_ud = api->h->log.ud;
+    o.log_level = api->h->log.level;
+    o.userdata = api->h->userdata;
+    if (stellar_open(&api->child_h, &o, &err)) return NULL;
+    for (i = 0; i < api->h->ntasks; i++)
+        stellar_task_register(api->child_h, &api->h->tasks[i]->def, &err);
+    return api->child_h;
+}
+
 stellar *stellar_api_handle(stellar_api *api)
 {
-    return api->h;
+    return api->in_child ? child_handle(api) : api->h;
 }
 
 void *stellar_api_userdata(stellar_api *api)
@@ -144,6 +170,8 @@ const char *stellar_api_worker(stellar_api *api)
 bool stellar_should_stop(stellar_api *api)
 {
     bool s;
+    if (api->deadline_ms && st_mono_ms() >= api->deadline_ms) return true;
+    if (api->in_child) return false; /* the parent signals a stop */
     pthread_mutex_lock(&api->proc->pool->lock);
     s = api->proc->pool->stopping;
     pthread_mutex_unlock(&api->proc->pool->lock);
@@ -165,18 +193,16 @@ static json_t *params_of(json_t *args)
 
 /* Calls the task's run and waits for it to finish; returns the error
  * message (new) or NULL on success. */
-static char *run_task(st_proc *w, const st_task *t, const char *queue,
-                      json_t *args)
+static char *call_run(stellar_api *api, const st_task *t, json_t *args)
 {
     stellar_next next = {.done = false, .error = NULL};
-    stellar_api api = {w->pool->h, w, t->def.name, queue};
     json_t *params = params_of(args);
     char *error;
     int rc;
 
     pthread_mutex_init(&next.lock, NULL);
     pthread_cond_init(&next.cond, NULL);
-    rc = t->def.run(&api, params, &next);
+    rc = t->def.run(api, params, &next);
     pthread_mutex_lock(&next.lock);
     if (rc == STELLAR_PENDING) {
         while (!next.done)
@@ -191,6 +217,115 @@ static char *run_task(st_proc *w, const st_task *t, const char *queue,
     pthread_cond_destroy(&next.cond);
     pthread_mutex_destroy(&next.lock);
     json_decref(params);
+    return error;
+}
+
+/* Fork isolation: the run happens in a child process that reports its
+ * error on a pipe; a crash, an exit or a timeout fails the job, not the
+ * process. */
+static char *run_forked(stellar_api *api, const st_task *t, json_t *args)
+{
+    int fds[2], status = 0;
+    bool timed_out = false;
+    st_buf msg = {0};
+    pid_t pid;
+    char *error;
+
+    if (pipe(fds))
+        return st_asprintf("fork isolation: pipe: %s", strerror(errno));
+    pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return st_asprintf("fork isolation: fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        char *err;
+        size_t off = 0, len;
+        close(fds[0]);
+        api->in_child = true;
+        err = call_run(api, t, args);
+        len = err ? strlen(err) : 0;
+        while (off < len) {
+            ssize_t n = write(fds[1], err + off, len - off);
+            if (n <= 0) break;
+            off += (size_t)n;
+        }
+        stellar_close(api->child_h);
+        _exit(err ? 1 : 0);
+    }
+    close(fds[1]);
+    for (;;) {
+        struct pollfd pfd = {fds[0], POLLIN, 0};
+        int64_t left = api->deadline_ms ? api->deadline_ms - st_mono_ms() : -1;
+        char buf[512];
+        ssize_t n;
+
+        if (api->deadline_ms && left <= 0) {
+            timed_out = true;
+            break;
+        }
+        if (poll(&pfd, 1, left < 0 || left > 1000 ? 1000 : (int)left) <= 0)
+            continue;
+        n = read(fds[0], buf, sizeof buf);
+        if (n == 0) break;
+        if (n < 0 && errno != EINTR) break;
+        if (n > 0) st_buf_put(&msg, buf, (size_t)n);
+    }
+    close(fds[0]);
+    if (timed_out) {
+        int64_t grace = st_mono_ms() + 2000;
+        kill(pid, SIGTERM);
+        while (waitpid(pid, &status, WNOHANG) == 0) {
+            if (st_mono_ms() >= grace) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+                break;
+            }
+            st_sleep_ms(10);
+        }
+        st_buf_free(&msg);
+        return st_asprintf("timed out after %lld ms: the child was killed",
+                           (long long)t->def.timeout);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    error = st_buf_take(&msg);
+    if (WIFSIGNALED(status)) {
+        st_free(error);
+        return st_asprintf("the child running %s was killed by signal %d (%s)",
+                           t->def.name, WTERMSIG(status),
+                           strsignal(WTERMSIG(status)));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0 && (!error || !*error)) {
+        st_free(error);
+        return st_asprintf("the child running %s exited with status %d",
+                           t->def.name, WEXITSTATUS(status));
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        st_free(error);
+        return NULL;
+    }
+    return error;
+}
+
+static char *run_task(st_proc *w, const st_task *t, const char *queue,
+                      json_t *args)
+{
+    stellar *h = w->pool->h;
+    stellar_api api = {h, w, t->def.name, queue, 0, false, NULL};
+    int64_t start = st_mono_ms();
+    int iso = t->def.isolation ? t->def.isolation : h->isolation;
+    char *error;
+
+    if (t->def.timeout > 0) api.deadline_ms = start + t->def.timeout;
+    if (iso == STELLAR_ISOLATION_FORK) return run_forked(&api, t, args);
+    error = call_run(&api, t, args);
+    /* In a thread the limit is cooperative, and still reported. */
+    if (!error && t->def.timeout > 0 && st_mono_ms() - start > t->def.timeout)
+        error = st_asprintf("timed out: ran %lld ms (timeout %lld ms)",
+                            (long long)(st_mono_ms() - start),
+                            (long long)t->def.timeout);
     return error;
 }
 

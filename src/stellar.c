@@ -92,6 +92,9 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
                                      ? 60000
                                      : o->stuck_worker_timeout_ms;
     h->max_crashes = o->max_crashes > 0 ? o->max_crashes : 3;
+    h->isolation = o->isolation == STELLAR_ISOLATION_FORK
+                       ? STELLAR_ISOLATION_FORK
+                       : STELLAR_ISOLATION_THREAD;
     h->url = st_strdup(o->url && *o->url ? o->url : DEFAULT_URL);
     h->queues = strv_copy(o->queues);
     h->name = o->name && *o->name ? st_strdup(o->name) : host_name();

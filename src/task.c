@@ -61,6 +61,13 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'frequency' must be >= 0 (got %lld)",
                        n, (long long)t->frequency);
+    if (t->timeout < 0)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'timeout' must be >= 0", n);
+    if (t->isolation < 0 || t->isolation > STELLAR_ISOLATION_FORK)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'isolation' is not a "
+                       "STELLAR_ISOLATION_* value", n);
     if (t->queue && (!*t->queue || strchr(t->queue, ',')))
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'queue' must be a non-empty name "

@@ -1342,9 +1342,12 @@ static int r_promote_due(st_backend *base, int64_t now_ms, int64_t max,
     cmd c;
     int rc;
 
-    /* Due means score <= round(now / 1000), as node-resque's scheduler. */
+    /* Due means second * 1000 <= now_ms, i.e. second <= floor(now / 1000).
+     * node-resque's scheduler compares with round(now / 1000), so it may
+     * move a job up to half a second before its (rounded) time; backend.h
+     * promises at <= now_ms, and the ms the API reports are second * 1000. */
     script_cmd(b, &c, S_PROMOTE);
-    arg_int(&c, ms_to_s(now_ms));
+    arg_int(&c, now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000));
     arg_int(&c, max);
     rc = eval(b, S_PROMOTE, &c, &r, false, e);
     cmd_free(&c);
