@@ -2,7 +2,7 @@
 # Installs the Debian packages Stellar needs, if any is missing.
 # Usage: scripts/deps.sh build|test
 set -e
-pkgs="cmake gcc make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev"
+pkgs="cmake gcc make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev libmicrohttpd-dev"
 [ "$1" = test ] && pkgs="$pkgs redis-server"
 missing=""
 for p in $pkgs; do

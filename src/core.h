@@ -21,6 +21,7 @@ typedef struct st_task {
 } st_task;
 
 typedef struct st_pool st_pool;
+typedef struct st_metrics st_metrics;
 
 struct stellar {
     st_logger log;
@@ -44,6 +45,7 @@ struct stellar {
     st_task **tasks;      /* frozen once started */
     size_t ntasks;
     st_pool *pool;        /* non-NULL between start and stop */
+    st_metrics *metrics;  /* this process's counters (metrics.c); own lock */
 };
 
 /* Looks a task up by name; NULL if unknown. Call with h->lock held, or
@@ -67,6 +69,19 @@ int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
  * *cleaned: {"<worker>": payload or null}. */
 int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
                      json_t **cleaned, stellar_error *e);
+
+/* In-process metrics (metrics.c), fed by the pool and the scheduler and
+ * read by the HTTP server's /metrics. Thread-safe. */
+st_metrics *st_metrics_new(void);
+void st_metrics_free(st_metrics *m);
+enum st_metric_outcome { ST_METRIC_OK, ST_METRIC_FAILED, ST_METRIC_DROPPED };
+/* One job ended after duration_ms. */
+void st_metrics_job(st_metrics *m, const char *task, const char *queue,
+                    enum st_metric_outcome outcome, int64_t duration_ms);
+/* Delayed jobs moved to their queues lag_ms after they were due. */
+void st_metrics_delayed_lag(st_metrics *m, int64_t lag_ms, int64_t jobs);
+/* Jobs recovered from dead workers. */
+void st_metrics_recovered(st_metrics *m, int64_t jobs);
 
 /* Plugins (plugin.c). */
 typedef enum st_hook {

@@ -63,6 +63,8 @@ struct st_proc {
     bool abandoned;       /* stop put the running job back: don't ack it */
     bool exited;          /* the thread has left its loop */
     char *job_queue, *job_payload;
+
+    char task_name[128]; /* the last job's class, for metrics (own thread) */
 };
 
 struct st_pool {
@@ -348,11 +350,13 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     hj.queue = job->queue;
     hj.payload = job->payload;
     hj.worker = w->name;
+    snprintf(w->task_name, sizeof w->task_name, "(invalid payload)");
     if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
         hj.error = st_strdup(pe.msg);
         snprintf(where, sizeof where, "    at reserve (%s)", w->name);
         goto failed;
     }
+    snprintf(w->task_name, sizeof w->task_name, "%s", pl.klass);
     hj.task = st_task_find(h, pl.klass);
     hj.args = pl.args;
     if (!hj.task) {
@@ -432,6 +436,7 @@ static void *proc_main(void *arg)
         st_reserved job = {0};
         uint64_t seen;
         const st_task *periodic;
+        int64_t started;
         bool abandoned;
         int rc;
 
@@ -471,7 +476,13 @@ static void *proc_main(void *arg)
         w->job_payload = job.payload;
         pthread_mutex_unlock(&w->lock);
 
+        started = st_mono_ms();
         periodic = perform(w, &job, &done, &failed_entry);
+        st_metrics_job(h->metrics, w->task_name, job.queue,
+                       done.outcome == ST_DONE_OK       ? ST_METRIC_OK
+                       : done.outcome == ST_DONE_FAILED ? ST_METRIC_FAILED
+                                                        : ST_METRIC_DROPPED,
+                       st_mono_ms() - started);
 
         pthread_mutex_lock(&w->lock);
         w->running = false;

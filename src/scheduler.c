@@ -33,6 +33,7 @@ struct st_sched {
     bool leader;
     int64_t renewed_ms; /* monotonic time of the last successful election */
     int64_t checked_ms; /* monotonic time of the last dead-worker check */
+    int64_t next_ms;    /* earliest delayed timestamp seen last pass, or -1 */
 };
 
 /* Takes or renews the leader lock; returns whether we lead. */
@@ -94,8 +95,10 @@ static void recover_dead_workers(st_sched *s)
                          &cleaned, &err))
         st_log(&h->log, STELLAR_LOG_WARN, "scheduler: dead workers: %s",
                err.msg);
-    else if (json_object_size(cleaned))
+    else if (json_object_size(cleaned)) {
+        st_metrics_recovered(h->metrics, (int64_t)json_object_size(cleaned));
         st_pool_wake(s->pool);
+    }
     json_decref(cleaned);
 }
 
@@ -118,7 +121,13 @@ static void *sched_main(void *arg)
                            "scheduler: promote: %s", err.msg);
                     break;
                 }
-                if (moved) st_pool_wake(s->pool);
+                if (moved) {
+                    st_pool_wake(s->pool);
+                    if (s->next_ms >= 0 && now >= s->next_ms)
+                        st_metrics_delayed_lag(s->h->metrics, now - s->next_ms,
+                                               moved);
+                }
+                s->next_ms = next;
                 if (next >= 0 && next - now < wait) wait = next - now;
             } while (moved == PROMOTE_BATCH);
             recover_dead_workers(s);
@@ -139,6 +148,7 @@ int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
     if (!s) return st_fail(e, STELLAR_ENOMEM, "out of memory");
     s->h = h;
     s->pool = p;
+    s->next_ms = -1;
     /* Unique per handle, so two handles in one process are two schedulers. */
     s->name = st_asprintf("%s:%ld+s%d", h->name, (long)getpid(),
                           __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));

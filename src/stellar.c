@@ -108,6 +108,10 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
                      "worker name '%s' may not contain ':'", h->name);
         goto fail;
     }
+    if (!(h->metrics = st_metrics_new())) {
+        rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+        goto fail;
+    }
     rc = st_backend_open(&h->conn, h->url, NULL, e);
     if (rc) goto fail;
     *out = h;
@@ -122,6 +126,7 @@ void stellar_close(stellar *h)
     if (!h) return;
     stellar_stop(h, -1);
     st_backend_close(h->conn);
+    st_metrics_free(h->metrics);
     st_tasks_free(h);
     strv_free(h->queues);
     st_free(h->queues_str);

@@ -29,10 +29,14 @@
 #include <hiredis/hiredis.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_NAMESPACE "resque"
@@ -436,11 +440,47 @@ static void free_replies(redisReply **r, size_t n)
 }
 
 /*
+ * hiredis writes with write(2): writing to a socket the server has closed
+ * raises SIGPIPE, whose default action ends the process. A library must not
+ * do that to its host, so socket I/O runs with SIGPIPE blocked in the
+ * calling thread (the signal is thread-directed), and a SIGPIPE that our
+ * write left pending is consumed before the old mask comes back.
+ */
+typedef struct nopipe {
+    sigset_t old;
+    bool pending_before; /* someone else's SIGPIPE: leave it pending */
+} nopipe;
+
+static void nopipe_enter(nopipe *np)
+{
+    sigset_t set, pend;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &np->old);
+    np->pending_before =
+        sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1;
+}
+
+static void nopipe_leave(nopipe *np)
+{
+    if (!np->pending_before) {
+        sigset_t set, pend;
+        struct timespec zero = {0, 0};
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        if (sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE) == 1)
+            sigtimedwait(&set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &np->old, NULL);
+}
+
+/*
  * Opens the socket, authenticates, selects the database, writes
  * connection_test_key as node-resque does and loads the scripts, in one
  * round trip. On success b->c is the new context.
  */
-static int connect_ctx(rb *b, stellar_error *e)
+static int connect_io(rb *b, stellar_error *e)
 {
     struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     redisContext *c;
@@ -530,6 +570,17 @@ static int connect_ctx(rb *b, stellar_error *e)
     return STELLAR_OK;
 }
 
+static int connect_ctx(rb *b, stellar_error *e)
+{
+    nopipe np;
+    int rc;
+
+    nopipe_enter(&np);
+    rc = connect_io(b, e);
+    nopipe_leave(&np);
+    return rc;
+}
+
 static void drop(rb *b)
 {
     if (b->c) redisFree(b->c);
@@ -542,8 +593,8 @@ static void drop(rb *b)
  * link is down. retry: the commands are read-only, so after an I/O error on
  * an old link they are resent once on a new one.
  */
-static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r,
-                    bool retry, stellar_error *e)
+static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
+                       bool retry, stellar_error *e)
 {
     size_t i;
     bool fresh = false;
@@ -582,6 +633,18 @@ static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r,
                            "redis connection to %s lost: %s", b->where, msg);
         retry = false;
     }
+}
+
+static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r,
+                    bool retry, stellar_error *e)
+{
+    nopipe np;
+    int rc;
+
+    nopipe_enter(&np);
+    rc = exchange_io(b, cv, n, r, retry, e);
+    nopipe_leave(&np);
+    return rc;
 }
 
 /* One command; an error reply becomes an error. */
@@ -1601,16 +1664,72 @@ static void held_clear(held *h)
     memset(h, 0, sizeof *h);
 }
 
+/* Skips one JSON value at p (of a text already known to be valid JSON). */
+static const char *skip_json(const char *p, const char *end)
+{
+    int depth = 0;
+
+    do {
+        if (p >= end) return NULL;
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\') p++;
+            if (p >= end) return NULL;
+            p++;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+        } else if (*p == '}' || *p == ']') {
+            if (depth == 0) return NULL;
+            depth--;
+            p++;
+        } else if (depth > 0) {
+            p++;
+        } else {
+            while (p < end && !strchr(",}] \t\r\n", *p))
+                p++;
+        }
+    } while (depth > 0);
+    return p;
+}
+
+/* In a record reserve() wrote ({"run_at":..,"queue":..,"payload":<raw>,..}),
+ * the payload's own bytes. */
+static bool own_payload(const char *s, size_t n, const char **ps, size_t *pn)
+{
+    static const char *const heads[] = {"{\"run_at\":", ",\"queue\":",
+                                        ",\"payload\":"};
+    const char *p = s, *end = s + n;
+    size_t i, hl;
+
+    for (i = 0; i < 3; i++) {
+        hl = strlen(heads[i]);
+        if ((size_t)(end - p) < hl || memcmp(p, heads[i], hl) != 0)
+            return false;
+        p += hl;
+        if (i == 2) break;
+        if (*p != '"' || !(p = skip_json(p, end))) return false;
+    }
+    *ps = p;
+    if (!(p = skip_json(p, end))) return false;
+    *pn = (size_t)(p - *ps);
+    return true;
+}
+
 static void held_parse(held *h, const char *s, size_t n)
 {
     json_t *v;
+    const char *raw;
+    size_t rawn;
 
     memset(h, 0, sizeof *h);
     h->rec = st_json_parse(s, n, NULL);
     if (!json_is_object(h->rec)) return;
     h->queue = json_string_value(json_object_get(h->rec, "queue"));
     v = json_object_get(h->rec, "payload");
-    if (json_is_string(v))
+    if (!json_is_string(v) && own_payload(s, n, &raw, &rawn))
+        h->payload = st_strndup(raw, rawn);
+    else if (json_is_string(v))
         h->payload = st_strndup(json_string_value(v), json_string_length(v));
     else if (v)
         h->payload = st_json_dumps(v);
