@@ -52,12 +52,12 @@ typedef struct rb {
     redisContext *c; /* NULL while disconnected */
     char *host;      /* TCP host, or NULL for a unix socket */
     int port;
-    char *path;      /* unix socket path, or NULL */
-    char *user;      /* AUTH user (Redis 6 ACL), or NULL */
-    char *password;  /* NULL: no AUTH */
+    char *path;     /* unix socket path, or NULL */
+    char *user;     /* AUTH user (Redis 6 ACL), or NULL */
+    char *password; /* NULL: no AUTH */
     int db;
-    char *prefix;    /* namespace + ":" or "" (empty namespace) */
-    char *where;     /* "host:port" or the socket path, for messages */
+    char *prefix; /* namespace + ":" or "" (empty namespace) */
+    char *where;  /* "host:port" or the socket path, for messages */
     char sha[S_COUNT][41];
 } rb;
 
@@ -355,8 +355,7 @@ static bool parse_date(const char *s, int64_t *ms)
     int y, mo, d, h, mi, sec, n = 0;
     char wd[4], mon[4];
 
-    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &y, &mo, &d, &h, &mi, &sec, &n) ==
-            6 &&
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
         n > 0) {
         const char *p = s + n;
         int frac = 0, digits = 0, oh = 0, om = 0;
@@ -444,7 +443,8 @@ static void free_replies(redisReply **r, size_t n)
  * raises SIGPIPE, whose default action ends the process. A library must not
  * do that to its host, so socket I/O runs with SIGPIPE blocked in the
  * calling thread (the signal is thread-directed), and a SIGPIPE that our
- * write left pending is consumed before the old mask comes back.
+ * writes left pending is consumed before the old mask comes back. Cost:
+ * three or four cheap system calls per round trip.
  */
 typedef struct nopipe {
     sigset_t old;
@@ -542,14 +542,13 @@ static int connect_io(rb *b, stellar_error *e)
                              "redis at %s: SELECT %d failed: %s", b->where,
                              b->db, r->str);
             else if (r->type == REDIS_REPLY_ERROR)
-                rc = st_fail(e,
-                             strncmp(r->str, "NOAUTH", 6) == 0
-                                 ? STELLAR_ECONNECT
-                                 : STELLAR_EBACKEND,
-                             "redis at %s: %s: %s", b->where,
-                             i == set ? "SET connection_test_key"
-                                      : "SCRIPT LOAD",
-                             r->str);
+                rc = st_fail(
+                    e,
+                    strncmp(r->str, "NOAUTH", 6) == 0 ? STELLAR_ECONNECT
+                                                      : STELLAR_EBACKEND,
+                    "redis at %s: %s: %s", b->where,
+                    i == set ? "SET connection_test_key" : "SCRIPT LOAD",
+                    r->str);
             else if (i >= load) {
                 if (r->type != REDIS_REPLY_STRING || r->len != 40)
                     rc = st_fail(e, STELLAR_EBACKEND,
@@ -635,8 +634,8 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
     }
 }
 
-static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r,
-                    bool retry, stellar_error *e)
+static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r, bool retry,
+                    stellar_error *e)
 {
     nopipe np;
     int rc;
@@ -816,8 +815,10 @@ static int scan(rb *b, const char *pattern, char ***keys, size_t *nkeys,
                 cap = nc;
             }
             v[n] = st_strndup(list->element[i]->str, list->element[i]->len);
-            if (!v[n]) rc = oom(e);
-            else n++;
+            if (!v[n])
+                rc = oom(e);
+            else
+                n++;
         }
         freeReplyObject(r);
     } while (rc == STELLAR_OK && strcmp(cursor, "0") != 0);
@@ -915,16 +916,15 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
             h = p;
             hl = (size_t)((colon ? colon : hostend) - p);
         }
-        if (colon &&
-            !parse_int_range(colon + 1, (size_t)(hostend - colon - 1), 1,
-                             65535, &b->port))
+        if (colon && !parse_int_range(colon + 1, (size_t)(hostend - colon - 1),
+                                      1, 65535, &b->port))
             return st_fail(e, STELLAR_EINVAL, "bad port in redis URL '%s'",
                            url);
         b->host = hl ? st_url_decode(h, hl) : st_strdup("127.0.0.1");
         if (!b->host) return oom(e);
         if (slash && slash + 1 < end &&
-            !parse_int_range(slash + 1, (size_t)(end - slash - 1), 0,
-                             1 << 20, &b->db))
+            !parse_int_range(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20,
+                             &b->db))
             return st_fail(e, STELLAR_EINVAL,
                            "bad database number in redis URL '%s'", url);
         b->where = strchr(b->host, ':')
@@ -1267,8 +1267,8 @@ static int r_del_delayed(st_backend *base, const char *payload, json_t **ts_ms,
     return rc;
 }
 
-static int r_scheduled_at(st_backend *base, const char *payload,
-                          json_t **ts_ms, stellar_error *e)
+static int r_scheduled_at(st_backend *base, const char *payload, json_t **ts_ms,
+                          stellar_error *e)
 {
     rb *b = (rb *)base;
     redisReply *r = NULL;
@@ -1449,14 +1449,19 @@ static int r_worker_register(st_backend *base, const st_worker_id *w,
                              int64_t now_ms, stellar_error *e)
 {
     rb *b = (rb *)base;
-    cmd a, s, p;
-    cmd *cv[3];
+    cmd a, s, p, d;
+    cmd *cv[4];
     redisReply *x = NULL;
     int rc;
 
+    /* node-resque's init: SADD workers, SET :started, ping. The DEL of a
+     * working-on record left under this identity (node-resque's
+     * forceCleanWorker leaves them behind) is ours: a worker that has just
+     * registered holds no job. */
     cmd_init(&a);
     cmd_init(&s);
     cmd_init(&p);
+    cmd_init(&d);
     arg(&a, "SADD");
     arg_own(&a, key(b, "workers", NULL));
     arg_own(&a, st_asprintf("%s:%s", w->name, w->queues_str));
@@ -1466,14 +1471,18 @@ static int r_worker_register(st_backend *base, const st_worker_id *w,
     arg(&p, "SET");
     arg_own(&p, key(b, "worker", "ping", w->name, NULL));
     arg_own(&p, ping_json(w, now_ms));
+    arg(&d, "DEL");
+    arg_own(&d, key(b, "worker", w->name, w->queues_str, NULL));
     cv[0] = &a;
     cv[1] = &s;
     cv[2] = &p;
-    rc = multi(b, cv, 3, &x, e);
+    cv[3] = &d;
+    rc = multi(b, cv, 4, &x, e);
     if (x) freeReplyObject(x);
     cmd_free(&a);
     cmd_free(&s);
     cmd_free(&p);
+    cmd_free(&d);
     return rc;
 }
 
@@ -1552,50 +1561,78 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
 {
     rb *b = (rb *)base;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    const char *a1 = "", *a2 = "", *ocs = "0";
-    char run_at[80];
+    char date[80];
+    st_buf head = {0}, tail = {0};
     redisReply *r = NULL;
     cmd c;
     int rc;
     size_t nq = 0, i;
 
-    switch (oc) {
-    case ST_DONE_NONE: break;
-    case ST_DONE_OK: ocs = "1"; break;
-    case ST_DONE_FAILED:
-        ocs = "2";
-        a1 = done->failed_entry;
-        break;
-    case ST_DONE_DROPPED: ocs = "3"; break;
-    case ST_DONE_REQUEUE:
-        ocs = "4";
-        a1 = done->queue;
-        a2 = done->payload;
-        break;
-    }
-    if (!a1 || !a2)
-        return st_fail(e, STELLAR_EINVAL,
-                       "reserve: the finished job lacks its %s",
-                       oc == ST_DONE_FAILED ? "failed entry" : "queue/payload");
     if (out) {
         out->queue = out->payload = NULL;
         out->payload_len = 0;
     }
-    st_js_date(now_ms, run_at);
+    if ((oc == ST_DONE_FAILED && !done->failed_entry) ||
+        (oc == ST_DONE_REQUEUE && (!done->queue || !done->payload)))
+        return st_fail(e, STELLAR_EINVAL,
+                       "reserve: the finished job lacks its %s",
+                       oc == ST_DONE_FAILED ? "failed entry" : "queue/payload");
+
+    /* The working-on record around the payload (see scripts.h). */
+    st_js_date(now_ms, date);
+    st_buf_puts(&head, "{\"run_at\":");
+    st_json_put_string(&head, date, strlen(date));
+    st_buf_puts(&head, ",\"queue\":");
+    st_buf_puts(&tail, ",\"worker\":");
+    st_json_put_string(&tail, w->name, strlen(w->name));
+    st_buf_putc(&tail, '}');
+
     script_cmd(b, &c, S_RESERVE);
-    arg(&c, w->name);
-    arg(&c, w->queues_str);
-    arg(&c, run_at);
-    arg(&c, ocs);
-    arg(&c, a1);
-    arg(&c, a2);
+    arg_own(&c, key(b, "worker", w->name, w->queues_str, NULL));
+    arg_own(&c, st_buf_take(&head));
+    arg_own(&c, st_buf_take(&tail));
+    switch (oc) {
+    case ST_DONE_OK:
+    case ST_DONE_FAILED:
+        arg(&c, oc == ST_DONE_OK ? "1" : "2");
+        arg_own(&c, key(b, "stat", oc == ST_DONE_OK ? "processed" : "failed",
+                        NULL));
+        arg_own(&c, key(b, "stat", oc == ST_DONE_OK ? "processed" : "failed",
+                        w->name, NULL));
+        if (oc == ST_DONE_FAILED) {
+            arg_own(&c, key(b, "failed", NULL));
+            arg(&c, done->failed_entry);
+        } else {
+            arg(&c, "");
+            arg(&c, "");
+        }
+        break;
+    case ST_DONE_REQUEUE:
+        /* Back at the head of its queue, which is listed again in case
+         * the queue was deleted meanwhile. */
+        arg(&c, "4");
+        arg_own(&c, key(b, "queues", NULL));
+        arg(&c, done->queue);
+        arg_own(&c, key(b, "queue", done->queue, NULL));
+        arg(&c, done->payload);
+        break;
+    case ST_DONE_DROPPED:
+    case ST_DONE_NONE:
+    default:
+        arg(&c, oc == ST_DONE_NONE ? "0" : "3");
+        for (i = 0; i < 4; i++)
+            arg(&c, "");
+        break;
+    }
     arg(&c, out ? "1" : "0");
     if (!wildcard(w->queues))
         while (w->queues[nq])
             nq++;
     arg_int(&c, (int64_t)nq);
-    for (i = 0; i < nq; i++)
+    for (i = 0; i < nq; i++) {
         arg(&c, w->queues[i]);
+        arg_own(&c, key(b, "queue", w->queues[i], NULL));
+    }
     rc = eval(b, S_RESERVE, &c, &r, false, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;
@@ -1697,8 +1734,8 @@ static const char *skip_json(const char *p, const char *end)
  * the payload's own bytes. */
 static bool own_payload(const char *s, size_t n, const char **ps, size_t *pn)
 {
-    static const char *const heads[] = {"{\"run_at\":", ",\"queue\":",
-                                        ",\"payload\":"};
+    static const char *const heads[] = {
+        "{\"run_at\":", ",\"queue\":", ",\"payload\":"};
     const char *p = s, *end = s + n;
     size_t i, hl;
 
@@ -1749,13 +1786,13 @@ static json_t *held_json(const held *h)
     if (!json_is_object(h->rec)) return json_null();
     o = json_object();
     if (!o) return NULL;
-    json_object_set_new(o, "run_at", h->has_run_at ? json_integer(h->run_at_ms)
-                                                   : json_null());
+    json_object_set_new(
+        o, "run_at", h->has_run_at ? json_integer(h->run_at_ms) : json_null());
     json_object_set_new(o, "queue",
                         h->queue ? json_string(h->queue) : json_null());
-    json_object_set_new(o, "payload", h->payload ? jstrn(h->payload,
-                                                         strlen(h->payload))
-                                                 : json_null());
+    json_object_set_new(o, "payload",
+                        h->payload ? jstrn(h->payload, strlen(h->payload))
+                                   : json_null());
     return o;
 }
 
@@ -1857,8 +1894,10 @@ static int worker_rows(rb *b, const char *only, wrow **rows, size_t *nrows,
         if (known) continue;
         v[n].name = st_strdup(name);
         v[n].ghost = true;
-        if (!v[n].name) rc = oom(e);
-        else n++;
+        if (!v[n].name)
+            rc = oom(e);
+        else
+            n++;
     }
     freeReplyObject(r);
     free_strv(pk, npk);
@@ -1924,16 +1963,15 @@ static int worker_vals(rb *b, wrow *v, size_t n, redisReply ***vals,
     for (i = 0; i < n && rc == STELLAR_OK; i++) {
         keys[i * 3 + 1] = key(b, "worker", "ping", v[i].name, NULL);
         if (!v[i].ghost) {
-            keys[i * 3] = key(b, "worker", v[i].name,
-                              v[i].qs ? v[i].qs : "", "started", NULL);
+            keys[i * 3] = key(b, "worker", v[i].name, v[i].qs ? v[i].qs : "",
+                              "started", NULL);
             keys[i * 3 + 2] =
                 key(b, "worker", v[i].name, v[i].qs ? v[i].qs : "", NULL);
         } else {
             keys[i * 3] = st_strdup("");
             keys[i * 3 + 2] = st_strdup("");
         }
-        if (!keys[i * 3] || !keys[i * 3 + 1] || !keys[i * 3 + 2])
-            rc = oom(e);
+        if (!keys[i * 3] || !keys[i * 3 + 1] || !keys[i * 3 + 2]) rc = oom(e);
     }
     if (rc == STELLAR_OK) rc = get_many(b, keys, n * 3, r, e);
     /* Round two: ghosts whose ping names their queues. */
@@ -1992,7 +2030,8 @@ static int r_workers(st_backend *base, json_t **out, stellar_error *e)
     if (rc == STELLAR_OK) rc = worker_vals(b, v, n, &r, e);
     if (rc == STELLAR_OK && !(all = json_object())) rc = oom(e);
     for (i = 0; rc == STELLAR_OK && i < n; i++) {
-        const redisReply *st = str_reply(r[i * 3]), *wo = str_reply(r[i * 3 + 2]);
+        const redisReply *st = str_reply(r[i * 3]),
+                         *wo = str_reply(r[i * 3 + 2]);
         json_t *o = json_object(), *prev, *won;
         int64_t ms;
         bool has;
@@ -2103,7 +2142,7 @@ static int clean_once(rb *b, const char *name, enum st_clean_mode mode,
     }
     for (i = 0; i < n && !hidx; i++) {
         const redisReply *wo = str_reply(r[i * 3 + 2]);
-        if (v[i].qs && wo) {
+        if (wo) {
             hidx = i + 1;
             held_parse(&h, wo->str, wo->len);
         }

@@ -14,99 +14,119 @@
 #ifndef ST_REDIS_SCRIPTS_H
 #define ST_REDIS_SCRIPTS_H
 
-/* Shared by every script: P, blank(), key(), jstr() and bytelt(). */
-#define ST_LUA_PRELUDE                                                         \
-    "local P = ARGV[1]\n"                                                      \
-    "local function blank(s) return string.find(s, '^%s*$') ~= nil end\n"     \
-    "local function key(...)\n"                                                \
-    "  local t = {}\n"                                                         \
-    "  for i = 1, select('#', ...) do\n"                                       \
-    "    local s = select(i, ...)\n"                                           \
-    "    if not blank(s) then t[#t + 1] = s end\n"                             \
-    "  end\n"                                                                  \
-    "  return P .. table.concat(t, ':')\n"                                     \
-    "end\n"                                                                    \
-    /* JSON string literal as JSON.stringify writes it (reference §2.1):    */ \
-    /* only '"', '\' and control characters are escaped; UTF-8 goes raw.    */ \
-    "local ESC = {['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\',\n"                 \
-    "  ['\\b'] = '\\\\b', ['\\f'] = '\\\\f', ['\\n'] = '\\\\n',\n"             \
-    "  ['\\r'] = '\\\\r', ['\\t'] = '\\\\t'}\n"                                \
+/* Lua reads better as written than as clang-format would wrap it. */
+/* clang-format off */
+
+/* JSON string literal as JSON.stringify writes it (reference §2.1): only
+ * '"', '\' and control characters are escaped; UTF-8 goes out raw. The
+ * common case (nothing to escape) costs one string.find. */
+#define ST_LUA_JSTR                                                            \
+    "local JPAT = '[%z\\1-\\31\"\\\\]'\n"                                      \
     "local function esc1(c)\n"                                                 \
-    "  return ESC[c] or string.format('\\\\u%04x', string.byte(c))\n"          \
+    "  local t = {['\"'] = '\\\\\"', ['\\\\'] = '\\\\\\\\',\n"                 \
+    "    ['\\b'] = '\\\\b', ['\\f'] = '\\\\f', ['\\n'] = '\\\\n',\n"           \
+    "    ['\\r'] = '\\\\r', ['\\t'] = '\\\\t'}\n"                              \
+    "  return t[c] or string.format('\\\\u%04x', string.byte(c))\n"            \
     "end\n"                                                                    \
     "local function jstr(s)\n"                                                 \
-    "  return '\"' .. string.gsub(s, '[%z\\1-\\31\"\\\\]', esc1) .. '\"'\n"    \
+    "  if not string.find(s, JPAT) then return '\"' .. s .. '\"' end\n"        \
+    "  return '\"' .. string.gsub(s, JPAT, esc1) .. '\"'\n"                    \
+    "end\n"
+
+/* Shared by the scripts but reserve: P, blank(), key(). key() is
+ * connection.key() for up to four parts: blank parts are dropped. */
+#define ST_LUA_PRELUDE                                                         \
+    "local P = ARGV[1]\n"                                                      \
+    "local function blank(s) return not string.find(s, '%S') end\n"            \
+    "local function part(k, s)\n"                                              \
+    "  if s == nil or blank(s) then return k end\n"                            \
+    "  if k == nil then return s end\n"                                        \
+    "  return k .. ':' .. s\n"                                                 \
     "end\n"                                                                    \
-    /* Byte order, as JS sorts ASCII names; Lua's < would use strcoll()     */ \
-    /* and Redis sets LC_COLLATE from the environment.                      */ \
-    "local function bytelt(a, b)\n"                                            \
-    "  local n = math.min(#a, #b)\n"                                           \
-    "  for i = 1, n do\n"                                                      \
-    "    local x, y = string.byte(a, i), string.byte(b, i)\n"                  \
-    "    if x ~= y then return x < y end\n"                                    \
-    "  end\n"                                                                  \
-    "  return #a < #b\n"                                                       \
+    "local function key(a, b, c, d)\n"                                         \
+    "  return P .. (part(part(part(part(nil, a), b), c), d) or '')\n"          \
     "end\n"
 
 /*
- * reserve: the hot path, one call per job.
- * ARGV: P, worker name, queues string, run_at (JS date string), outcome
- * ("0" none, "1" ok, "2" failed, "3" dropped, "4" requeue), a1 (failed
- * entry, or requeue queue), a2 (requeue payload), pop ("1"/"0"), nq (0: every
- * queue, sorted by name), queue names...
+ * reserve: the hot path, one call per job. The caller builds every key it
+ * can, so the script does little more than its Redis calls.
+ * ARGV:
+ *   1  P, the namespace prefix
+ *   2  the working-on key NS:worker:<name>:<queues>
+ *   3  the record's head: {"run_at":"<JS date>","queue":
+ *   4  the record's tail: ,"worker":"<name>"}
+ *   5  how the held job ended: "0" nothing held; "1" INCR a, INCR b;
+ *      "2" INCR a, INCR b, RPUSH c d; "3" dropped; "4" SADD a b, LPUSH c d
+ *   6..9  a, b, c, d
+ *   10 "1": pop the next job; "0": only apply 5
+ *   11 n, the number of queues; 0: every queue in NS:queues, by name
+ *   12.. n pairs (queue name, queue key)
  * Returns {queue, payload} or nil.
  *
  * The working-on record is built by string concatenation with the popped
- * payload spliced in raw, in the member order of node-resque's cluster path
- * ({run_at, queue, payload, worker}). node-resque's own script re-encodes the
- * payload with cjson, which reorders members, escapes '/' as '\/', turns []
- * into {} and rounds numbers to 14 digits; splicing keeps the exact bytes,
- * and JSON.parse (allWorkingOn, cleanOldWorkers) reads both alike. The
- * payload is only decoded (never re-encoded) to check that it is JSON: if it
- * is not, it is embedded as a JSON string so the record stays parseable,
- * and the job is still handed out (node-resque's script would lose it) so
- * the worker can fail it visibly.
+ * payload spliced in raw: {run_at, queue, payload, worker}, the member
+ * order of node-resque's cluster path. node-resque's own script re-encodes
+ * the payload with cjson, which reorders members, escapes '/' as '\/',
+ * turns [] into {} and rounds numbers to 14 digits; splicing keeps the
+ * exact bytes, and JSON.parse (allWorkingOn, cleanOldWorkers) reads both
+ * alike. The payload is decoded (never re-encoded) only to check that it is
+ * JSON: if it is not, it goes in as a JSON string so that the record stays
+ * parseable, and the job is still handed out (node-resque's script would
+ * lose it) so that the worker fails it where people can see it.
  */
 static const char lua_reserve[] =
-    ST_LUA_PRELUDE
-    "local name, qs, outcome = ARGV[2], ARGV[3], ARGV[5]\n"
-    "local won = key('worker', name, qs)\n"
-    "if outcome == '1' then\n"
-    "  redis.call('INCR', key('stat', 'processed'))\n"
-    "  redis.call('INCR', key('stat', 'processed', name))\n"
-    "elseif outcome == '2' then\n"
-    "  redis.call('INCR', key('stat', 'failed'))\n"
-    "  redis.call('INCR', key('stat', 'failed', name))\n"
-    "  redis.call('RPUSH', key('failed'), ARGV[6])\n"
-    "elseif outcome == '4' then\n"
-    "  redis.call('SADD', key('queues'), ARGV[6])\n"
-    "  redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])\n"
-    "end\n"
-    "if ARGV[8] == '1' then\n"
-    "  local nq, qlist = tonumber(ARGV[9]), nil\n"
-    "  if nq == 0 then\n"
-    "    qlist = redis.call('SMEMBERS', key('queues'))\n"
-    "    table.sort(qlist, bytelt)\n"
-    "  else\n"
-    "    qlist = {}\n"
-    "    for i = 1, nq do qlist[i] = ARGV[9 + i] end\n"
+    ST_LUA_JSTR
+    /* Byte order, as JS sorts ASCII names; Lua's < would use strcoll(),
+     * and Redis sets LC_COLLATE from the environment. */
+    "local function bytelt(a, b)\n"
+    "  local n = math.min(#a, #b)\n"
+    "  for i = 1, n do\n"
+    "    local x, y = string.byte(a, i), string.byte(b, i)\n"
+    "    if x ~= y then return x < y end\n"
     "  end\n"
-    "  for i = 1, #qlist do\n"
-    "    local q = qlist[i]\n"
+    "  return #a < #b\n"
+    "end\n"
+    "local won, oc = ARGV[2], ARGV[5]\n"
+    "if oc == '1' or oc == '2' then\n"
+    "  redis.call('INCR', ARGV[6])\n"
+    "  redis.call('INCR', ARGV[7])\n"
+    "  if oc == '2' then redis.call('RPUSH', ARGV[8], ARGV[9]) end\n"
+    "elseif oc == '4' then\n"
+    "  redis.call('SADD', ARGV[6], ARGV[7])\n"
+    "  redis.call('LPUSH', ARGV[8], ARGV[9])\n"
+    "end\n"
+    "if ARGV[10] == '1' then\n"
+    "  local n = tonumber(ARGV[11])\n"
+    "  local names, keys = {}, {}\n"
+    "  if n == 0 then\n"
+    "    local P = ARGV[1]\n"
+    "    names = redis.call('SMEMBERS', P .. 'queues')\n"
+    "    table.sort(names, bytelt)\n"
+    "    for i = 1, #names do\n"
+    "      local q = names[i]\n"
+    "      keys[i] = P .. 'queue'\n"
+    "      if string.find(q, '%S') then keys[i] = keys[i] .. ':' .. q end\n"
+    "    end\n"
+    "  else\n"
+    "    for i = 1, n do\n"
+    "      names[i], keys[i] = ARGV[10 + 2 * i], ARGV[11 + 2 * i]\n"
+    "    end\n"
+    "  end\n"
+    "  for i = 1, #names do\n"
     /* pcall: a foreign key of another type must not abort the script
-     * after done was applied (the caller would apply it twice). */
-    "    local v = redis.pcall('LPOP', key('queue', q))\n"
+     * after the held job's outcome was applied (it would be applied
+     * again by the caller's retry). */
+    "    local v = redis.pcall('LPOP', keys[i])\n"
     "    if type(v) == 'string' then\n"
     "      local body = v\n"
     "      if not pcall(cjson.decode, v) then body = jstr(v) end\n"
-    "      redis.call('SET', won, '{\"run_at\":' .. jstr(ARGV[4]) ..\n"
-    "        ',\"queue\":' .. jstr(q) .. ',\"payload\":' .. body ..\n"
-    "        ',\"worker\":' .. jstr(name) .. '}')\n"
-    "      return {q, v}\n"
+    "      redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..\n"
+    "                 ',\"payload\":' .. body .. ARGV[4])\n"
+    "      return {names[i], v}\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if outcome ~= '0' then redis.call('DEL', won) end\n"
+    "if oc ~= '0' then redis.call('DEL', won) end\n"
     "return false\n";
 
 /*
@@ -193,7 +213,9 @@ static const char lua_del_delayed[] =
     "  local m = members[i]\n"
     "  local ts = string.match(m, '[^:]*$')\n"
     "  local dkey = key(m)\n"
-    "  if redis.call('LREM', dkey, 0, payload) > 0 then out[#out + 1] = ts end\n"
+    "  if redis.call('LREM', dkey, 0, payload) > 0 then\n"
+    "    out[#out + 1] = ts\n"
+    "  end\n"
     "  redis.call('SREM', tkey, m)\n"
     "  if redis.call('EXISTS', dkey) == 0 then\n"
     "    redis.call('ZREM', sched, ts)\n"
@@ -224,7 +246,8 @@ static const char lua_del_delayed_at[] =
     "    local dkey = key('delayed:' .. ts)\n"
     "    local items = redis.call('LRANGE', dkey, 0, -1)\n"
     "    for j = 1, #items do\n"
-    "      redis.call('SREM', key('timestamps:' .. items[j]), 'delayed:' .. ts)\n"
+    "      redis.call('SREM', key('timestamps:' .. items[j]),\n"
+    "                 'delayed:' .. ts)\n"
     "    end\n"
     "    removed = removed + #items\n"
     "    redis.call('DEL', dkey)\n"
@@ -264,12 +287,13 @@ static const char lua_clean[] =
     "  redis.call('SADD', key('queues'), ARGV[6])\n"
     "  redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])\n"
     "end\n"
-    "redis.call('DEL', key('stat', 'failed', name), key('stat', 'processed', name),\n"
-    "           key('worker', 'ping', name))\n"
+    "redis.call('DEL', key('stat', 'failed', name),\n"
+    "           key('stat', 'processed', name), key('worker', 'ping', name))\n"
     "for i = 1, npairs do\n"
     "  local qs = ARGV[7 + 2 * i]\n"
     "  redis.call('SREM', key('workers'), ARGV[6 + 2 * i])\n"
-    "  redis.call('DEL', key('worker', name, qs, 'started'), key('worker', name, qs))\n"
+    "  redis.call('DEL', key('worker', name, qs, 'started'),\n"
+    "             key('worker', name, qs))\n"
     "end\n"
     "return 1\n";
 
@@ -320,5 +344,7 @@ static const char *const lua_scripts[S_COUNT] = {
     lua_del_delayed, lua_del_delayed_at, lua_clean,
     lua_failed_remove, lua_kv_del,      lua_kv_expire,
 };
+
+/* clang-format on */
 
 #endif /* ST_REDIS_SCRIPTS_H */
