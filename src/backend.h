@@ -104,7 +104,8 @@ struct st_backend_ops {
     int (*push)(st_backend *b, const char *queue, const char *const *payloads,
                 size_t n, stellar_error *e);
 
-    /* Adds payload to the delayed set at at_ms (Redis: second
+    /* Adds payload to the delayed set at at_ms (queue: the payload's own,
+     * which the Redis layout does not store separately) (Redis: second
      * round(at_ms/1000), as node-resque). EEXISTS if the same payload is
      * already delayed at that same timestamp (nothing written). */
     int (*push_at)(st_backend *b, int64_t at_ms, const char *queue,
@@ -165,12 +166,13 @@ struct st_backend_ops {
      * done->outcome != ST_DONE_NONE), then pops the first job of w's queues
      * in priority order and records it as w's working-on (run_at = now_ms).
      * STELLAR_OK with *out filled, or ENOTFOUND if every queue is empty
-     * (done is applied either way). out NULL: only apply done.
+     * (done is applied either way). out NULL: only apply done; release a
+     * job with ST_DONE_REQUEUE that way, or the pop may return it at once.
      */
     int (*reserve)(st_backend *b, const st_worker_id *w, const st_done *done,
                    int64_t now_ms, st_reserved *out, stellar_error *e);
 
-    /* {"<name>": {"queues": str, "started": ms, "ping": ms or null,
+    /* {"<name>": {"queues": str, "started": ms or null, "ping": ms or null,
      *  "working_on": {"run_at": ms, "queue": q, "payload": raw string} or
      *  null}} for every registered worker (and for ping records without a
      *  registration, so ghosts can be cleaned). */
@@ -178,7 +180,8 @@ struct st_backend_ops {
 
     /* Removes worker `name` entirely (as worker_unregister, by name), and
      * its in-flight job: to failed (failed_entry, INCR failed) or back to
-     * the head of its queue, per mode. *payload: the raw in-flight payload
+     * the head of its queue, per mode. failed_entry may be NULL: the
+     * backend then builds node-resque's forceCleanWorker entry itself. *payload: the raw in-flight payload
      * (new string) or NULL if it held none. ENOTFOUND if no such worker. */
     int (*clean_worker)(st_backend *b, const char *name, enum st_clean_mode mode,
                         const char *failed_entry, char **payload,
@@ -223,7 +226,7 @@ struct st_backend_ops {
     int (*kv_incr)(st_backend *b, const char *key, int64_t by, int64_t ttl_ms,
                    int64_t *out, stellar_error *e);
     /* {"<key>": {"value": str, "expires": ms or null}} for every live key
-     * starting with prefix. */
+     * starting with prefix; expires is absolute (epoch ms). */
     int (*kv_scan)(st_backend *b, const char *prefix, json_t **out,
                    stellar_error *e);
 
