@@ -62,6 +62,8 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
  * delays one copy to now + frequency (or now when immediate). */
 int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
                          bool immediate, int64_t *removed, stellar_error *e);
+/* Whether a periodic task has a delayed copy waiting. */
+bool st_recurrent_waiting(st_backend *b, const st_task *t);
 
 /* Removes workers whose last ping is older than age_ms; their in-flight
  * jobs go to failed, or back to their queue if requeue (to failed anyway,

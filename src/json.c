@@ -161,12 +161,16 @@ char *st_json_dumps(const json_t *v)
 json_t *st_json_parse(const char *s, size_t n, stellar_error *e)
 {
     json_error_t je;
-    json_t *v = json_loadb(s, n, JSON_DECODE_ANY, &je);
+    /* JSON.parse accepts "\u0000" in strings; so must we. */
+    json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
 
     /* JSON.parse reads any number; jansson refuses integers beyond 64
      * bits unless told to read every number as a double. */
     if (!v && strstr(je.text, "too big"))
-        v = json_loadb(s, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &je);
+        v = json_loadb(s, n,
+                       JSON_DECODE_ANY | JSON_ALLOW_NUL |
+                           JSON_DECODE_INT_AS_REAL,
+                       &je);
     if (!v)
         st_fail(e, STELLAR_EINVAL, "invalid JSON at line %d, column %d: %s",
                 je.line, je.column, je.text);

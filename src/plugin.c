@@ -82,13 +82,22 @@ static const json_t *options_of(const st_task *t, const char *name)
     return NULL;
 }
 
+/* The options a plugin sees when the task gives none: one shared empty
+ * object, made once, never freed, never written. */
+static json_t *no_options;
+static pthread_once_t no_options_once = PTHREAD_ONCE_INIT;
+
+static void make_no_options(void)
+{
+    no_options = json_object();
+}
+
 int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e)
 {
     size_t i;
-    static json_t *none;
 
     if (!job->task) return STELLAR_OK;
-    if (!none) none = json_object(); /* never freed; read-only */
+    pthread_once(&no_options_once, make_no_options);
     for (i = 0; job->task->plugins && job->task->plugins[i]; i++) {
         const char *name = job->task->plugins[i];
         const stellar_plugin *p = plugin_find(name);
@@ -105,7 +114,7 @@ int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e)
                                                : p->after_perform;
         if (!fn) continue;
         opts = options_of(job->task, p->name);
-        rc = fn(job, opts ? opts : none);
+        rc = fn(job, opts ? opts : no_options);
         if (rc == STELLAR_VETOED) return rc;
         if (rc < 0)
             return st_fail(e, rc, "plugin %s: %s", p->name,

@@ -597,6 +597,7 @@ bool st_pool_aux_wait(st_pool *p, int64_t ms)
 
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
 {
+    static int slots; /* worker slots handed out in this process */
     st_pool *p = st_calloc(1, sizeof *p);
     size_t i;
     int rc = STELLAR_OK;
@@ -618,7 +619,10 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
         st_proc *w = &p->procs[i];
         w->pool = p;
         pthread_mutex_init(&w->lock, NULL);
-        w->name = st_asprintf("%s:%ld+%zu", h->name, (long)getpid(), i + 1);
+        /* Slot numbers are unique in the process, so two handles never
+         * share a worker name (and so records and counters). */
+        w->name = st_asprintf("%s:%ld+%d", h->name, (long)getpid(),
+                              __atomic_add_fetch(&slots, 1, __ATOMIC_RELAXED));
         if (!w->name) {
             rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
             break;

@@ -73,6 +73,9 @@ static void enqueue_periodic(st_sched *s)
     for (i = 0; i < h->ntasks; i++) {
         const st_task *t = h->tasks[i];
         if (t->def.frequency <= 0) continue;
+        /* A copy already waiting for its time (from the last leader) keeps
+         * the task's rhythm; only a task with none is queued now. */
+        if (st_recurrent_waiting(s->conn, t)) continue;
         if (st_recurrent_enqueue(h, s->conn, t, true, NULL, &err))
             st_log(&h->log, STELLAR_LOG_ERROR,
                    "scheduler: enqueue periodic %s: %s", t->def.name, err.msg);

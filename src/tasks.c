@@ -97,6 +97,19 @@ int stellar_enqueue_in(stellar *h, int64_t delay_ms, const char *task,
 }
 
 
+bool st_recurrent_waiting(st_backend *b, const st_task *t)
+{
+    stellar_error e;
+    char *payload = st_payload_build(t->def.name, t->def.queue, NULL, &e);
+    json_t *ts = NULL;
+    bool waiting = payload &&
+                   b->ops->scheduled_at(b, payload, &ts, &e) == STELLAR_OK &&
+                   json_array_size(ts) > 0;
+    json_decref(ts);
+    st_free(payload);
+    return waiting;
+}
+
 int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
                          bool immediate, int64_t *removed, stellar_error *e)
 {
