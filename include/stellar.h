@@ -300,6 +300,28 @@ STELLAR_API int stellar_enqueue_in(stellar *h, int64_t delay_ms,
                                    const char *task, const char *params,
                                    const char *queue, stellar_error *e);
 
+/*
+ * Queues n jobs of `task` on one queue in one atomic write (Redis: one
+ * MULTI with RPUSH; SQLite: one transaction): node-resque's enqueue called
+ * n times, at the cost of one. params[i] is job i's params object as text
+ * (params NULL, or params[i] NULL: {}); queue as for stellar_enqueue.
+ * Every params text is checked first: one that is not a JSON object is
+ * EINVAL and nothing is stored.
+ *
+ * Plugin hooks run per job, as stellar_enqueue runs them: each job's
+ * before_enqueue hooks run in order (a veto drops that job only), then the
+ * jobs that passed are written in one step, then the after_enqueue hooks
+ * of every job written run. A before_enqueue hook that fails (a negative
+ * code) stops there: the jobs before it that passed their hooks are still
+ * written (as n stellar_enqueue calls would have written them), and its
+ * error is returned; else the first after_enqueue error is returned.
+ * Returns STELLAR_OK when all n jobs are stored, STELLAR_VETOED when a
+ * hook dropped at least one (the others are stored), or an error.
+ */
+STELLAR_API int stellar_enqueue_many(stellar *h, const char *task,
+                                     const char *const *params, size_t n,
+                                     const char *queue, stellar_error *e);
+
 /* ------------------------------------------------ Processors, scheduler --- */
 
 /*
@@ -438,6 +460,81 @@ STELLAR_API int stellar_retry_and_remove_failed(stellar *h,
 STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
                                           bool requeue, json_t **cleaned,
                                           stellar_error *e);
+
+/* --------------------------------------------------------------- HTTP --- */
+/*
+ * The HTTP server: a JSON API under /api/, Prometheus metrics at /metrics and
+ * the web dashboard at /, served from threads of its own (libmicrohttpd)
+ * over a handle. Present when libstellar was built with STELLAR_HTTP (the
+ * default); STELLAR_HAVE_HTTP is then defined for code built against it.
+ *
+ * API (JSON; the documents the C API hands out, as `stellar ... --json`
+ * prints them). Errors are {"error": text, "code": name}: a STELLAR_E*
+ * name with 400 (EINVAL), 404 (ENOTFOUND, ENOTASK), 409 (ESTATE, EEXISTS),
+ * 503 (EBUSY, ECONNECT) or 500; or EAUTH (401), ECSRF and EHOST (403),
+ * EMETHOD (405, with Allow), ETOOBIG (413). Queue latency (the age of the
+ * oldest job) is not reported: a Resque payload carries no enqueue time.
+ *   GET  /api/queues                  {"<q>": {"length": n}}
+ *   GET  /api/queues/<q>              {"queue", "length"}
+ *   GET  /api/queues/<q>/jobs?start=&stop=   stellar_queued()
+ *   DELETE /api/queues/<q>            stellar_del_queue()
+ *   DELETE /api/queues/<q>/jobs       body {task, params, count}: stellar_del()
+ *   GET  /api/delayed                 stellar_all_delayed()
+ *   GET|DELETE /api/delayed/<ms>      stellar_delayed_at(), _del_delayed_at()
+ *   DELETE /api/delayed               stellar_del_all_delayed()
+ *   GET  /api/timestamps, workers, working, stats, details, locks
+ *   GET  /api/workers/<name>          stellar_working_on()
+ *   POST /api/workers/clean           body {age, requeue}
+ *   GET  /api/failed?start=&stop=, /api/failed/count, /api/failed/<i>
+ *   POST /api/failed/<i>/retry, DELETE /api/failed/<i>   (body may carry
+ *        {"entry": <the entry shown>}: 409 if index i holds another job now)
+ *   POST /api/failed/retry-all, DELETE /api/failed
+ *   DELETE /api/locks/<name>
+ *   GET  /api/tasks                   stellar_tasks_json(), periodic ones
+ *                                     with "scheduled_at": [ms...]
+ *   POST /api/enqueue                 body {task, params?, queue?, at?|in?}
+ *   POST|DELETE /api/recurrent/<task> start / stop a periodic task
+ * Path segments are percent-decoded one by one ("queues/a%2Fb").
+ *
+ * Security: reads are GET/HEAD; changes are POST/DELETE and need the header
+ * "X-Stellar-CSRF: 1" (and an Origin, if sent, equal to the server's own).
+ * With a token, every request must carry it: "Authorization: Bearer T",
+ * "?token=T" (which also sets an HttpOnly, SameSite=Strict cookie so the
+ * dashboard opened as /?token=T works), or that cookie. Without a token
+ * (loopback only), requests must name a loopback Host, against DNS
+ * rebinding.
+ */
+typedef struct stellar_http stellar_http;
+
+/* Every field zero means the default given beside it. */
+typedef struct stellar_http_options {
+    /* "host:port", "[v6]:port", or ":port" / "port" (127.0.0.1); port 0
+     * picks a free one (see stellar_http_port()); NULL: "127.0.0.1:8080". */
+    const char *listen;
+    /* The bearer token every request must carry (borrowed; copied). NULL
+     * or "": none, which is refused (EINVAL) unless `listen` is loopback. */
+    const char *token;
+    size_t max_body; /* largest request body in bytes (413 past it);
+                        0: 64 KiB */
+} stellar_http_options;
+
+/*
+ * Starts serving h over HTTP in background threads and returns at once.
+ * o may be NULL (all defaults). On success *out is the server; on failure
+ * *out is NULL: EINVAL (a bad listen string, or a non-loopback address with
+ * no token), EIO (the address cannot be bound: e->msg says why). h must
+ * outlive the server: stop the server before stellar_close(h). Requests use
+ * only the thread-safe public API of h, concurrently with its processors.
+ */
+STELLAR_API int stellar_http_start(stellar *h, const stellar_http_options *o,
+                                   stellar_http **out, stellar_error *e);
+
+/* The TCP port the server listens on (useful after asking for port 0). */
+STELLAR_API int stellar_http_port(const stellar_http *s);
+
+/* Stops serving: closes the listening socket, waits for the requests being
+ * answered, then frees s. NULL is ok. Not from inside a request. */
+STELLAR_API void stellar_http_stop(stellar_http *s);
 
 #ifdef __cplusplus
 }

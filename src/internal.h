@@ -117,7 +117,8 @@ typedef struct st_logger {
 } st_logger;
 void st_logf(const st_logger *l, int level, const char *fmt, ...)
     STELLAR_PRINTF(3, 4);
-void st_logv(const st_logger *l, int level, const char *fmt, va_list ap);
+void st_logv(const st_logger *l, int level, const char *fmt, va_list ap)
+    STELLAR_PRINTF(3, 0);
 #define st_log(l, lvl, ...)                                                    \
     do {                                                                       \
         if ((l)->fn && (lvl) >= (l)->level) st_logf((l), (lvl), __VA_ARGS__);  \

@@ -1,0 +1,110 @@
+/*
+ * prom.c: GET /metrics in the Prometheus text exposition format 0.0.4.
+ *
+ * Two kinds of series:
+ * - this process's counters and histograms (metrics.c): jobs processed,
+ *   failed and dropped by task and queue, job durations by task, scheduler
+ *   lag, recovered jobs;
+ * - gauges read from the backend at scrape time, the same for every
+ *   process of a cluster: queue depth, workers alive and busy, failed jobs.
+ *   If the backend cannot be read, stellar_backend_up is 0 and those gauges
+ *   are left out (the scrape still succeeds, so the counters are kept).
+ *
+ * Queue latency (the age of a queue's oldest job) is not exported: a Resque
+ * payload carries no enqueue time, and inventing one would break the byte
+ * layout other Resque clients read.
+ */
+#include "http/http.h"
+
+#include <string.h>
+
+static void gauge_line(st_buf *b, const char *name, const char *label,
+                       const char *value, int64_t v)
+{
+    st_buf_puts(b, name);
+    if (label) {
+        st_buf_printf(b, "{%s=\"", label);
+        st_prom_label_value(b, value);
+        st_buf_puts(b, "\"}");
+    }
+    st_buf_printf(b, " %lld\n", (long long)v);
+}
+
+/* Appends the backend gauges; false if the backend failed. */
+static bool backend_gauges(stellar *h, st_buf *b)
+{
+    json_t *names = NULL, *workers = NULL, *w;
+    stellar_error e = {0};
+    int64_t nfailed = 0, busy = 0;
+    const char *name;
+    size_t i;
+    st_buf depth = {0};
+    char *text;
+    bool ok = true;
+
+    if (stellar_queues(h, &names, &e) || stellar_workers(h, &workers, &e) ||
+        stellar_failed_count(h, &nfailed, &e)) {
+        st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
+        json_decref(names);
+        json_decref(workers);
+        return false;
+    }
+    for (i = 0; ok && i < json_array_size(names); i++) {
+        const char *q = json_string_value(json_array_get(names, i));
+        int64_t n = 0;
+        if (stellar_length(h, q, &n, &e)) {
+            st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
+            ok = false;
+        } else {
+            gauge_line(&depth, "stellar_queue_depth", "queue", q, n);
+        }
+    }
+    json_decref(names);
+    if (!ok) {
+        st_buf_free(&depth);
+        json_decref(workers);
+        return false;
+    }
+
+    st_prom_family(b, "stellar_queue_depth", "gauge",
+                   "Jobs waiting in each queue (not counting delayed jobs).");
+    if ((text = st_buf_take(&depth))) st_buf_puts(b, text);
+    st_free(text);
+
+    json_object_foreach(workers, name, w)
+    {
+        if (json_is_object(json_object_get(w, "working_on"))) busy++;
+    }
+    st_prom_family(b, "stellar_workers_alive", "gauge",
+                   "Workers registered in the backend (every process).");
+    gauge_line(b, "stellar_workers_alive", NULL, NULL,
+               (int64_t)json_object_size(workers));
+    st_prom_family(b, "stellar_workers_busy", "gauge",
+                   "Workers running a job now (every process).");
+    gauge_line(b, "stellar_workers_busy", NULL, NULL, busy);
+    st_prom_family(b, "stellar_failed_jobs", "gauge",
+                   "Entries in the failed list.");
+    gauge_line(b, "stellar_failed_jobs", NULL, NULL, nfailed);
+    json_decref(workers);
+    return true;
+}
+
+void st_http_metrics(stellar *h, st_http_reply *r)
+{
+    st_buf b = {0};
+    bool up;
+
+    memset(r, 0, sizeof *r);
+    st_metrics_write(h->metrics, &b);
+    up = backend_gauges(h, &b);
+    st_prom_family(&b, "stellar_backend_up", "gauge",
+                   "1 if the backend answered this scrape, else 0.");
+    st_buf_printf(&b, "stellar_backend_up %d\n", up ? 1 : 0);
+    r->len = b.len;
+    if (!(r->body = st_buf_take(&b))) {
+        st_http_error(r, 500, "ENOMEM", "out of memory");
+        return;
+    }
+    r->status = 200;
+    r->type = "text/plain; version=0.0.4; charset=utf-8";
+}
