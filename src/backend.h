@@ -117,7 +117,8 @@ struct st_backend_ops {
     /* Raw payload strings from start to stop (LRANGE semantics). */
     int (*queued)(st_backend *b, const char *queue, int64_t start,
                   int64_t stop, json_t **payloads, stellar_error *e);
-    /* Removes up to count (0: all) entries equal to payload, from the head. */
+    /* Removes up to count (0: all) entries equal to payload, from the head
+     * (count < 0: from the tail, as LREM). */
     int (*del)(st_backend *b, const char *queue, const char *payload,
                int64_t count, int64_t *removed, stellar_error *e);
     /* Removes the queue and its jobs. *removed: 1 if it existed. */
@@ -181,7 +182,7 @@ struct st_backend_ops {
     /* Removes worker `name` entirely (as worker_unregister, by name), and
      * its in-flight job: to failed (failed_entry, INCR failed) or back to
      * the head of its queue, per mode. failed_entry may be NULL: the
-     * backend then builds node-resque's forceCleanWorker entry itself. *payload: the raw in-flight payload
+     * backend then builds node-resque's forceCleanWorker entry. *payload: the raw in-flight payload
      * (new string) or NULL if it held none. ENOTFOUND if no such worker. */
     int (*clean_worker)(st_backend *b, const char *name, enum st_clean_mode mode,
                         const char *failed_entry, char **payload,
@@ -219,7 +220,8 @@ struct st_backend_ops {
      * compare-and-delete, for releasing one's own lock). *removed 0/1. */
     int (*kv_del)(st_backend *b, const char *key, const char *value,
                   int64_t *removed, stellar_error *e);
-    /* Sets the expiry of key if it holds value. *set 0/1. */
+    /* Sets the expiry of key if it holds value (NULL: any value); ttl_ms
+     * <= 0 removes the expiry. *set 0/1. */
     int (*kv_expire)(st_backend *b, const char *key, const char *value,
                      int64_t ttl_ms, bool *set, stellar_error *e);
     /* INCR key by `by` (missing counts as 0), setting ttl_ms if > 0. */
@@ -233,7 +235,8 @@ struct st_backend_ops {
     /* -------------------------------------------------------- Wake --- */
 
     /* Optional (may be NULL): blocks up to timeout_ms or until work may
-     * have arrived on w's queues. Without it the caller sleeps poll_ms. */
+     * have arrived on w's queues; STELLAR_OK either way (the caller just
+     * tries reserve again). Without it the caller sleeps poll_ms. */
     int (*wait)(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
                 stellar_error *e);
 };
