@@ -1,0 +1,201 @@
+/*
+ * app.c: finding the app and its config, choosing the backend, opening the
+ * handle, and the stderr logger.
+ *
+ * An app is a folder with a stellar.json: `--app DIR`, else the current
+ * folder if it has one. The backend is `--backend`, else $STELLAR_BACKEND,
+ * else the config's tasks.backend, else sqlite:./stellar.db. A relative
+ * SQLite path in the config is relative to the app folder, so that `stellar
+ * run` in the app and `stellar enqueue --app DIR` elsewhere meet in the same
+ * file; a relative path given on the command line or in the environment is
+ * relative to the current folder, as any path typed in a shell.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_BACKEND "sqlite:./stellar.db"
+
+static bool is_file(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int cli_app_find(cli *c, bool required)
+{
+    const char *dir = c->app_opt ? c->app_opt : ".";
+    char *cfg, *abs;
+    json_error_t jerr;
+
+    if (c->app_dir) return CLI_OK;
+    cfg = st_asprintf("%s/stellar.json", dir);
+    if (!cfg) return cli_fail(c, "out of memory");
+    if (!is_file(cfg)) {
+        st_free(cfg);
+        if (c->app_opt)
+            return cli_fail(c,
+                            "%s is not a Stellar app (no stellar.json); "
+                            "create one with 'stellar new %s'",
+                            dir, dir);
+        if (required)
+            return cli_fail(c, "no app here (no stellar.json in the current "
+                               "folder); use --app DIR, or create one with "
+                               "'stellar new DIR'");
+        return CLI_OK;
+    }
+    c->config = json_load_file(cfg, 0, &jerr);
+    if (!c->config) {
+        int rc =
+            cli_fail(c, "%s:%d:%d: %s", cfg, jerr.line, jerr.column, jerr.text);
+        st_free(cfg);
+        return rc;
+    }
+    if (!json_is_object(c->config) ||
+        (json_object_get(c->config, "tasks") &&
+         !json_is_object(json_object_get(c->config, "tasks")))) {
+        int rc =
+            cli_fail(c, "%s: expected an object with a \"tasks\" object", cfg);
+        st_free(cfg);
+        return rc;
+    }
+    st_free(cfg);
+    abs = realpath(dir, NULL);
+    if (!abs) return cli_fail(c, "%s: %s", dir, strerror(errno));
+    c->app_dir = st_strdup(abs);
+    free(abs);
+    return c->app_dir ? CLI_OK : cli_fail(c, "out of memory");
+}
+
+json_t *cli_tasks_config(const cli *c)
+{
+    return c->config ? json_object_get(c->config, "tasks") : NULL;
+}
+
+/* A relative sqlite: path from the config is taken from the app folder. */
+static char *config_url(const cli *c, const char *url)
+{
+    const char *path;
+
+    if (strncmp(url, "sqlite:", 7) != 0) return st_strdup(url);
+    path = url + 7;
+    if (!*path || path[0] == '/' || path[0] == ':') return st_strdup(url);
+    if (path[0] == '.' && path[1] == '/') path += 2;
+    return st_asprintf("sqlite:%s/%s", c->app_dir, path);
+}
+
+int cli_backend_resolve(cli *c)
+{
+    const char *env = getenv("STELLAR_BACKEND");
+    json_t *tasks, *b;
+    int rc;
+
+    if (c->backend) return CLI_OK;
+    if ((rc = cli_app_find(c, false)) != CLI_OK) return rc;
+    tasks = cli_tasks_config(c);
+    b = tasks ? json_object_get(tasks, "backend") : NULL;
+    if (c->backend_opt) {
+        if (!*c->backend_opt) return cli_usage(c, "--backend is empty");
+        c->backend = st_strdup(c->backend_opt);
+    } else if (env && *env) {
+        c->backend = st_strdup(env);
+    } else if (b && !json_is_null(b)) {
+        if (!json_is_string(b) || !*json_string_value(b))
+            return cli_fail(c,
+                            "%s/stellar.json: tasks.backend must be a "
+                            "URL string",
+                            c->app_dir);
+        c->backend = config_url(c, json_string_value(b));
+    } else {
+        c->backend = st_strdup(DEFAULT_BACKEND);
+    }
+    return c->backend ? CLI_OK : cli_fail(c, "out of memory");
+}
+
+int cli_open(cli *c, stellar_options *o, bool load_tasks)
+{
+    stellar_options opts = {0};
+    stellar_error e = {0};
+    int rc;
+
+    if ((rc = cli_backend_resolve(c)) != CLI_OK) return rc;
+    if (load_tasks && c->app_dir && (rc = cli_build_tasks(c)) != CLI_OK)
+        return rc;
+    if (o) opts = *o;
+    opts.url = c->backend;
+    opts.log_fn = cli_log;
+    opts.log_ud = c;
+    opts.log_level = c->log_level;
+    rc = stellar_open(&c->h, &opts, &e);
+    if (rc != STELLAR_OK) {
+        c->h = NULL;
+        return cli_fail(c, "cannot open %s: %s", c->backend,
+                        e.msg[0] ? e.msg : stellar_strerror(rc));
+    }
+    if (load_tasks && c->app_dir) return cli_load_tasks(c);
+    return CLI_OK;
+}
+
+void cli_cleanup(cli *c)
+{
+    size_t i;
+    stellar_close(c->h);
+    c->h = NULL;
+    json_decref(c->config);
+    c->config = NULL;
+    st_free(c->app_dir);
+    st_free(c->backend);
+    for (i = 0; i < c->nflags; i++)
+        st_free(c->flags[i].name);
+    st_free(c->flags);
+    st_free(c->argv);
+    c->app_dir = c->backend = NULL;
+    c->flags = NULL;
+    c->argv = NULL;
+}
+
+/* ------------------------------------------------------------ Logging --- */
+
+static const char *level_name(int level)
+{
+    switch (level) {
+    case STELLAR_LOG_DEBUG: return "DEBUG";
+    case STELLAR_LOG_INFO: return "INFO";
+    case STELLAR_LOG_WARN: return "WARN";
+    default: return "ERROR";
+    }
+}
+
+/* One line per event: a message's own newlines become spaces. One fprintf
+ * call, so that lines from different threads never mix (stdio locks the
+ * stream for the call). */
+void cli_log(void *ud, int level, const char *msg)
+{
+    char when[32], line[2048];
+    size_t i;
+
+    (void)ud;
+    st_iso_date(st_now_ms(), when);
+    snprintf(line, sizeof line, "%s", msg);
+    for (i = 0; line[i]; i++)
+        if (line[i] == '\n' || line[i] == '\r') line[i] = ' ';
+    fprintf(stderr, "%s %ld %s %s\n", when, (long)getpid(), level_name(level),
+            line);
+}
+
+void cli_logf(int level, const char *fmt, ...)
+{
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cli_log(NULL, level, msg);
+}

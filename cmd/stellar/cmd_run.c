@@ -1,0 +1,272 @@
+/*
+ * cmd_run.c: `stellar run`, the daemon: build and load the app's tasks,
+ * start the TaskProcessors and the scheduler, wait for a signal, stop.
+ *
+ * Signals: SIGINT and SIGTERM are blocked in every thread before anything
+ * starts (threads inherit the mask), and the main thread takes them with
+ * sigwait(). The first one starts a graceful stop in a helper thread,
+ * because stellar_stop() blocks while running jobs finish; a second one,
+ * while that stop waits, calls stellar_stop_now(). The helper tells the
+ * main thread that the stop is over with SIGUSR1, which is blocked and
+ * waited for the same way, so the main thread only ever waits in sigwait().
+ * A third signal exits at once (exit code 1), for a task that never
+ * returns: stellar_stop() waits for its thread even after stop_now.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What `run` resolved from stellar.json and the flags. */
+typedef struct run_config {
+    int processors; /* 0: none */
+    char **queues;  /* NULL-terminated; owned */
+    bool scheduler;
+    int64_t poll_ms; /* 0: the library's default */
+} run_config;
+
+static void run_config_free(run_config *rc)
+{
+    size_t i;
+    for (i = 0; rc->queues && rc->queues[i]; i++)
+        st_free(rc->queues[i]);
+    st_free(rc->queues);
+}
+
+/* Adds one queue name; false on an empty name or no memory. */
+static bool add_queue(run_config *r, const char *s, size_t n)
+{
+    size_t count = 0;
+    char **v;
+    while (r->queues && r->queues[count])
+        count++;
+    if (n == 0) return false;
+    v = st_realloc(r->queues, (count + 2) * sizeof *v);
+    if (!v) return false;
+    r->queues = v;
+    v[count] = st_strndup(s, n);
+    v[count + 1] = NULL;
+    return v[count] != NULL;
+}
+
+static bool split_queues(run_config *r, const char *s)
+{
+    while (*s) {
+        size_t n = strcspn(s, ",");
+        if (!add_queue(r, s, n)) return false;
+        s += n;
+        if (*s == ',') s++;
+    }
+    return true;
+}
+
+/* A config integer >= min, or an error naming the key. */
+static int config_int(cli *c, json_t *tasks, const char *key, int64_t min,
+                      int64_t *out, bool *found)
+{
+    json_t *v = json_object_get(tasks, key);
+    *found = false;
+    if (!v || json_is_null(v)) return CLI_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < min)
+        return cli_fail(c,
+                        "%s/stellar.json: tasks.%s must be an integer >= "
+                        "%lld",
+                        c->app_dir, key, (long long)min);
+    *out = json_integer_value(v);
+    *found = true;
+    return CLI_OK;
+}
+
+static int resolve(cli *c, run_config *r)
+{
+    json_t *tasks = cli_tasks_config(c), *v;
+    const char *flag;
+    int64_t n = 1, min = 0, poll = 0;
+    bool found;
+    int rc;
+
+    /* Processors: --processors, else maxTaskProcessors, else workers. */
+    if ((rc = config_int(c, tasks, "workers", 0, &n, &found)) != CLI_OK ||
+        (rc = config_int(c, tasks, "maxTaskProcessors", 0, &n, &found)) !=
+            CLI_OK ||
+        (rc = config_int(c, tasks, "minTaskProcessors", 0, &min, &found)) !=
+            CLI_OK ||
+        (rc = config_int(c, tasks, "timeout", 1, &poll, &found)) != CLI_OK)
+        return rc;
+    if ((flag = cli_flag_get(c, "processors")) &&
+        (!cli_parse_int(flag, &n) || n < 0 || n > 1024))
+        return cli_usage(c, "--processors must be an integer from 0 to 1024");
+    if (n > 1024)
+        return cli_fail(c, "%s/stellar.json: at most 1024 TaskProcessors",
+                        c->app_dir);
+    r->processors = (int)n;
+    r->poll_ms = poll;
+
+    /* Queues: --queues a,b, else tasks.queues (an array or "a,b"). */
+    v = json_object_get(tasks, "queues");
+    if ((flag = cli_flag_get(c, "queues"))) {
+        if (!split_queues(r, flag))
+            return cli_usage(c, "--queues wants names separated by commas");
+    } else if (json_is_string(v)) {
+        if (!split_queues(r, json_string_value(v)))
+            return cli_fail(c,
+                            "%s/stellar.json: tasks.queues has an empty "
+                            "name",
+                            c->app_dir);
+    } else if (json_is_array(v)) {
+        json_t *q;
+        size_t i;
+        json_array_foreach(v, i, q)
+        {
+            if (!json_is_string(q) || !add_queue(r, json_string_value(q),
+                                                 strlen(json_string_value(q))))
+                return cli_fail(c,
+                                "%s/stellar.json: tasks.queues must be "
+                                "non-empty strings",
+                                c->app_dir);
+        }
+    } else if (v && !json_is_null(v)) {
+        return cli_fail(c,
+                        "%s/stellar.json: tasks.queues must be an array "
+                        "of names",
+                        c->app_dir);
+    }
+
+    /* Scheduler: on unless --no-scheduler or tasks.scheduler is false. */
+    v = json_object_get(tasks, "scheduler");
+    if (v && !json_is_boolean(v) && !json_is_null(v))
+        return cli_fail(c,
+                        "%s/stellar.json: tasks.scheduler must be true or "
+                        "false",
+                        c->app_dir);
+    r->scheduler = !cli_flag_has(c, "no-scheduler") && !json_is_false(v);
+    return CLI_OK;
+}
+
+/* -------------------------------------------------------- Stop thread --- */
+
+typedef struct stopper {
+    stellar *h;
+    pthread_t main;
+} stopper;
+
+static void *stop_thread(void *arg)
+{
+    stopper *s = arg;
+    stellar_stop(s->h, -1);
+    pthread_kill(s->main, SIGUSR1);
+    return NULL;
+}
+
+static const char *signame(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
+}
+
+/* Waits for SIGINT/SIGTERM, then stops; a second one hurries the stop. */
+static int wait_and_stop(cli *c, const sigset_t *set)
+{
+    stopper s = {c->h, pthread_self()};
+    pthread_t t;
+    int sig = 0, hurried = 0;
+
+    do {
+        if (sigwait(set, &sig) != 0) sig = 0;
+    } while (sig != SIGINT && sig != SIGTERM);
+    cli_logf(STELLAR_LOG_INFO,
+             "%s: stopping; running jobs may finish "
+             "(send it again to stop now)",
+             signame(sig));
+    if (pthread_create(&t, NULL, stop_thread, &s) != 0) {
+        stellar_stop(c->h, -1);
+        return CLI_OK;
+    }
+    for (;;) {
+        if (sigwait(set, &sig) != 0) continue;
+        if (sig == SIGUSR1) break;
+        if (++hurried == 1) {
+            cli_logf(STELLAR_LOG_WARN,
+                     "%s again: stopping now; unfinished "
+                     "jobs go back to their queues (a "
+                     "third signal exits at once)",
+                     signame(sig));
+            stellar_stop_now(c->h);
+            continue;
+        }
+        /* A task that never returns keeps its thread, and so the stop,
+         * waiting; its job is already back in its queue. */
+        cli_logf(STELLAR_LOG_ERROR,
+                 "%s a third time: exiting without "
+                 "waiting for running tasks",
+                 signame(sig));
+        fflush(NULL);
+        _exit(CLI_FAIL);
+    }
+    pthread_join(t, NULL);
+    return CLI_OK;
+}
+
+int cmd_run(cli *c)
+{
+    run_config r = {0};
+    stellar_options o = {0};
+    stellar_error e = {0};
+    sigset_t set;
+    json_t *tasks;
+    st_buf names = {0};
+    size_t i;
+    json_t *t;
+    int rc;
+
+    /* A shell starts `stellar run &` with SIGINT ignored, and an ignored
+     * signal is dropped even while blocked: sigwait() would never see it.
+     * Until the signals are blocked below, they end the build as usual. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    c->log_level =
+        cli_flag_has(c, "verbose") ? STELLAR_LOG_DEBUG : STELLAR_LOG_INFO;
+    if ((rc = cli_app_find(c, true)) != CLI_OK) return rc;
+    if ((rc = resolve(c, &r)) != CLI_OK) goto done;
+    if ((rc = cli_backend_resolve(c)) != CLI_OK) goto done;
+    /* Build first, with signals still default, so ^C ends a slow build. */
+    if ((rc = cli_build_tasks(c)) != CLI_OK) goto done;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    o.processors = r.processors > 0 ? r.processors : -1;
+    o.queues = (const char *const *)r.queues;
+    o.no_scheduler = !r.scheduler;
+    o.poll_ms = r.poll_ms;
+    if ((rc = cli_open(c, &o, true)) != CLI_OK) goto done;
+
+    tasks = stellar_tasks_json(c->h);
+    json_array_foreach(tasks, i, t)
+    {
+        st_buf_puts(&names, i ? ", " : "");
+        st_buf_puts(&names, json_string_value(json_object_get(t, "name")));
+    }
+    cli_logf(STELLAR_LOG_INFO, "stellar %s: app %s, backend %s",
+             STELLAR_VERSION, c->app_dir, stellar_url(c->h));
+    cli_logf(STELLAR_LOG_INFO, "%zu task%s: %s", json_array_size(tasks),
+             json_array_size(tasks) == 1 ? "" : "s",
+             names.p ? names.p : "(none: add one with stellar makeTask)");
+    json_decref(tasks);
+    st_buf_free(&names);
+    if ((rc = stellar_start(c->h, &e)) != STELLAR_OK) {
+        rc = cli_fail(c, "cannot start: %s",
+                      e.msg[0] ? e.msg : stellar_strerror(rc));
+        goto done;
+    }
+    rc = wait_and_stop(c, &set);
+done:
+    run_config_free(&r);
+    return rc;
+}

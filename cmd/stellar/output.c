@@ -1,0 +1,289 @@
+/*
+ * output.c: how the `stellar` program prints: JSON for machines, aligned
+ * tables and readable times for people.
+ *
+ * `--json` prints the library's JSON document unchanged, compact, on one
+ * line (the same document the HTTP API serves). Tables have a header row,
+ * columns padded to the widest cell (counted in characters, not bytes), no
+ * trailing spaces, and cells cut at a limit so one long error message does
+ * not push every other column off the screen; --json has the full text.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int out_json(const json_t *v)
+{
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s) {
+        fprintf(stderr, "stellar: cannot encode the result as JSON\n");
+        return CLI_FAIL;
+    }
+    printf("%s\n", s);
+    free(s);
+    return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
+}
+
+/* ------------------------------------------------------------- Tables --- */
+
+#define DEFAULT_LIMIT 60
+
+struct out_table {
+    size_t ncols, nrows, cap;
+    char **cells;  /* (nrows + 1) * ncols; row 0 is the header */
+    size_t *limit; /* per column, in characters */
+    bool *right;   /* per column: right-aligned */
+};
+
+/* Characters in a UTF-8 string (continuation bytes do not count). */
+static size_t width(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xC0) != 0x80) n++;
+    return n;
+}
+
+/* A copy of s cut to max characters ("..." marks the cut), one line. */
+static char *cell(const char *s, size_t max)
+{
+    st_buf b = {0};
+    size_t chars = 0, total = width(s);
+    const char *p;
+
+    for (p = s; *p; p++) {
+        bool lead = ((unsigned char)*p & 0xC0) != 0x80;
+        if (lead && total > max && chars == max - 3) {
+            st_buf_puts(&b, "...");
+            break;
+        }
+        if (lead) chars++;
+        st_buf_putc(&b, *p == '\n' || *p == '\t' || *p == '\r' ? ' ' : *p);
+    }
+    if (!b.len) return st_strdup("");
+    return st_buf_take(&b);
+}
+
+out_table *out_table_new(size_t ncols, ...)
+{
+    out_table *t = st_calloc(1, sizeof *t);
+    va_list ap;
+    size_t i;
+
+    if (!t) return NULL;
+    t->ncols = ncols;
+    t->cap = 16;
+    t->cells = st_calloc(t->cap * ncols, sizeof *t->cells);
+    t->limit = st_calloc(ncols, sizeof *t->limit);
+    t->right = st_calloc(ncols, sizeof *t->right);
+    if (!t->cells || !t->limit || !t->right) {
+        out_table_free(t);
+        return NULL;
+    }
+    va_start(ap, ncols);
+    for (i = 0; i < ncols; i++) {
+        const char *h = va_arg(ap, const char *);
+        t->right[i] = h[0] == '>';
+        t->limit[i] = DEFAULT_LIMIT;
+        t->cells[i] = st_strdup(h + t->right[i]);
+    }
+    va_end(ap);
+    t->nrows = 1;
+    return t;
+}
+
+void out_table_set_limit(out_table *t, size_t col, size_t max_chars)
+{
+    if (t && col < t->ncols) t->limit[col] = max_chars < 4 ? 4 : max_chars;
+}
+
+void out_table_row(out_table *t, ...)
+{
+    va_list ap;
+    size_t i;
+
+    if (!t) return;
+    if (t->nrows == t->cap) {
+        char **c = st_realloc(t->cells, t->cap * 2 * t->ncols * sizeof *c);
+        if (!c) return;
+        memset(c + t->cap * t->ncols, 0, t->cap * t->ncols * sizeof *c);
+        t->cells = c;
+        t->cap *= 2;
+    }
+    va_start(ap, t);
+    for (i = 0; i < t->ncols; i++) {
+        const char *s = va_arg(ap, const char *);
+        t->cells[t->nrows * t->ncols + i] = cell(s ? s : "-", t->limit[i]);
+    }
+    va_end(ap);
+    t->nrows++;
+}
+
+void out_table_print(out_table *t, FILE *f)
+{
+    size_t r, i, *w;
+
+    if (!t) {
+        fprintf(stderr, "stellar: out of memory\n");
+        return;
+    }
+    w = st_calloc(t->ncols, sizeof *w);
+    if (!w) return;
+    for (r = 0; r < t->nrows; r++)
+        for (i = 0; i < t->ncols; i++) {
+            const char *s = t->cells[r * t->ncols + i];
+            size_t n = s ? width(s) : 0;
+            if (n > w[i]) w[i] = n;
+        }
+    for (r = 0; r < t->nrows; r++) {
+        for (i = 0; i < t->ncols; i++) {
+            const char *s = t->cells[r * t->ncols + i];
+            size_t n, pad;
+            bool last = i + 1 == t->ncols;
+            if (!s) s = "";
+            n = width(s);
+            pad = w[i] - n;
+            if (t->right[i]) fprintf(f, "%*s", (int)pad, "");
+            fputs(s, f);
+            if (!last && !t->right[i]) fprintf(f, "%*s", (int)pad, "");
+            fputs(last ? "\n" : "  ", f);
+        }
+    }
+    st_free(w);
+}
+
+void out_table_free(out_table *t)
+{
+    size_t i;
+    if (!t) return;
+    if (t->cells)
+        for (i = 0; i < t->nrows * t->ncols; i++)
+            st_free(t->cells[i]);
+    st_free(t->cells);
+    st_free(t->limit);
+    st_free(t->right);
+    st_free(t);
+}
+
+/* -------------------------------------------------------------- Times --- */
+
+void out_iso(int64_t ms, char out[32])
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, 32, "%lld", (long long)ms);
+        return;
+    }
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void out_rel(int64_t ms, int64_t now_ms, char out[32])
+{
+    int64_t d = ms - now_ms, a = d < 0 ? -d : d;
+    const char *unit;
+    int64_t n;
+
+    if (a < 1000) {
+        snprintf(out, 32, "now");
+        return;
+    }
+    a /= 1000;
+    if (a < 60)
+        n = a, unit = "s";
+    else if (a < 3600)
+        n = a / 60, unit = "m";
+    else if (a < 86400)
+        n = a / 3600, unit = "h";
+    else
+        n = a / 86400, unit = "d";
+    if (d < 0)
+        snprintf(out, 32, "%lld%s ago", (long long)n, unit);
+    else
+        snprintf(out, 32, "in %lld%s", (long long)n, unit);
+}
+
+void out_when(int64_t ms, int64_t now_ms, char out[64])
+{
+    char iso[32], rel[32];
+    out_iso(ms, iso);
+    out_rel(ms, now_ms, rel);
+    snprintf(out, 64, "%.30s (%.29s)", iso, rel);
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    int64_t era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int month_index(const char *m)
+{
+    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    const char *p = strstr(names, m);
+    return p && strlen(m) == 3 && (p - names) % 3 == 0 ? (int)(p - names) / 3
+                                                       : -1;
+}
+
+static int64_t civil_ms(int y, int mo, int d, int h, int mi, int s, int frac)
+{
+    return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
+           (int64_t)s * 1000 + frac;
+}
+
+bool out_parse_time(const json_t *v, int64_t *ms)
+{
+    const char *s;
+    char wd[4], mon[4], sign;
+    int y, mo, d, h, mi, sec, oh, om, frac = 0, n = 0;
+
+    if (json_is_number(v)) {
+        double x = json_number_value(v);
+        /* Seconds (Resque's started/ping times) are below 1e11, which as
+         * milliseconds would be early 1973. */
+        *ms = (int64_t)(x < 1e11 ? x * 1000 : x);
+        return true;
+    }
+    if (!json_is_string(v)) return false;
+    s = json_string_value(v);
+    /* JavaScript's Date.prototype.toString(): "Sun Nov 29 2026 02:20:19
+     * GMT+0000 (Coordinated Universal Time)". */
+    if (sscanf(s, "%3s %3s %d %d %d:%d:%d GMT%c%2d%2d", wd, mon, &d, &y, &h,
+               &mi, &sec, &sign, &oh, &om) == 10 &&
+        month_index(mon) >= 0) {
+        int64_t off = ((int64_t)oh * 60 + om) * 60000;
+        *ms = civil_ms(y, month_index(mon) + 1, d, h, mi, sec, 0) -
+              (sign == '-' ? -off : off);
+        return true;
+    }
+    /* ISO-8601 in UTC, with or without milliseconds. */
+    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
+        n > 0) {
+        const char *p = s + n;
+        if (*p == '.') {
+            int digits = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+                if (digits < 3) frac = frac * 10 + (*p - '0');
+            for (; digits < 3; digits++)
+                frac *= 10;
+        }
+        *ms = civil_ms(y, mo, d, h, mi, sec, frac);
+        return true;
+    }
+    /* resque-retry's "YYYY/MM/DD HH:MM:SS". */
+    if (sscanf(s, "%d/%d/%d %d:%d:%d", &y, &mo, &d, &h, &mi, &sec) == 6) {
+        *ms = civil_ms(y, mo, d, h, mi, sec, 0);
+        return true;
+    }
+    return false;
+}
