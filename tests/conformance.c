@@ -1,0 +1,1306 @@
+/*
+ * conformance.c: the one suite every storage backend must pass. ctest runs
+ * it once per backend (conformance.sqlite, conformance.redis) with
+ * --backend; the harness hands each test a fresh backend URL.
+ *
+ * The tests drive the public API (stellar.h) with tasks defined here, and
+ * read raw storage through backend.h only where the stored bytes are the
+ * point (payload layout, failed entries) or where a test needs to put
+ * something there that the API refuses to write (a payload that is not
+ * JSON).
+ *
+ * Timing: the SQLite backend keeps milliseconds, so a delayed job must run
+ * no sooner than its time and well under a second late. The Redis layout
+ * keeps delayed jobs by second (node-resque stores round(ms/1000)), so
+ * there a job may start as early as that second and as late as the next
+ * second boundary after its time, plus slack.
+ */
+#include "harness.h"
+
+#include "backend.h"
+#include "internal.h"
+#include "stellar.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LATE_MS  500 /* allowed lateness of a delayed job on SQLite */
+#define SLACK_MS 500 /* allowed lateness past the second on Redis */
+
+/* ------------------------------------------------ What the tasks saw --- */
+
+struct run {
+    char task[32];
+    char queue[64];
+    char worker[128];
+    char *params;             /* compact JSON of the params object */
+    int64_t start_ms, end_ms; /* wall clock; end 0 while running */
+};
+
+static pthread_mutex_t runs_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct run runs[1024];
+static int nruns;
+static int in_flight, max_in_flight; /* of periodic "tick" runs */
+static int tick_ms = 200;            /* how long one "tick" run takes */
+
+static int run_begin(stellar_api *api, const json_t *params)
+{
+    struct run *r;
+    int i;
+    pthread_mutex_lock(&runs_mu);
+    if (nruns == (int)(sizeof runs / sizeof runs[0]))
+        FAIL("more than %d runs", nruns);
+    i = nruns++;
+    r = &runs[i];
+    snprintf(r->task, sizeof r->task, "%s", stellar_api_task(api));
+    snprintf(r->queue, sizeof r->queue, "%s", stellar_api_queue(api));
+    snprintf(r->worker, sizeof r->worker, "%s", stellar_api_worker(api));
+    r->params = params ? json_dumps(params, JSON_COMPACT) : NULL;
+    r->start_ms = test_now_ms();
+    pthread_mutex_unlock(&runs_mu);
+    return i;
+}
+
+static void run_end(int i)
+{
+    pthread_mutex_lock(&runs_mu);
+    runs[i].end_ms = test_now_ms();
+    pthread_mutex_unlock(&runs_mu);
+}
+
+/* Runs of task that have started (ended: that have ended). */
+static int runs_of(const char *task, bool ended)
+{
+    int n = 0;
+    pthread_mutex_lock(&runs_mu);
+    for (int i = 0; i < nruns; i++)
+        n += strcmp(runs[i].task, task) == 0 && (!ended || runs[i].end_ms);
+    pthread_mutex_unlock(&runs_mu);
+    return n;
+}
+
+/* A copy of the k-th run of task (k from 0). */
+static struct run run_of(const char *task, int k)
+{
+    struct run r = {0};
+    int left = k;
+    pthread_mutex_lock(&runs_mu);
+    for (int i = 0; i < nruns; i++)
+        if (strcmp(runs[i].task, task) == 0 && left-- == 0) {
+            r = runs[i];
+            r.params = r.params ? strdup(r.params) : NULL;
+            break;
+        }
+    pthread_mutex_unlock(&runs_mu);
+    if (!r.task[0]) FAIL("no run %d of %s", k, task);
+    return r;
+}
+
+/* ------------------------------------------------------------ Tasks --- */
+
+/* Records its params and returns. */
+static int record_run(stellar_api *api, const json_t *params,
+                      stellar_next *next)
+{
+    (void)next;
+    run_end(run_begin(api, params));
+    return STELLAR_OK;
+}
+
+/* Fails with a message built from params.why. */
+static int boom_run(stellar_api *api, const json_t *params, stellar_next *next)
+{
+    const char *why = json_string_value(json_object_get(params, "why"));
+    run_end(run_begin(api, params));
+    return stellar_fail(next, "boom: %s", why ? why : "(no reason)");
+}
+
+/* Sleeps params.ms without looking at stellar_should_stop(). */
+static int slow_run(stellar_api *api, const json_t *params, stellar_next *next)
+{
+    int i = run_begin(api, params);
+    (void)next;
+    test_sleep_ms(json_integer_value(json_object_get(params, "ms")));
+    run_end(i);
+    return STELLAR_OK;
+}
+
+/* Runs until the processor stops, then params.after_ms longer. */
+static int linger_run(stellar_api *api, const json_t *params,
+                      stellar_next *next)
+{
+    int i = run_begin(api, params);
+    int64_t deadline = test_mono_ms() + 30000;
+    (void)next;
+    while (!stellar_should_stop(api) && test_mono_ms() < deadline)
+        test_sleep_ms(5);
+    test_sleep_ms(json_integer_value(json_object_get(params, "after_ms")));
+    run_end(i);
+    return STELLAR_OK;
+}
+
+/* The periodic task: takes tick_ms (200), so that a sample of storage
+ * cannot see one job both queued and re-delayed. */
+static int tick_run(stellar_api *api, const json_t *params, stellar_next *next)
+{
+    int i = run_begin(api, params);
+    (void)next;
+    pthread_mutex_lock(&runs_mu);
+    if (++in_flight > max_in_flight) max_in_flight = in_flight;
+    pthread_mutex_unlock(&runs_mu);
+    test_sleep_ms(tick_ms);
+    pthread_mutex_lock(&runs_mu);
+    in_flight--;
+    pthread_mutex_unlock(&runs_mu);
+    run_end(i);
+    return STELLAR_OK;
+}
+
+/* Appends "<params.i> <pid>" to params.path. */
+static int append_run(stellar_api *api, const json_t *params,
+                      stellar_next *next)
+{
+    char line[64];
+    (void)api;
+    (void)next;
+    snprintf(line, sizeof line, "%lld %ld",
+             (long long)json_integer_value(json_object_get(params, "i")),
+             (long)getpid());
+    test_append_line(json_string_value(json_object_get(params, "path")), line);
+    test_sleep_ms(2); /* give the other process a chance at the queue */
+    return STELLAR_OK;
+}
+
+static const stellar_task task_record = {
+    .name = "record", .description = "records its params", .run = record_run};
+static const stellar_task task_boom = {
+    .name = "boom", .description = "always fails", .run = boom_run};
+static const stellar_task task_slow = {
+    .name = "slow", .description = "sleeps params.ms", .run = slow_run};
+static const stellar_task task_linger = {.name = "linger",
+                                         .description =
+                                             "outlives the grace period",
+                                         .run = linger_run};
+static const stellar_task task_append = {
+    .name = "append", .description = "appends a line", .run = append_run};
+
+/* ---------------------------------------------------------- Helpers --- */
+
+static bool is_redis(const struct test_ctx *t)
+{
+    return strcmp(t->backend, "redis") == 0;
+}
+
+/* Opens a handle on the test's backend with options o (NULL: defaults),
+ * logging to the test's log file. */
+static stellar *open_h(const struct test_ctx *t, stellar_options *o)
+{
+    stellar_options d = {0};
+    stellar_error e = {0};
+    stellar *h = NULL;
+    if (!o) o = &d;
+    o->url = t->url;
+    o->log_fn = test_log_fn;
+    o->log_level = STELLAR_LOG_INFO;
+    ASSERT_OK(stellar_open(&h, o, &e), &e);
+    ASSERT_TRUE(h != NULL);
+    return h;
+}
+
+static void reg(stellar *h, const stellar_task *task)
+{
+    stellar_error e = {0};
+    ASSERT_OK(stellar_task_register(h, task, &e), &e);
+}
+
+static void start(stellar *h)
+{
+    stellar_error e = {0};
+    ASSERT_OK(stellar_start(h, &e), &e);
+}
+
+static void enqueue(stellar *h, const char *task, const char *params,
+                    const char *queue)
+{
+    stellar_error e = {0};
+    ASSERT_OK(stellar_enqueue(h, task, params, queue, &e), &e);
+}
+
+static st_backend *raw_open(const struct test_ctx *t)
+{
+    st_backend_cfg cfg = {0};
+    stellar_error e = {0};
+    st_backend *b = NULL;
+    ASSERT_OK(st_backend_open(&b, t->url, &cfg, &e), &e);
+    return b;
+}
+
+/* Raw payloads queued in queue, as a JSON array of strings. */
+static json_t *raw_queued(st_backend *b, const char *queue)
+{
+    stellar_error e = {0};
+    json_t *a = NULL;
+    ASSERT_OK(b->ops->queued(b, queue, 0, -1, &a, &e), &e);
+    ASSERT_TRUE(json_is_array(a));
+    return a;
+}
+
+/* Raw failed entries, as a JSON array of strings. */
+static json_t *raw_failed(st_backend *b)
+{
+    stellar_error e = {0};
+    json_t *a = NULL;
+    ASSERT_OK(b->ops->failed_range(b, 0, -1, &a, &e), &e);
+    ASSERT_TRUE(json_is_array(a));
+    return a;
+}
+
+static int64_t stat_of(stellar *h, const char *key)
+{
+    stellar_error e = {0};
+    json_t *s = NULL, *v;
+    int64_t n;
+    ASSERT_OK(stellar_stats(h, &s, &e), &e);
+    ASSERT_TRUE(json_is_object(s));
+    v = json_object_get(s, key);
+    if (v && !json_is_integer(v)) {
+        char *txt = json_dumps(s, JSON_COMPACT);
+        FAIL("stats[\"%s\"] is not an integer: %s", key, txt);
+    }
+    n = v ? json_integer_value(v) : 0;
+    json_decref(s);
+    return n;
+}
+
+static int64_t failed_count(stellar *h)
+{
+    stellar_error e = {0};
+    int64_t n = -1;
+    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
+    return n;
+}
+
+static int64_t length(stellar *h, const char *queue)
+{
+    stellar_error e = {0};
+    int64_t n = -1;
+    ASSERT_OK(stellar_length(h, queue, &n, &e), &e);
+    return n;
+}
+
+/* The one failed entry (new reference); fails unless there is exactly one. */
+static json_t *the_failed_entry(stellar *h)
+{
+    stellar_error e = {0};
+    json_t *a = NULL, *entry;
+    ASSERT_OK(stellar_failed(h, 0, -1, &a, &e), &e);
+    ASSERT_TRUE(json_is_array(a));
+    ASSERT_EQ(1, json_array_size(a));
+    entry = json_incref(json_array_get(a, 0));
+    json_decref(a);
+    ASSERT_TRUE(json_is_object(entry));
+    return entry;
+}
+
+static void assert_json_eq(const char *file, int line, const char *want_txt,
+                           const json_t *got)
+{
+    json_error_t je;
+    json_t *want = json_loads(want_txt, JSON_DECODE_ANY, &je);
+    char *got_txt =
+        got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    if (!want)
+        test_fail(file, line, "bad expected JSON %s: %s", want_txt, je.text);
+    if (!got || !json_equal(want, got))
+        test_fail(file, line, "JSON differs\n  want: %s\n  got:  %s", want_txt,
+                  got_txt ? got_txt : "NULL");
+    json_decref(want);
+    free(got_txt);
+}
+#define ASSERT_JSON_EQ(want, got) assert_json_eq(__FILE__, __LINE__, want, got)
+
+/* A run's params, parsed (new reference). */
+static json_t *params_of(const struct run *r)
+{
+    json_t *p = r->params ? json_loads(r->params, 0, NULL) : NULL;
+    if (!p) FAIL("run of %s had no params object", r->task);
+    return p;
+}
+
+/* Where a job due at at_ms may start: [*lo, *hi] (see the top comment). */
+static void due_window(const struct test_ctx *t, int64_t at_lo, int64_t at_hi,
+                       int64_t *lo, int64_t *hi)
+{
+    if (is_redis(t)) {
+        *lo = (at_lo + 500) / 1000 * 1000;
+        *hi = (at_hi + 999) / 1000 * 1000 + SLACK_MS;
+    } else {
+        *lo = at_lo;
+        *hi = at_hi + LATE_MS;
+    }
+}
+
+/* ------------------------------------------------- Enqueue, process --- */
+
+static void an_enqueued_job_runs_its_task_with_the_params(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    json_t *p;
+    struct run r;
+
+    reg(h, &task_record);
+    enqueue(h, "record",
+            "{\"to\":\"a@b.c\",\"n\":[1,2.5,null],\"s\":\"\xc3\xa9\"}", "q");
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    r = run_of("record", 0);
+    p = params_of(&r);
+    ASSERT_JSON_EQ("{\"to\":\"a@b.c\",\"n\":[1,2.5,null],\"s\":\"\xc3\xa9\"}",
+                   p);
+    ASSERT_STR_EQ("q", r.queue);
+    ASSERT_STR_EQ("record", r.task);
+    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    {
+        char key[160];
+        snprintf(key, sizeof key, "processed:%s", r.worker);
+        ASSERT_EQ(1, stat_of(h, key));
+    }
+    ASSERT_EQ(0, stat_of(h, "failed"));
+    ASSERT_EQ(0, length(h, "q"));
+    json_decref(p);
+    free(r.params);
+    stellar_close(h);
+    ASSERT_EQ(1, runs_of("record", false)); /* ran once, not again */
+}
+
+static void a_job_without_params_gets_an_empty_object(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    struct run r;
+    json_t *p;
+
+    reg(h, &task_record);
+    enqueue(h, "record", NULL, NULL);
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    r = run_of("record", 0);
+    p = params_of(&r);
+    ASSERT_JSON_EQ("{}", p);
+    ASSERT_STR_EQ("default", r.queue);
+    json_decref(p);
+    free(r.params);
+    stellar_close(h);
+}
+
+static void a_job_without_a_queue_goes_to_its_tasks_queue(struct test_ctx *t)
+{
+    static const stellar_task mailer = {.name = "record",
+                                        .description = "d",
+                                        .queue = "mail",
+                                        .run = record_run};
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    json_t *q;
+
+    reg(h, &mailer);
+    enqueue(h, "record", "{\"k\":1}", NULL);
+    ASSERT_EQ(1, length(h, "mail"));
+    ASSERT_EQ(0, length(h, "default"));
+    q = raw_queued(b, "mail");
+    ASSERT_STR_EQ(
+        "{\"class\":\"record\",\"queue\":\"mail\",\"args\":[{\"k\":1}]}",
+        json_string_value(json_array_get(q, 0)));
+    json_decref(q);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void
+the_stored_payload_is_the_resque_json_byte_for_byte(struct test_ctx *t)
+{
+    /* A pure client (no tasks registered) accepts any task name. */
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *q, *ts = NULL, *delayed = NULL;
+    /* Member order kept, "/" and U+2028 raw, non-ASCII raw, numbers as JS. */
+    const char *params = "{\"b\":1,\"a\":\"x/\xc3\xa9\xe2\x80\xa8\",\"f\":1.50,"
+                         "\"e\":1E3,\"z\":-0.0,\"u\":\"\\u0041\\u0001\"}";
+    const char *want = "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"b\":1,"
+                       "\"a\":\"x/\xc3\xa9\xe2\x80\xa8\",\"f\":1.5,\"e\":1000,"
+                       "\"z\":0,\"u\":\"A\\u0001\"}]}";
+    int64_t at = (test_now_ms() / 1000 + 3600) * 1000; /* a whole second */
+
+    enqueue(h, "t", params, "q");
+    enqueue(h, "t", NULL, "q");
+    q = raw_queued(b, "q");
+    ASSERT_EQ(2, json_array_size(q));
+    ASSERT_STR_EQ(want, json_string_value(json_array_get(q, 0)));
+    ASSERT_STR_EQ("{\"class\":\"t\",\"queue\":\"q\",\"args\":[{}]}",
+                  json_string_value(json_array_get(q, 1)));
+
+    /* A delayed job is stored as the very same bytes. */
+    ASSERT_OK(stellar_enqueue_at(h, at, "t", params, "q", &e), &e);
+    ASSERT_OK(b->ops->timestamps(b, &ts, &e), &e);
+    ASSERT_EQ(1, json_array_size(ts));
+    ASSERT_EQ(at, json_integer_value(json_array_get(ts, 0)));
+    ASSERT_OK(b->ops->delayed_at(b, at, &delayed, &e), &e);
+    ASSERT_EQ(1, json_array_size(delayed));
+    ASSERT_STR_EQ(want, json_string_value(json_array_get(delayed, 0)));
+    json_decref(q);
+    json_decref(ts);
+    json_decref(delayed);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void queues_and_lengths_are_readable_through_the_api(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *names = NULL;
+
+    enqueue(h, "x", NULL, "b");
+    enqueue(h, "x", "{\"n\":1}", "a");
+    enqueue(h, "x", "{\"n\":2}", "a");
+    ASSERT_OK(stellar_queues(h, &names, &e), &e);
+    ASSERT_JSON_EQ("[\"a\",\"b\"]", names);
+    ASSERT_EQ(2, length(h, "a"));
+    ASSERT_EQ(1, length(h, "b"));
+    ASSERT_EQ(0, length(h, "nothing"));
+    json_decref(names);
+    stellar_close(h);
+}
+
+static void queues_are_taken_in_priority_order(struct test_ctx *t)
+{
+    static const char *const queues[] = {"high", "low", NULL};
+    stellar_options o = {.queues = queues, .processors = 1};
+    stellar *h = open_h(t, &o);
+    int want[] = {3, 4, 1, 2};
+
+    reg(h, &task_record);
+    enqueue(h, "record", "{\"n\":1}", "low");
+    enqueue(h, "record", "{\"n\":2}", "low");
+    enqueue(h, "record", "{\"n\":3}", "high");
+    enqueue(h, "record", "{\"n\":4}", "high");
+    enqueue(h, "record", "{\"n\":5}", "other"); /* not one of ours */
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 4, 5000);
+    for (int i = 0; i < 4; i++) {
+        struct run r = run_of("record", i);
+        json_t *p = params_of(&r);
+        ASSERT_EQ(want[i], json_integer_value(json_object_get(p, "n")));
+        json_decref(p);
+        free(r.params);
+    }
+    ASSERT_EQ(1, length(h, "other"));
+    stellar_close(h);
+    ASSERT_EQ(4, runs_of("record", false));
+}
+
+static void
+a_wildcard_worker_takes_every_queue_in_name_order(struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1}; /* queues NULL: "*" */
+    stellar *h = open_h(t, &o);
+    const char *want[] = {"alpha", "alpha", "beta", "gamma"};
+
+    reg(h, &task_record);
+    enqueue(h, "record", NULL, "gamma");
+    enqueue(h, "record", NULL, "beta");
+    enqueue(h, "record", NULL, "alpha");
+    enqueue(h, "record", NULL, "alpha");
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 4, 5000);
+    for (int i = 0; i < 4; i++) {
+        struct run r = run_of("record", i);
+        ASSERT_STR_EQ(want[i], r.queue);
+        free(r.params);
+    }
+    stellar_close(h);
+}
+
+/* ----------------------------------------------------------- Delayed --- */
+
+static void enqueue_at_runs_the_job_not_before_its_time(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *ts = NULL;
+    int64_t at = test_now_ms() + 1300, lo, hi;
+    struct run r;
+
+    reg(h, &task_record);
+    start(h);
+    ASSERT_OK(
+        stellar_enqueue_at(h, at, "record", "{\"when\":\"at\"}", NULL, &e), &e);
+    due_window(t, at, at, &lo, &hi);
+    /* Waiting in the delayed set, listed by timestamp, not in its queue. */
+    ASSERT_OK(stellar_timestamps(h, &ts, &e), &e);
+    ASSERT_EQ(1, json_array_size(ts));
+    ASSERT_EQ(is_redis(t) ? lo : at, json_integer_value(json_array_get(ts, 0)));
+    json_decref(ts);
+    ASSERT_EQ(0, length(h, "default"));
+
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    r = run_of("record", 0);
+    test_note("enqueueAt: started %+lld ms from its time",
+              (long long)(r.start_ms - at));
+    if (r.start_ms < lo || r.start_ms > hi)
+        FAIL("due at %lld: started at %+lld ms, allowed [%+lld, %+lld]",
+             (long long)at, (long long)(r.start_ms - at), (long long)(lo - at),
+             (long long)(hi - at));
+    ASSERT_OK(stellar_timestamps(h, &ts, &e), &e);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    free(r.params);
+    stellar_close(h);
+}
+
+static void enqueue_at_a_past_time_runs_the_job_at_once(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t t0;
+    struct run r;
+
+    reg(h, &task_record);
+    start(h);
+    t0 = test_now_ms();
+    ASSERT_OK(stellar_enqueue_at(h, t0 - 60000, "record", NULL, NULL, &e), &e);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    r = run_of("record", 0);
+    test_note("a past-due job started %lld ms after enqueueAt",
+              (long long)(r.start_ms - t0));
+    if (r.start_ms - t0 > (is_redis(t) ? 1000 + SLACK_MS : LATE_MS))
+        FAIL("a past-due job started %lld ms after enqueueAt",
+             (long long)(r.start_ms - t0));
+    free(r.params);
+    stellar_close(h);
+}
+
+static void
+enqueue_in_runs_the_job_after_its_delay_and_not_before(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t t0, t1, lo, hi;
+    struct run r;
+
+    reg(h, &task_record);
+    start(h);
+    t0 = test_now_ms();
+    ASSERT_OK(
+        stellar_enqueue_in(h, 1500, "record", "{\"when\":\"in\"}", NULL, &e),
+        &e);
+    t1 = test_now_ms();
+    due_window(t, t0 + 1500, t1 + 1500, &lo, &hi);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    r = run_of("record", 0);
+    test_note("enqueueIn(1500): started %lld..%lld ms after the call",
+              (long long)(r.start_ms - t1), (long long)(r.start_ms - t0));
+    if (r.start_ms < lo || r.start_ms > hi)
+        FAIL("enqueueIn(1500): started %lld ms after, allowed [%lld, %lld]",
+             (long long)(r.start_ms - t0), (long long)(lo - t0),
+             (long long)(hi - t0));
+    free(r.params);
+    stellar_close(h);
+}
+
+static void enqueue_in_with_a_negative_delay_is_refused(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *ts = NULL;
+
+    ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue_in(h, -1, "x", NULL, NULL, &e));
+    ASSERT_EQ(STELLAR_EINVAL, e.code);
+    ASSERT_TRUE(e.msg[0] != '\0');
+    ASSERT_OK(stellar_timestamps(h, &ts, &e), &e);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    stellar_close(h);
+}
+
+static void delayed_jobs_run_in_time_order(struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1};
+    stellar *h = open_h(t, &o);
+    stellar_error e = {0};
+    /* Whole seconds apart, so the order holds on the seconds layout too. */
+    int64_t base = (test_now_ms() / 1000 + 2) * 1000;
+
+    reg(h, &task_record);
+    ASSERT_OK(
+        stellar_enqueue_at(h, base + 1000, "record", "{\"n\":2}", NULL, &e),
+        &e);
+    ASSERT_OK(stellar_enqueue_at(h, base, "record", "{\"n\":1}", NULL, &e), &e);
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 2, 6000);
+    for (int i = 0; i < 2; i++) {
+        struct run r = run_of("record", i);
+        json_t *p = params_of(&r);
+        ASSERT_EQ(i + 1, json_integer_value(json_object_get(p, "n")));
+        ASSERT_TRUE(r.start_ms >= base + 1000 * i);
+        json_decref(p);
+        free(r.params);
+    }
+    stellar_close(h);
+}
+
+/* ---------------------------------------------------------- Periodic --- */
+
+/* Jobs of class cls now queued in queue plus now delayed. Reads the queue
+ * first: a job leaves the queue, runs (200 ms) and comes back delayed, so
+ * one read cannot see it twice. */
+static int copies_stored(st_backend *b, const char *queue, const char *cls)
+{
+    stellar_error e = {0};
+    json_t *q = raw_queued(b, queue), *ts = NULL, *v;
+    char pat[64];
+    size_t i, j;
+    int n = 0;
+
+    snprintf(pat, sizeof pat, "\"class\":\"%s\"", cls);
+    json_array_foreach(q, i, v) n += strstr(json_string_value(v), pat) != NULL;
+    json_decref(q);
+    ASSERT_OK(b->ops->timestamps(b, &ts, &e), &e);
+    json_array_foreach(ts, i, v)
+    {
+        json_t *d = NULL, *p;
+        ASSERT_OK(b->ops->delayed_at(b, json_integer_value(v), &d, &e), &e);
+        json_array_foreach(d, j, p) n +=
+            strstr(json_string_value(p), pat) != NULL;
+        json_decref(d);
+    }
+    json_decref(ts);
+    return n;
+}
+
+/* Checks, while the periodic task "tick" runs until it has ended `until`
+ * runs, that storage never holds two copies of it. */
+static void watch_ticks(st_backend *b, int until)
+{
+    int64_t deadline = test_mono_ms() + 30000;
+    while (runs_of("tick", true) < until) {
+        int n = copies_stored(b, "default", "tick");
+        if (n > 1) FAIL("%d copies of the periodic job stored at once", n);
+        if (test_mono_ms() > deadline)
+            FAIL("periodic task ran %d times in 30 s", runs_of("tick", true));
+        test_sleep_ms(20);
+    }
+}
+
+/* Each of runs [from, to) started `frequency` after the previous one ended. */
+static void check_gaps(const struct test_ctx *t, int64_t freq, int from, int to)
+{
+    int64_t lo = is_redis(t) ? freq - 500 : freq;
+    int64_t hi = is_redis(t) ? freq + 1000 + SLACK_MS : freq + LATE_MS;
+    for (int i = from; i < to; i++) {
+        struct run a = run_of("tick", i - 1), c = run_of("tick", i);
+        int64_t gap = c.start_ms - a.end_ms;
+        test_note("periodic run %d started %lld ms after run %d ended", i,
+                  (long long)gap, i - 1);
+        if (gap < lo || gap > hi)
+            FAIL("run %d started %lld ms after run %d ended; frequency %lld, "
+                 "allowed [%lld, %lld]",
+                 i, (long long)gap, i - 1, (long long)freq, (long long)lo,
+                 (long long)hi);
+        free(a.params);
+        free(c.params);
+    }
+}
+
+static void a_periodic_task_runs_again_after_each_run_and_is_never_stored_twice(
+    struct test_ctx *t)
+{
+    /* Two handles, as two servers: each runs processors and a scheduler. */
+    const int64_t freq = is_redis(t) ? 1000 : 400;
+    const stellar_task tick = {.name = "tick",
+                               .description = "periodic",
+                               .frequency = freq,
+                               .run = tick_run};
+    stellar *h1 = open_h(t, NULL), *h2 = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+
+    reg(h1, &tick);
+    reg(h2, &tick);
+    start(h1);
+    start(h2);
+    watch_ticks(b, 4);
+    check_gaps(t, freq, 1, 4);
+
+    /* The first server (the leader: it started first) leaves. The other
+     * takes office and enqueues every periodic task at once (replacing the
+     * waiting copy): still one copy, and the period holds from then on. */
+    stellar_close(h1);
+    watch_ticks(b, 8);
+    check_gaps(t, freq, 6, 8);
+    stellar_close(h2);
+    ASSERT_EQ(1, max_in_flight);
+    st_backend_close(b);
+}
+
+static int ticks_in_flight(void)
+{
+    int n;
+    pthread_mutex_lock(&runs_mu);
+    n = in_flight;
+    pthread_mutex_unlock(&runs_mu);
+    return n;
+}
+
+static void a_periodic_task_never_runs_twice_at_once_when_the_leader_changes(
+    struct test_ctx *t)
+{
+    /* A scheduler-only server, and a server with two idle processors.
+     * While a run is going on, the scheduler server is replaced; the new
+     * leader enqueues the periodic task at once, and the second processor
+     * takes that copy: the task's automatic jobLock must hold it back. */
+    const stellar_task tick = {.name = "tick",
+                               .description = "periodic",
+                               .frequency = is_redis(t) ? 1000 : 300,
+                               .run = tick_run};
+    stellar_options sched = {.processors = -1};
+    stellar_options procs = {.processors = 2, .no_scheduler = true};
+    stellar *h1 = open_h(t, &sched), *hw = open_h(t, &procs), *h3;
+
+    tick_ms = 1500;
+    reg(h1, &tick);
+    reg(hw, &tick);
+    start(hw);
+    start(h1);
+    ASSERT_WAIT(ticks_in_flight() == 1, 10000);
+    stellar_close(h1);
+    h3 = open_h(t, &sched);
+    reg(h3, &tick);
+    start(h3);
+    ASSERT_WAIT(runs_of("tick", true) >= 3, 30000);
+    stellar_close(h3);
+    stellar_close(hw);
+    if (max_in_flight != 1)
+        FAIL("the periodic task ran %d times at once", max_in_flight);
+}
+
+/* ------------------------------------------------------------ Failure --- */
+
+static void
+a_failing_task_is_recorded_in_failed_with_counters(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    json_t *entry, *raw;
+    const char *txt,
+        *order[] = {
+            "\"worker\":", "\"queue\":",     "\"payload\":",  "\"exception\":",
+            "\"error\":",  "\"backtrace\":", "\"failed_at\":"};
+    const char *last;
+    char key[160];
+    struct run r;
+
+    reg(h, &task_boom);
+    reg(h, &task_record);
+    enqueue(h, "boom", "{\"why\":\"disk on fire\"}", "q");
+    start(h);
+    ASSERT_WAIT(failed_count(h) == 1, 5000);
+    r = run_of("boom", 0);
+    entry = the_failed_entry(h);
+    ASSERT_STR_EQ(r.worker,
+                  json_string_value(json_object_get(entry, "worker")));
+    ASSERT_STR_EQ("q", json_string_value(json_object_get(entry, "queue")));
+    ASSERT_JSON_EQ("{\"class\":\"boom\",\"queue\":\"q\",\"args\":[{\"why\":"
+                   "\"disk on fire\"}]}",
+                   json_object_get(entry, "payload"));
+    ASSERT_TRUE(json_string_length(json_object_get(entry, "exception")) > 0);
+    ASSERT_TRUE(strstr(json_string_value(json_object_get(entry, "error"))
+                           ? json_string_value(json_object_get(entry, "error"))
+                           : "",
+                       "boom: disk on fire") != NULL);
+    ASSERT_TRUE(json_is_array(json_object_get(entry, "backtrace")) ||
+                json_is_null(json_object_get(entry, "backtrace")));
+    ASSERT_TRUE(json_string_length(json_object_get(entry, "failed_at")) > 0);
+
+    /* The stored entry has the Resque member order (§2.6). */
+    raw = raw_failed(b);
+    txt = json_string_value(json_array_get(raw, 0));
+    ASSERT_TRUE(txt != NULL);
+    last = txt;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const char *at = strstr(txt, order[i]);
+        if (!at || at < last)
+            FAIL("failed entry member %s out of order: %s", order[i], txt);
+        last = at;
+    }
+    ASSERT_TRUE(strncmp(txt, "{\"worker\":", 10) == 0);
+
+    ASSERT_WAIT(stat_of(h, "failed") == 1, 5000);
+    snprintf(key, sizeof key, "failed:%s", r.worker);
+    ASSERT_EQ(1, stat_of(h, key));
+    ASSERT_EQ(0, stat_of(h, "processed"));
+
+    /* The worker keeps going. */
+    enqueue(h, "record", NULL, "q");
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    ASSERT_EQ(1, runs_of("boom", false));
+    ASSERT_EQ(1, failed_count(h));
+    json_decref(raw);
+    json_decref(entry);
+    free(r.params);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void
+an_unknown_task_fails_the_job_and_the_worker_keeps_going(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL), *client = open_h(t, NULL);
+    json_t *entry;
+    const char *err;
+
+    reg(h, &task_record);
+    start(h);
+    enqueue(client, "noSuchTask", "{\"a\":1}", "default");
+    enqueue(client, "record", NULL, "default");
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    ASSERT_WAIT(failed_count(h) == 1, 5000);
+    entry = the_failed_entry(h);
+    err = json_string_value(json_object_get(entry, "error"));
+    if (!err || !strstr(err, "noSuchTask"))
+        FAIL("the error does not name the task: %s", err ? err : "NULL");
+    ASSERT_JSON_EQ(
+        "{\"class\":\"noSuchTask\",\"queue\":\"default\",\"args\":[{\"a\":1}]}",
+        json_object_get(entry, "payload"));
+    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_EQ(1, stat_of(h, "failed"));
+    json_decref(entry);
+    stellar_close(client);
+    stellar_close(h);
+}
+
+static void
+enqueue_of_an_unknown_task_on_a_handle_with_tasks_is_refused(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+
+    reg(h, &task_record);
+    ASSERT_EQ(STELLAR_ENOTASK, stellar_enqueue(h, "nope", NULL, NULL, &e));
+    ASSERT_TRUE(strstr(e.msg, "nope") != NULL);
+    ASSERT_EQ(STELLAR_ENOTASK,
+              stellar_enqueue_in(h, 10, "nope", NULL, NULL, &e));
+    ASSERT_EQ(0, length(h, "default"));
+    stellar_close(h);
+}
+
+static void
+an_invalid_payload_fails_with_a_clear_error_and_is_kept(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    const char *bad[] = {"not json {", "{\"queue\":\"default\",\"args\":[{}]}"};
+    json_t *raw, *entries = NULL, *v;
+    size_t i;
+
+    reg(h, &task_record);
+    ASSERT_OK(b->ops->push(b, "default", bad, 2, &e), &e);
+    enqueue(h, "record", NULL, "default");
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    ASSERT_WAIT(failed_count(h) == 2, 5000);
+    ASSERT_OK(stellar_failed(h, 0, -1, &entries, &e), &e);
+    json_array_foreach(entries, i, v)
+    {
+        const char *err = json_string_value(json_object_get(v, "error"));
+        if (!err || strlen(err) < 8)
+            FAIL("failed entry %zu: no clear error", i);
+        ASSERT_STR_EQ("default",
+                      json_string_value(json_object_get(v, "queue")));
+    }
+    /* The first names the problem; the job's bytes are kept in the entry. */
+    {
+        const char *err = json_string_value(
+            json_object_get(json_array_get(entries, 0), "error"));
+        if (!test_contains_ci(err, "json") && !test_contains_ci(err, "payload"))
+            FAIL("error for a non-JSON payload says neither JSON nor payload: "
+                 "%s",
+                 err);
+    }
+    raw = raw_failed(b);
+    ASSERT_EQ(2, json_array_size(raw));
+    ASSERT_TRUE(strstr(json_string_value(json_array_get(raw, 0)),
+                       "not json {") != NULL);
+    ASSERT_TRUE(strstr(json_string_value(json_array_get(raw, 1)),
+                       "\"args\":[{}]") != NULL);
+    ASSERT_WAIT(stat_of(h, "failed") == 2, 5000);
+    json_decref(raw);
+    json_decref(entries);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+/* ----------------------------------------------------- Workers, stop --- */
+
+static void
+a_running_job_shows_in_workers_with_what_it_works_on(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *ws = NULL, *w, *on;
+    struct run r;
+    char *txt;
+
+    reg(h, &task_slow);
+    enqueue(h, "slow", "{\"ms\":1500}", "default");
+    start(h);
+    ASSERT_WAIT(runs_of("slow", false) == 1, 5000);
+    r = run_of("slow", 0);
+    ASSERT_OK(stellar_workers(h, &ws, &e), &e);
+    w = json_object_get(ws, r.worker);
+    txt = json_dumps(ws, JSON_COMPACT);
+    if (!json_is_object(w)) FAIL("worker %s not listed in %s", r.worker, txt);
+    on = json_object_get(w, "working_on");
+    if (!json_is_object(on) || !strstr(txt, "slow"))
+        FAIL("worker %s is not working on the slow job: %s", r.worker, txt);
+    ASSERT_STR_EQ("default", json_string_value(json_object_get(on, "queue")));
+    free(txt);
+    json_decref(ws);
+    free(r.params);
+    stellar_stop(h, -1);
+    ASSERT_OK(stellar_workers(h, &ws, &e), &e);
+    ASSERT_JSON_EQ("{}", ws); /* unregistered at stop */
+    json_decref(ws);
+    stellar_close(h);
+}
+
+static void
+graceful_stop_lets_the_running_job_finish_and_leaves_the_rest_queued(
+    struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1};
+    stellar *h = open_h(t, &o);
+    struct run r;
+
+    reg(h, &task_slow);
+    reg(h, &task_record);
+    enqueue(h, "slow", "{\"ms\":800}", "default");
+    for (int i = 0; i < 3; i++)
+        enqueue(h, "record", NULL, "default");
+    start(h);
+    ASSERT_WAIT(runs_of("slow", false) == 1, 5000);
+    stellar_stop(h, 10000);
+    r = run_of("slow", 0);
+    ASSERT_TRUE(r.end_ms != 0); /* it finished before stop returned */
+    ASSERT_TRUE(r.end_ms - r.start_ms >= 800);
+    ASSERT_EQ(0, runs_of("record", false));
+    ASSERT_EQ(3, length(h, "default"));
+    ASSERT_EQ(1, stat_of(h, "processed"));
+    ASSERT_EQ(0, failed_count(h));
+    free(r.params);
+    stellar_close(h);
+    ASSERT_EQ(0, runs_of("record", false));
+}
+
+static void graceful_stop_puts_a_job_running_past_the_grace_back_at_the_head(
+    struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1};
+    stellar *h = open_h(t, &o);
+    st_backend *b = raw_open(t);
+    json_t *before, *after;
+
+    reg(h, &task_linger);
+    reg(h, &task_record);
+    enqueue(h, "linger", "{\"after_ms\":800}", "default");
+    enqueue(h, "record", "{\"n\":1}", "default");
+    enqueue(h, "record", "{\"n\":2}", "default");
+    before = raw_queued(b, "default");
+    start(h);
+    ASSERT_WAIT(runs_of("linger", false) == 1, 5000);
+    stellar_stop(h, 200);
+    after = raw_queued(b, "default");
+    if (!json_equal(before, after)) {
+        char *x = json_dumps(before, JSON_COMPACT),
+             *y = json_dumps(after, JSON_COMPACT);
+        FAIL("queue after stop differs\n  before start: %s\n  after stop:   %s",
+             x, y);
+    }
+    ASSERT_EQ(0, runs_of("record", false));
+    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(0, stat_of(h, "processed"));
+    json_decref(before);
+    json_decref(after);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void stop_before_start_and_twice_is_harmless(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+
+    reg(h, &task_record);
+    stellar_stop(h, -1);
+    start(h);
+    ASSERT_EQ(STELLAR_ESTATE, stellar_start(h, &e));
+    enqueue(h, "record", NULL, NULL);
+    ASSERT_WAIT(runs_of("record", true) == 1, 5000);
+    stellar_stop(h, -1);
+    stellar_stop(h, -1);
+    stellar_close(h);
+}
+
+/* ------------------------------------------------ Two processes --- */
+
+#define N_SHARED 200
+
+static void process_jobs_until_told(const struct test_ctx *t)
+{
+    stellar_options o = {.processors = 2};
+    stellar *h = open_h(t, &o);
+    char stop_file[600];
+    struct stat st;
+    int64_t deadline = test_mono_ms() + 60000;
+
+    snprintf(stop_file, sizeof stop_file, "%s/stop", t->dir);
+    reg(h, &task_append);
+    start(h);
+    test_append_line(test_path(t, "ready"), "ready");
+    while (stat(stop_file, &st) != 0) {
+        if (test_mono_ms() > deadline) FAIL("never told to stop");
+        test_sleep_ms(10);
+    }
+    stellar_close(h);
+    exit(0);
+}
+
+static void
+two_processes_sharing_a_backend_run_every_job_exactly_once(struct test_ctx *t)
+{
+    static int seen[N_SHARED];
+    char out[600], params[700], pid_a[32] = "", pid_b[32] = "";
+    pid_t kids[2];
+    stellar *h;
+    FILE *f;
+    int lines = 0, st;
+    long i_seen, pid;
+
+    snprintf(out, sizeof out, "%s", test_path(t, "out.txt"));
+    for (int k = 0; k < 2; k++) {
+        fflush(NULL);
+        kids[k] = fork();
+        ASSERT_TRUE(kids[k] >= 0);
+        if (kids[k] == 0) process_jobs_until_told(t);
+    }
+    ASSERT_WAIT(test_count_lines(test_path(t, "ready")) == 2, 10000);
+    snprintf(pid_a, sizeof pid_a, "%ld", (long)kids[0]);
+    snprintf(pid_b, sizeof pid_b, "%ld", (long)kids[1]);
+
+    h = open_h(t, NULL);
+    for (int i = 0; i < N_SHARED; i++) {
+        snprintf(params, sizeof params, "{\"path\":\"%s\",\"i\":%d}", out, i);
+        enqueue(h, "append", params, NULL);
+    }
+    ASSERT_WAIT(test_count_lines(out) >= N_SHARED, 60000);
+    ASSERT_WAIT(stat_of(h, "processed") >= N_SHARED, 10000);
+    ASSERT_EQ(0, length(h, "default"));
+    test_append_line(test_path(t, "stop"), "stop");
+    for (int k = 0; k < 2; k++) {
+        ASSERT_EQ(kids[k], waitpid(kids[k], &st, 0));
+        if (WIFSIGNALED(st))
+            FAIL("worker process %d killed by signal %d", (int)kids[k],
+                 WTERMSIG(st));
+        if (WEXITSTATUS(st) != 0)
+            FAIL("worker process %d exited %d (66: a sanitizer report, above)",
+                 (int)kids[k], WEXITSTATUS(st));
+    }
+    ASSERT_EQ(N_SHARED, stat_of(h, "processed"));
+    ASSERT_EQ(0, failed_count(h));
+
+    f = fopen(out, "r");
+    ASSERT_TRUE(f != NULL);
+    bool by_a = false, by_b = false;
+    while (fscanf(f, "%ld %ld", &i_seen, &pid) == 2) {
+        ASSERT_TRUE(i_seen >= 0 && i_seen < N_SHARED);
+        if (seen[i_seen]++) FAIL("job %ld ran twice", i_seen);
+        by_a |= pid == (long)kids[0];
+        by_b |= pid == (long)kids[1];
+        lines++;
+    }
+    fclose(f);
+    ASSERT_EQ(N_SHARED, lines);
+    if (!by_a || !by_b)
+        FAIL("one process did all the work (a %s: %d, b %s: %d)", pid_a, by_a,
+             pid_b, by_b);
+    stellar_close(h);
+}
+
+/* ------------------------------------------------------ Validation --- */
+
+static void expect_refusal(const struct test_ctx *t, const stellar_task *task,
+                           int code, const char *name, const char *field)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *list;
+
+    reg(h, &task_record);
+    ASSERT_EQ(code, stellar_task_register(h, task, &e));
+    ASSERT_EQ(code, e.code);
+    if (name && !strstr(e.msg, name))
+        FAIL("message does not name task %s: %s", name, e.msg);
+    if (field && !strstr(e.msg, field))
+        FAIL("message does not name field %s: %s", field, e.msg);
+    list = stellar_tasks_json(h);
+    ASSERT_EQ(1, json_array_size(list)); /* only "record" */
+    json_decref(list);
+    stellar_close(h);
+}
+
+static void a_task_without_a_name_is_refused(struct test_ctx *t)
+{
+    stellar_task x = {.description = "d", .run = record_run};
+    expect_refusal(t, &x, STELLAR_EINVAL, NULL, "name");
+}
+
+static void a_task_without_a_description_is_refused(struct test_ctx *t)
+{
+    stellar_task x = {.name = "undescribed", .run = record_run};
+    expect_refusal(t, &x, STELLAR_EINVAL, "undescribed", "description");
+}
+
+static void a_task_without_run_is_refused(struct test_ctx *t)
+{
+    stellar_task x = {.name = "lazy", .description = "d"};
+    expect_refusal(t, &x, STELLAR_EINVAL, "lazy", "run");
+}
+
+static void a_task_with_a_negative_frequency_is_refused(struct test_ctx *t)
+{
+    stellar_task x = {.name = "backwards",
+                      .description = "d",
+                      .frequency = -5,
+                      .run = record_run};
+    expect_refusal(t, &x, STELLAR_EINVAL, "backwards", "frequency");
+}
+
+static void a_second_task_with_the_same_name_is_refused(struct test_ctx *t)
+{
+    stellar_task x = {
+        .name = "record", .description = "again", .run = record_run};
+    expect_refusal(t, &x, STELLAR_EEXISTS, "record", "name");
+}
+
+static void
+registered_tasks_are_listed_with_their_properties(struct test_ctx *t)
+{
+    stellar_task x = {.name = "every",
+                      .description = "each second",
+                      .queue = "clock",
+                      .frequency = 1000,
+                      .run = record_run};
+    stellar *h = open_h(t, NULL);
+    json_t *list, *a, *c;
+
+    reg(h, &task_record);
+    reg(h, &x);
+    list = stellar_tasks_json(h);
+    ASSERT_EQ(2, json_array_size(list));
+    a = json_array_get(list, 0);
+    c = json_array_get(list, 1);
+    if (strcmp(json_string_value(json_object_get(a, "name")), "every") != 0) {
+        json_t *tmp = a;
+        a = c;
+        c = tmp;
+    }
+    ASSERT_STR_EQ("every", json_string_value(json_object_get(a, "name")));
+    ASSERT_STR_EQ("each second",
+                  json_string_value(json_object_get(a, "description")));
+    ASSERT_STR_EQ("clock", json_string_value(json_object_get(a, "queue")));
+    ASSERT_EQ(1000, json_integer_value(json_object_get(a, "frequency")));
+    ASSERT_STR_EQ("record", json_string_value(json_object_get(c, "name")));
+    ASSERT_STR_EQ("default", json_string_value(json_object_get(c, "queue")));
+    ASSERT_EQ(0, json_integer_value(json_object_get(c, "frequency")));
+    json_decref(list);
+    stellar_close(h);
+}
+
+static void opening_an_unknown_backend_fails_with_a_message(struct test_ctx *t)
+{
+    stellar_options o = {.url = "nosuch://x"};
+    stellar_error e = {0};
+    stellar *h = (stellar *)&o; /* must be reset to NULL */
+
+    (void)t;
+    ASSERT_TRUE(stellar_open(&h, &o, &e) < 0);
+    ASSERT_TRUE(h == NULL);
+    ASSERT_TRUE(e.msg[0] != '\0');
+}
+
+static const struct test tests[] = {
+    {"an enqueued job runs its task with the params",
+     an_enqueued_job_runs_its_task_with_the_params, 0},
+    {"a job without params gets an empty object",
+     a_job_without_params_gets_an_empty_object, 0},
+    {"a job without a queue goes to its task's queue",
+     a_job_without_a_queue_goes_to_its_tasks_queue, 0},
+    {"the stored payload is the Resque JSON byte for byte",
+     the_stored_payload_is_the_resque_json_byte_for_byte, 0},
+    {"queues and lengths are readable through the API",
+     queues_and_lengths_are_readable_through_the_api, 0},
+    {"queues are taken in priority order", queues_are_taken_in_priority_order,
+     0},
+    {"a wildcard worker takes every queue in name order",
+     a_wildcard_worker_takes_every_queue_in_name_order, 0},
+    {"enqueueAt runs the job not before its time",
+     enqueue_at_runs_the_job_not_before_its_time, 0},
+    {"enqueueAt a past time runs the job at once",
+     enqueue_at_a_past_time_runs_the_job_at_once, 0},
+    {"enqueueIn runs the job after its delay and not before",
+     enqueue_in_runs_the_job_after_its_delay_and_not_before, 0},
+    {"enqueueIn with a negative delay is refused",
+     enqueue_in_with_a_negative_delay_is_refused, 0},
+    {"delayed jobs run in time order", delayed_jobs_run_in_time_order, 0},
+    {"a periodic task runs again after each run and is never stored twice",
+     a_periodic_task_runs_again_after_each_run_and_is_never_stored_twice, 0},
+    {"a periodic task never runs twice at once when the leader changes",
+     a_periodic_task_never_runs_twice_at_once_when_the_leader_changes, 0},
+    {"a failing task is recorded in failed with counters",
+     a_failing_task_is_recorded_in_failed_with_counters, 0},
+    {"an unknown task fails the job and the worker keeps going",
+     an_unknown_task_fails_the_job_and_the_worker_keeps_going, 0},
+    {"enqueue of an unknown task on a handle with tasks is refused",
+     enqueue_of_an_unknown_task_on_a_handle_with_tasks_is_refused, 0},
+    {"an invalid payload fails with a clear error and is kept",
+     an_invalid_payload_fails_with_a_clear_error_and_is_kept, 0},
+    {"a running job shows in workers with what it works on",
+     a_running_job_shows_in_workers_with_what_it_works_on, 0},
+    {"graceful stop lets the running job finish and leaves the rest queued",
+     graceful_stop_lets_the_running_job_finish_and_leaves_the_rest_queued, 0},
+    {"graceful stop puts a job running past the grace back at the head",
+     graceful_stop_puts_a_job_running_past_the_grace_back_at_the_head, 0},
+    {"stop before start and twice is harmless",
+     stop_before_start_and_twice_is_harmless, 0},
+    {"two processes sharing a backend run every job exactly once",
+     two_processes_sharing_a_backend_run_every_job_exactly_once, 120},
+    {"a task without a name is refused", a_task_without_a_name_is_refused, 0},
+    {"a task without a description is refused",
+     a_task_without_a_description_is_refused, 0},
+    {"a task without run is refused", a_task_without_run_is_refused, 0},
+    {"a task with a negative frequency is refused",
+     a_task_with_a_negative_frequency_is_refused, 0},
+    {"a second task with the same name is refused",
+     a_second_task_with_the_same_name_is_refused, 0},
+    {"registered tasks are listed with their properties",
+     registered_tasks_are_listed_with_their_properties, 0},
+    {"opening an unknown backend fails with a message",
+     opening_an_unknown_backend_fails_with_a_message, 0},
+};
+TEST_MAIN(tests)
