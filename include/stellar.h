@@ -333,9 +333,11 @@ STELLAR_API int stellar_start(stellar *h, stellar_error *e);
 /*
  * Graceful stop: no new jobs are reserved; running jobs get up to
  * timeout_ms (< 0: the handle's shutdown_timeout_ms) to finish; jobs still
- * running then are put back at the head of their queue (they may run again).
- * Then workers unregister. Blocks until every thread has ended. Safe to call
- * when not started.
+ * running then are put back at the head of their queue (they may run again,
+ * and their own ack is then skipped). Then workers unregister. Blocks until
+ * every thread has ended, which includes waiting for tasks still running
+ * past the deadline to return (stellar_should_stop() is true for them; a
+ * forked job's child is waited for). Safe to call when not started.
  */
 STELLAR_API void stellar_stop(stellar *h, int64_t timeout_ms);
 
@@ -368,7 +370,8 @@ STELLAR_API int stellar_length(stellar *h, const char *queue, int64_t *out,
                                stellar_error *e);
 
 /* Every registered worker: {"<name>": {"queues": "...", "started": ms,
- * "ping": ms, "working_on": {...} or null}}. */
+ * "ping": ms, "working_on": {"run_at": ms, "queue", "payload": {...}} or
+ * null}}. */
 STELLAR_API int stellar_workers(stellar *h, json_t **out, stellar_error *e);
 
 /* Timestamps (ms, ascending) that hold delayed jobs. */

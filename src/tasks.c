@@ -208,11 +208,23 @@ int stellar_length(stellar *h, const char *queue, int64_t *out,
     return rc;
 }
 
+static json_t *working_on_of(json_t *worker);
+
 int stellar_workers(stellar *h, json_t **out, stellar_error *e)
 {
+    json_t *w;
+    const char *name;
     int rc;
+
     *out = NULL;
     WITH_CONN(h, h->conn->ops->workers(h->conn, out, e));
+    /* Payloads come out parsed, as in failed entries. */
+    json_object_foreach(rc == STELLAR_OK ? *out : NULL, name, w)
+    {
+        json_t *on = json_object_get(w, "working_on");
+        if (json_is_object(on))
+            json_object_set_new(w, "working_on", working_on_of(w));
+    }
     return rc;
 }
 
