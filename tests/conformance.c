@@ -1142,6 +1142,701 @@ two_processes_sharing_a_backend_run_every_job_exactly_once(struct test_ctx *t)
     stellar_close(h);
 }
 
+/* ------------------------------------------------------ Management --- */
+/*
+ * The management calls of the guide (issue #4), with the same expectations
+ * on every backend. Delayed jobs sit at whole seconds an hour ahead, so the
+ * Redis layout (seconds) keeps the very timestamps given and no scheduler
+ * moves them meanwhile.
+ */
+
+/* A whole second an hour from now, in ms. */
+static int64_t later_s(void)
+{
+    return (test_now_ms() / 1000 + 3600) * 1000;
+}
+
+static void enqueue_at(stellar *h, int64_t at, const char *task,
+                       const char *params, const char *queue)
+{
+    stellar_error e = {0};
+    ASSERT_OK(stellar_enqueue_at(h, at, task, params, queue, &e), &e);
+}
+
+/* stellar_queued(queue, 0, -1) as compact JSON text, for ASSERT_JSON_EQ. */
+static json_t *queued_all(stellar *h, const char *queue)
+{
+    stellar_error e = {0};
+    json_t *a = NULL;
+    ASSERT_OK(stellar_queued(h, queue, 0, -1, &a, &e), &e);
+    ASSERT_TRUE(json_is_array(a));
+    return a;
+}
+
+static json_t *timestamps_of(stellar *h)
+{
+    stellar_error e = {0};
+    json_t *a = NULL;
+    ASSERT_OK(stellar_timestamps(h, &a, &e), &e);
+    ASSERT_TRUE(json_is_array(a));
+    return a;
+}
+
+/* "[a,b,...]" of int64s, for comparing with ASSERT_JSON_EQ. */
+static const char *ms_list(int n, const int64_t *v)
+{
+    static char buf[512];
+    size_t off = 0;
+    buf[off++] = '[';
+    for (int i = 0; i < n; i++)
+        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%lld",
+                                i ? "," : "", (long long)v[i]);
+    snprintf(buf + off, sizeof buf - off, "]");
+    return buf;
+}
+
+static int cmp_json_int(const void *a, const void *b)
+{
+    json_int_t x = json_integer_value(*(json_t *const *)a);
+    json_int_t y = json_integer_value(*(json_t *const *)b);
+    return x < y ? -1 : x > y;
+}
+
+/* A copy of an array of integers, sorted. */
+static json_t *sorted_ints(const json_t *a)
+{
+    size_t n = json_array_size(a), i;
+    json_t **v = calloc(n + 1, sizeof *v), *out = json_array();
+    for (i = 0; i < n; i++)
+        v[i] = json_array_get(a, i);
+    qsort(v, n, sizeof *v, cmp_json_int);
+    for (i = 0; i < n; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
+}
+
+static void
+del_removes_up_to_count_matching_jobs_and_says_how_many(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *q;
+    int64_t n = -1;
+
+    for (int i = 0; i < 3; i++)
+        enqueue(h, "t", "{\"a\":1}", "q");
+    enqueue(h, "t", "{\"a\":2}", "q");
+    enqueue(h, "u", "{\"a\":1}", "q");
+    enqueue(h, "t", "{\"a\":1}", "q");
+    enqueue(h, "t", "{\"a\":1}", "other");
+
+    ASSERT_OK(stellar_del(h, "q", "t", "{\"a\":1}", 2, &n, &e), &e);
+    ASSERT_EQ(2, n);
+    q = queued_all(h, "q");
+    /* The first two went; the rest keep their order. */
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"a\":1}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"a\":2}]},"
+                   "{\"class\":\"u\",\"queue\":\"q\",\"args\":[{\"a\":1}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"a\":1}]}]",
+                   q);
+    json_decref(q);
+    ASSERT_OK(stellar_del(h, "q", "t", "{\"a\":1}", 0, &n, &e), &e);
+    ASSERT_EQ(2, n); /* count 0: all */
+    ASSERT_OK(stellar_del(h, "q", "t", "{\"b\":1}", 0, &n, &e), &e);
+    ASSERT_EQ(0, n);
+    ASSERT_EQ(2, length(h, "q"));
+    ASSERT_EQ(1, length(h, "other")); /* another queue is untouched */
+
+    /* Params match as enqueued, member order included. */
+    enqueue(h, "t", "{\"x\":1,\"y\":2}", "q");
+    ASSERT_OK(stellar_del(h, "q", "t", "{\"y\":2,\"x\":1}", 0, &n, &e), &e);
+    ASSERT_EQ(0, n);
+    ASSERT_OK(stellar_del(h, "q", "t", "{\"x\":1,\"y\":2}", 0, &n, &e), &e);
+    ASSERT_EQ(1, n);
+
+    /* Bad input removes nothing. */
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del(h, "q", "t", "{bad", 0, &n, &e));
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del(h, "q", "t", "[1]", 0, &n, &e));
+    ASSERT_EQ(STELLAR_EINVAL,
+              stellar_del(h, "q", "t", "{\"a\":2}", -1, &n, &e));
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del(h, "q", "", NULL, 0, &n, &e));
+    ASSERT_EQ(2, length(h, "q"));
+    stellar_close(h);
+}
+
+static void
+del_delayed_returns_the_timestamps_it_removed_from(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t base = later_s(), want[2] = {base, base + 2000};
+    json_t *ts = NULL, *sorted;
+
+    enqueue_at(h, base + 2000, "t", "{\"a\":1}", "q");
+    enqueue_at(h, base, "t", "{\"a\":1}", "q");
+    enqueue_at(h, base + 1000, "t", "{\"a\":2}", "q");
+    enqueue_at(h, base + 3000, "t", "{\"a\":1}", "elsewhere");
+
+    ASSERT_OK(stellar_del_delayed(h, "q", "t", "{\"a\":1}", &ts, &e), &e);
+    sorted = sorted_ints(ts);
+    ASSERT_JSON_EQ(ms_list(2, want), sorted);
+    json_decref(sorted);
+    json_decref(ts);
+    ASSERT_OK(stellar_scheduled_at(h, "q", "t", "{\"a\":1}", &ts, &e), &e);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    ts = timestamps_of(h);
+    want[0] = base + 1000;
+    want[1] = base + 3000;
+    ASSERT_JSON_EQ(ms_list(2, want), ts);
+    json_decref(ts);
+
+    /* Nothing left to match: an empty list, nothing else touched. */
+    ASSERT_OK(stellar_del_delayed(h, "q", "t", "{\"a\":1}", &ts, &e), &e);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    ASSERT_EQ(STELLAR_EINVAL,
+              stellar_del_delayed(h, "q", "t", "{nope", &ts, &e));
+    ts = timestamps_of(h);
+    ASSERT_EQ(2, json_array_size(ts));
+    json_decref(ts);
+    stellar_close(h);
+}
+
+static void del_queue_removes_the_queue_and_its_jobs(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *names = NULL;
+
+    enqueue(h, "t", NULL, "doomed");
+    enqueue(h, "t", "{\"n\":2}", "doomed");
+    enqueue(h, "t", NULL, "kept");
+    ASSERT_OK(stellar_del_queue(h, "doomed", &e), &e);
+    ASSERT_OK(stellar_queues(h, &names, &e), &e);
+    ASSERT_JSON_EQ("[\"kept\"]", names);
+    json_decref(names);
+    ASSERT_EQ(0, length(h, "doomed"));
+    ASSERT_EQ(1, length(h, "kept"));
+    ASSERT_EQ(STELLAR_ENOTFOUND, stellar_del_queue(h, "doomed", &e));
+    ASSERT_TRUE(strstr(e.msg, "doomed") != NULL);
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del_queue(h, "", &e));
+    ASSERT_EQ(1, length(h, "kept"));
+    stellar_close(h);
+}
+
+static void
+a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
+{
+    static const stellar_task every = {.name = "every",
+                                       .description = "periodic",
+                                       .queue = "clock",
+                                       .frequency = 60000,
+                                       .run = record_run};
+    const char *payload = "{\"class\":\"every\",\"queue\":\"clock\","
+                          "\"args\":[{}]}";
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    int64_t removed = -1;
+    const char *two[] = {payload, payload};
+
+    reg(h, &every);
+    reg(h, &task_record);
+    /* Start from a mess: two queued copies and a delayed one. */
+    ASSERT_OK(b->ops->push(b, "clock", two, 2, &e), &e);
+    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, &e), &e);
+    ASSERT_EQ(3, copies_stored(b, "clock", "every"));
+
+    ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
+    ASSERT_EQ(1, copies_stored(b, "clock", "every"));
+    ASSERT_EQ(1, length(h, "clock")); /* queued now, not delayed */
+    ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
+    ASSERT_EQ(1, copies_stored(b, "clock", "every"));
+
+    ASSERT_OK(stellar_stop_recurrent(h, "every", &removed, &e), &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_EQ(0, copies_stored(b, "clock", "every"));
+    ASSERT_OK(stellar_stop_recurrent(h, "every", &removed, &e), &e);
+    ASSERT_EQ(0, removed);
+
+    /* A delayed copy counts as one too. */
+    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, &e), &e);
+    ASSERT_OK(stellar_stop_recurrent(h, "every", &removed, &e), &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_EQ(0, copies_stored(b, "clock", "every"));
+
+    ASSERT_EQ(STELLAR_ENOTASK, stellar_enqueue_recurrent(h, "nope", &e));
+    ASSERT_EQ(STELLAR_ENOTASK, stellar_stop_recurrent(h, "nope", &removed, &e));
+    ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue_recurrent(h, "record", &e));
+    ASSERT_EQ(0, length(h, "default"));
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void delayed_jobs_are_listed_by_ascending_timestamp(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t base = later_s(), want[3] = {base, base + 1000, base + 2000};
+    json_t *ts, *at = NULL, *all = NULL;
+    char key[3][32];
+
+    enqueue_at(h, base + 2000, "t", "{\"n\":1}", "q");
+    enqueue_at(h, base, "t", "{\"n\":2}", "q");
+    enqueue_at(h, base + 1000, "u", NULL, "r");
+    enqueue_at(h, base, "t", "{\"n\":3}", "q");
+
+    ts = timestamps_of(h);
+    ASSERT_JSON_EQ(ms_list(3, want), ts);
+    json_decref(ts);
+
+    /* One timestamp's jobs, parsed, in the order they were delayed. */
+    ASSERT_OK(stellar_delayed_at(h, base, &at, &e), &e);
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":2}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":3}]}]",
+                   at);
+    json_decref(at);
+    ASSERT_OK(stellar_delayed_at(h, base + 5000, &at, &e), &e);
+    ASSERT_JSON_EQ("[]", at);
+    json_decref(at);
+
+    ASSERT_OK(stellar_all_delayed(h, &all, &e), &e);
+    for (int i = 0; i < 3; i++)
+        snprintf(key[i], sizeof key[i], "%lld", (long long)want[i]);
+    ASSERT_EQ(3, json_object_size(all));
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":2}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":3}]}]",
+                   json_object_get(all, key[0]));
+    ASSERT_JSON_EQ("[{\"class\":\"u\",\"queue\":\"r\",\"args\":[{}]}]",
+                   json_object_get(all, key[1]));
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":1}]}]",
+                   json_object_get(all, key[2]));
+    json_decref(all);
+    stellar_close(h);
+}
+
+static void
+scheduled_at_lists_every_time_a_job_is_delayed_to(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t base = later_s(), want[2] = {base, base + 3000};
+    json_t *ts = NULL;
+
+    enqueue_at(h, base + 3000, "t", "{\"k\":\"v\"}", "q");
+    enqueue_at(h, base, "t", "{\"k\":\"v\"}", "q");
+    enqueue_at(h, base + 1000, "t", "{\"k\":\"w\"}", "q");
+    enqueue_at(h, base + 2000, "t", NULL, NULL); /* "default", {} */
+
+    ASSERT_OK(stellar_scheduled_at(h, "q", "t", "{\"k\":\"v\"}", &ts, &e), &e);
+    ASSERT_JSON_EQ(ms_list(2, want), ts);
+    json_decref(ts);
+    want[0] = base + 2000;
+    ASSERT_OK(stellar_scheduled_at(h, NULL, "t", NULL, &ts, &e), &e);
+    ASSERT_JSON_EQ(ms_list(1, want), ts);
+    json_decref(ts);
+    ASSERT_OK(stellar_scheduled_at(h, "other", "t", "{\"k\":\"v\"}", &ts, &e),
+              &e);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    stellar_close(h);
+}
+
+static void
+del_delayed_at_removes_every_job_at_one_timestamp(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t base = later_s(), removed = -1, want[1] = {base + 1000};
+    json_t *ts;
+
+    enqueue_at(h, base, "t", "{\"n\":1}", "q");
+    enqueue_at(h, base, "u", "{\"n\":2}", "r");
+    enqueue_at(h, base + 1000, "t", "{\"n\":3}", "q");
+    ASSERT_OK(stellar_del_delayed_at(h, base, &removed, &e), &e);
+    ASSERT_EQ(2, removed);
+    ts = timestamps_of(h);
+    ASSERT_JSON_EQ(ms_list(1, want), ts);
+    json_decref(ts);
+    ASSERT_OK(stellar_del_delayed_at(h, base, &removed, &e), &e);
+    ASSERT_EQ(0, removed);
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del_delayed_at(h, -1000, &removed, &e));
+    ts = timestamps_of(h);
+    ASSERT_EQ(1, json_array_size(ts));
+    json_decref(ts);
+    stellar_close(h);
+}
+
+static void del_all_delayed_removes_every_delayed_job(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    int64_t base = later_s(), removed = -1;
+    json_t *ts;
+
+    enqueue_at(h, base, "t", "{\"n\":1}", "q");
+    enqueue_at(h, base, "t", "{\"n\":2}", "q");
+    enqueue_at(h, base + 5000, "u", NULL, "r");
+    enqueue(h, "t", NULL, "q");
+    ASSERT_OK(stellar_del_all_delayed(h, &removed, &e), &e);
+    ASSERT_EQ(3, removed);
+    ts = timestamps_of(h);
+    ASSERT_JSON_EQ("[]", ts);
+    json_decref(ts);
+    ASSERT_EQ(1, length(h, "q")); /* queued jobs stay */
+    ASSERT_OK(stellar_del_all_delayed(h, &removed, &e), &e);
+    ASSERT_EQ(0, removed);
+    stellar_close(h);
+}
+
+/* A worker as a processor records it, registered straight in storage. */
+static void fake_worker(st_backend *b, const char *name, const char *queue,
+                        int64_t at_ms, bool reserve)
+{
+    const char *queues[] = {queue, NULL};
+    st_worker_id w = {name, queue, queues};
+    st_done none = {ST_DONE_NONE, NULL, NULL, NULL};
+    st_reserved got = {0};
+    stellar_error e = {0};
+
+    ASSERT_OK(b->ops->worker_register(b, &w, at_ms, &e), &e);
+    if (!reserve) return;
+    ASSERT_OK(b->ops->reserve(b, &w, &none, at_ms, &got, &e), &e);
+    st_reserved_clear(&got);
+}
+
+static void details_lists_queues_with_lengths_and_workers(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *d = NULL, *w;
+
+    ASSERT_OK(stellar_details(h, &d, &e), &e);
+    ASSERT_JSON_EQ("{\"queues\":{},\"workers\":{}}", d);
+    json_decref(d);
+
+    enqueue(h, "t", NULL, "a");
+    enqueue(h, "t", "{\"n\":2}", "a");
+    enqueue(h, "t", NULL, "b");
+    fake_worker(b, "host:42+1", "a", test_now_ms(), false);
+    ASSERT_OK(stellar_details(h, &d, &e), &e);
+    ASSERT_JSON_EQ("{\"a\":{\"length\":2},\"b\":{\"length\":1}}",
+                   json_object_get(d, "queues"));
+    ASSERT_EQ(1, json_object_size(json_object_get(d, "workers")));
+    w = json_object_get(json_object_get(d, "workers"), "host:42+1");
+    ASSERT_TRUE(json_is_object(w));
+    ASSERT_STR_EQ("a", json_string_value(json_object_get(w, "queues")));
+    ASSERT_TRUE(json_is_null(json_object_get(w, "working_on")));
+    json_decref(d);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void queued_returns_a_range_of_a_queues_jobs(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *a = NULL;
+    char params[32];
+
+    for (int i = 0; i < 5; i++) {
+        snprintf(params, sizeof params, "{\"n\":%d}", i);
+        enqueue(h, "t", params, "q");
+    }
+    a = queued_all(h, "q");
+    ASSERT_EQ(5, json_array_size(a));
+    for (int i = 0; i < 5; i++) {
+        json_t *args = json_object_get(json_array_get(a, (size_t)i), "args");
+        ASSERT_EQ(i, json_integer_value(
+                         json_object_get(json_array_get(args, 0), "n")));
+    }
+    json_decref(a);
+    ASSERT_OK(stellar_queued(h, "q", 1, 2, &a, &e), &e);
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":1}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":2}]}]",
+                   a);
+    json_decref(a);
+    ASSERT_OK(stellar_queued(h, "q", -1, -1, &a, &e), &e);
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":4}]}]",
+                   a);
+    json_decref(a);
+    ASSERT_OK(stellar_queued(h, "q", 10, 20, &a, &e), &e);
+    ASSERT_JSON_EQ("[]", a);
+    json_decref(a);
+    ASSERT_OK(stellar_queued(h, "nothing", 0, -1, &a, &e), &e);
+    ASSERT_JSON_EQ("[]", a);
+    json_decref(a);
+    ASSERT_EQ(STELLAR_EINVAL, stellar_queued(h, "", 0, -1, &a, &e));
+    ASSERT_EQ(5, length(h, "q")); /* reading takes nothing */
+    stellar_close(h);
+}
+
+static bool worker_idle(stellar *h, const char *worker)
+{
+    stellar_error e = {0};
+    json_t *on = NULL;
+    bool idle;
+    ASSERT_OK(stellar_working_on(h, worker, &on, &e), &e);
+    idle = json_is_null(on);
+    json_decref(on);
+    return idle;
+}
+
+static void working_on_shows_the_job_a_worker_is_running(struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1};
+    stellar *h = open_h(t, &o);
+    stellar_error e = {0};
+    json_t *on = NULL, *all = NULL;
+    int64_t t0 = test_now_ms(), run_at;
+    struct run r;
+
+    reg(h, &task_slow);
+    enqueue(h, "slow", "{\"ms\":1500}", "default");
+    start(h);
+    ASSERT_WAIT(runs_of("slow", false) == 1, 5000);
+    r = run_of("slow", 0);
+    ASSERT_OK(stellar_working_on(h, r.worker, &on, &e), &e);
+    ASSERT_TRUE(json_is_object(on));
+    ASSERT_STR_EQ("default", json_string_value(json_object_get(on, "queue")));
+    ASSERT_JSON_EQ(
+        "{\"class\":\"slow\",\"queue\":\"default\",\"args\":[{\"ms\":1500}]}",
+        json_object_get(on, "payload"));
+    ASSERT_TRUE(json_is_integer(json_object_get(on, "run_at")));
+    run_at = json_integer_value(json_object_get(on, "run_at"));
+    if (run_at < t0 - 1000 || run_at > test_now_ms() + 1000)
+        FAIL("run_at %lld is not the time the job started (%lld..now)",
+             (long long)run_at, (long long)t0);
+
+    ASSERT_OK(stellar_all_working_on(h, &all, &e), &e);
+    ASSERT_EQ(1, json_object_size(all));
+    ASSERT_TRUE(json_equal(on, json_object_get(all, r.worker)));
+    json_decref(all);
+    json_decref(on);
+
+    /* When it is done, the worker is idle: null, and "started" in all. */
+    ASSERT_WAIT(runs_of("slow", true) == 1, 5000);
+    ASSERT_WAIT(worker_idle(h, r.worker), 5000);
+    ASSERT_OK(stellar_all_working_on(h, &all, &e), &e);
+    ASSERT_STR_EQ("started", json_string_value(json_object_get(all, r.worker)));
+    json_decref(all);
+    ASSERT_EQ(STELLAR_ENOTFOUND, stellar_working_on(h, "nobody", &on, &e));
+    free(r.params);
+    stellar_close(h);
+}
+
+static void locks_lists_a_queue_lock_and_del_lock_removes_it(struct test_ctx *t)
+{
+    static const char *const plugins[] = {"queueLock", NULL};
+    static const stellar_task locked = {.name = "locked",
+                                        .description = "one queued at once",
+                                        .plugins = plugins,
+                                        .run = record_run};
+    const char *name = "lock:locked:default:[{\"k\":1}]";
+    stellar *h = open_h(t, NULL);
+    stellar_error e = {0};
+    json_t *locks = NULL, *l;
+    int64_t removed = -1, now = test_now_ms(), exp;
+
+    reg(h, &locked);
+    ASSERT_OK(stellar_locks(h, &locks, &e), &e);
+    ASSERT_JSON_EQ("{}", locks);
+    json_decref(locks);
+    enqueue(h, "locked", "{\"k\":1}", NULL);
+    ASSERT_EQ(STELLAR_VETOED,
+              stellar_enqueue(h, "locked", "{\"k\":1}", NULL, &e));
+
+    ASSERT_OK(stellar_locks(h, &locks, &e), &e);
+    ASSERT_EQ(1, json_object_size(locks));
+    l = json_object_get(locks, name);
+    if (!json_is_object(l)) {
+        char *txt = json_dumps(locks, JSON_COMPACT);
+        FAIL("no lock %s in %s", name, txt);
+    }
+    ASSERT_TRUE(json_is_string(json_object_get(l, "value")));
+    ASSERT_TRUE(json_is_integer(json_object_get(l, "expires")));
+    exp = json_integer_value(json_object_get(l, "expires"));
+    /* queueLock's default lockTimeout: an hour. */
+    if (exp < now + 3590000 || exp > test_now_ms() + 3601000)
+        FAIL("lock expires at %lld, not an hour after %lld", (long long)exp,
+             (long long)now);
+    json_decref(locks);
+
+    ASSERT_OK(stellar_del_lock(h, name, &removed, &e), &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_OK(stellar_locks(h, &locks, &e), &e);
+    ASSERT_JSON_EQ("{}", locks);
+    json_decref(locks);
+    ASSERT_OK(stellar_del_lock(h, name, &removed, &e), &e);
+    ASSERT_EQ(0, removed);
+    ASSERT_EQ(STELLAR_EINVAL, stellar_del_lock(h, "not-a-lock", &removed, &e));
+    /* Unlocked: the same job may be queued again. */
+    enqueue(h, "locked", "{\"k\":1}", NULL);
+    ASSERT_EQ(2, length(h, "default"));
+    stellar_close(h);
+}
+
+static const char *why_of(const json_t *entry)
+{
+    json_t *args = json_object_get(json_object_get(entry, "payload"), "args");
+    return json_string_value(json_object_get(json_array_get(args, 0), "why"));
+}
+
+static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
+{
+    stellar_options o = {.processors = 1};
+    stellar *h = open_h(t, &o);
+    stellar_error e = {0};
+    json_t *all = NULL, *some = NULL, *q;
+    int64_t removed = -1;
+
+    reg(h, &task_boom);
+    enqueue(h, "boom", "{\"why\":\"one\"}", "q");
+    enqueue(h, "boom", "{\"why\":\"two\"}", "q");
+    enqueue(h, "boom", "{\"why\":\"three\"}", "q");
+    start(h);
+    ASSERT_WAIT(failed_count(h) == 3, 10000);
+    stellar_stop(h, -1);
+
+    ASSERT_OK(stellar_failed(h, 0, -1, &all, &e), &e);
+    ASSERT_EQ(3, json_array_size(all));
+    ASSERT_STR_EQ("one", why_of(json_array_get(all, 0)));
+    ASSERT_STR_EQ("two", why_of(json_array_get(all, 1)));
+    ASSERT_STR_EQ("three", why_of(json_array_get(all, 2)));
+    ASSERT_OK(stellar_failed(h, 1, 2, &some, &e), &e);
+    ASSERT_EQ(2, json_array_size(some));
+    ASSERT_TRUE(json_equal(json_array_get(all, 1), json_array_get(some, 0)));
+    ASSERT_TRUE(json_equal(json_array_get(all, 2), json_array_get(some, 1)));
+    json_decref(some);
+    ASSERT_OK(stellar_failed(h, -1, -1, &some, &e), &e);
+    ASSERT_STR_EQ("three", why_of(json_array_get(some, 0)));
+    json_decref(some);
+    ASSERT_OK(stellar_failed(h, 5, 9, &some, &e), &e);
+    ASSERT_JSON_EQ("[]", some);
+    json_decref(some);
+
+    /* removeFailed takes exactly that entry, once. */
+    ASSERT_OK(stellar_remove_failed(h, json_array_get(all, 1), &removed, &e),
+              &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_EQ(2, failed_count(h));
+    ASSERT_OK(stellar_remove_failed(h, json_array_get(all, 1), &removed, &e),
+              &e);
+    ASSERT_EQ(0, removed);
+    ASSERT_EQ(2, failed_count(h));
+
+    /* retryAndRemoveFailed queues the job again, as it was. */
+    ASSERT_OK(stellar_retry_and_remove_failed(h, json_array_get(all, 0), &e),
+              &e);
+    ASSERT_EQ(1, failed_count(h));
+    q = queued_all(h, "q");
+    ASSERT_JSON_EQ("[{\"class\":\"boom\",\"queue\":\"q\",\"args\":[{\"why\":"
+                   "\"one\"}]}]",
+                   q);
+    json_decref(q);
+    ASSERT_EQ(STELLAR_ENOTFOUND,
+              stellar_retry_and_remove_failed(h, json_array_get(all, 0), &e));
+    if (!test_contains_ci(e.msg, "not in failed"))
+        FAIL("the error does not say the job is not in failed: %s", e.msg);
+    ASSERT_EQ(1, length(h, "q")); /* not queued twice */
+    ASSERT_EQ(1, failed_count(h));
+
+    /* What is not a failed entry is refused. */
+    {
+        json_t *s = json_string("nope");
+        ASSERT_EQ(STELLAR_EINVAL, stellar_remove_failed(h, s, &removed, &e));
+        json_decref(s);
+    }
+    ASSERT_EQ(1, failed_count(h));
+    json_decref(all);
+    stellar_close(h);
+}
+
+static void
+clean_old_workers_fails_the_job_of_a_silent_worker(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *cleaned = NULL, *ws = NULL, *entry;
+    int64_t now = test_now_ms();
+
+    enqueue(h, "t", "{\"n\":1}", "q");
+    fake_worker(b, "dead:1+1", "q", now - 120000, true);
+    fake_worker(b, "idle:2+1", "q", now - 120000, false);
+    fake_worker(b, "live:3+1", "q", now, false);
+    ASSERT_EQ(0, length(h, "q"));
+
+    ASSERT_OK(stellar_clean_old_workers(h, 60000, false, &cleaned, &e), &e);
+    ASSERT_JSON_EQ("{\"dead:1+1\":{\"class\":\"t\",\"queue\":\"q\",\"args\":"
+                   "[{\"n\":1}]},\"idle:2+1\":null}",
+                   cleaned);
+    json_decref(cleaned);
+    ASSERT_OK(stellar_workers(h, &ws, &e), &e);
+    ASSERT_EQ(1, json_object_size(ws));
+    ASSERT_TRUE(json_is_object(json_object_get(ws, "live:3+1")));
+    json_decref(ws);
+
+    entry = the_failed_entry(h);
+    ASSERT_STR_EQ("dead:1+1",
+                  json_string_value(json_object_get(entry, "worker")));
+    ASSERT_STR_EQ("q", json_string_value(json_object_get(entry, "queue")));
+    ASSERT_JSON_EQ("{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":1}]}",
+                   json_object_get(entry, "payload"));
+    if (!test_contains_ci(
+            json_string_value(json_object_get(entry, "exception")),
+            "Worker Timeout"))
+        FAIL("exception is not a worker timeout: %s",
+             json_string_value(json_object_get(entry, "exception")));
+    json_decref(entry);
+    ASSERT_EQ(0, length(h, "q"));
+    ASSERT_EQ(1, stat_of(h, "failed"));
+
+    /* Done once: nothing more to clean. */
+    ASSERT_OK(stellar_clean_old_workers(h, 60000, false, &cleaned, &e), &e);
+    ASSERT_JSON_EQ("{}", cleaned);
+    json_decref(cleaned);
+    ASSERT_EQ(STELLAR_EINVAL,
+              stellar_clean_old_workers(h, -1, false, &cleaned, &e));
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+static void
+clean_old_workers_with_requeue_puts_the_job_back_at_the_head(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *cleaned = NULL, *q, *ws = NULL;
+    int64_t now = test_now_ms();
+
+    enqueue(h, "t", "{\"n\":1}", "q");
+    enqueue(h, "t", "{\"n\":2}", "q");
+    fake_worker(b, "dead:1+1", "q", now - 120000, true);
+    ASSERT_EQ(1, length(h, "q"));
+
+    ASSERT_OK(stellar_clean_old_workers(h, 60000, true, &cleaned, &e), &e);
+    ASSERT_JSON_EQ("{\"dead:1+1\":{\"class\":\"t\",\"queue\":\"q\",\"args\":"
+                   "[{\"n\":1}]}}",
+                   cleaned);
+    json_decref(cleaned);
+    q = queued_all(h, "q");
+    ASSERT_JSON_EQ("[{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":1}]},"
+                   "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":2}]}]",
+                   q);
+    json_decref(q);
+    ASSERT_EQ(0, failed_count(h));
+    ASSERT_OK(stellar_workers(h, &ws, &e), &e);
+    ASSERT_JSON_EQ("{}", ws);
+    json_decref(ws);
+    st_backend_close(b);
+    stellar_close(h);
+}
+
 /* ------------------------------------------------------ Validation --- */
 
 static void expect_refusal(const struct test_ctx *t, const stellar_task *task,
@@ -1290,6 +1985,36 @@ static const struct test tests[] = {
      stop_before_start_and_twice_is_harmless, 0},
     {"two processes sharing a backend run every job exactly once",
      two_processes_sharing_a_backend_run_every_job_exactly_once, 120},
+    {"del removes up to count matching jobs and says how many",
+     del_removes_up_to_count_matching_jobs_and_says_how_many, 0},
+    {"delDelayed returns the timestamps it removed from",
+     del_delayed_returns_the_timestamps_it_removed_from, 0},
+    {"delQueue removes the queue and its jobs",
+     del_queue_removes_the_queue_and_its_jobs, 0},
+    {"a recurrent job is restarted without duplicates and stopped",
+     a_recurrent_job_is_restarted_without_duplicates_and_stopped, 0},
+    {"delayed jobs are listed by ascending timestamp",
+     delayed_jobs_are_listed_by_ascending_timestamp, 0},
+    {"scheduledAt lists every time a job is delayed to",
+     scheduled_at_lists_every_time_a_job_is_delayed_to, 0},
+    {"delDelayedAt removes every job at one timestamp",
+     del_delayed_at_removes_every_job_at_one_timestamp, 0},
+    {"delAllDelayed removes every delayed job",
+     del_all_delayed_removes_every_delayed_job, 0},
+    {"details lists queues with lengths and workers",
+     details_lists_queues_with_lengths_and_workers, 0},
+    {"queued returns a range of a queue's jobs",
+     queued_returns_a_range_of_a_queues_jobs, 0},
+    {"workingOn shows the job a worker is running",
+     working_on_shows_the_job_a_worker_is_running, 0},
+    {"locks lists a queue lock and delLock removes it",
+     locks_lists_a_queue_lock_and_del_lock_removes_it, 0},
+    {"failed jobs are ranged, removed and retried",
+     failed_jobs_are_ranged_removed_and_retried, 0},
+    {"cleanOldWorkers fails the job of a silent worker",
+     clean_old_workers_fails_the_job_of_a_silent_worker, 0},
+    {"cleanOldWorkers with requeue puts the job back at the head",
+     clean_old_workers_with_requeue_puts_the_job_back_at_the_head, 0},
     {"a task without a name is refused", a_task_without_a_name_is_refused, 0},
     {"a task without a description is refused",
      a_task_without_a_description_is_refused, 0},

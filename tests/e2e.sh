@@ -4,6 +4,9 @@
 #   new_app      stellar new + makeTask + run + enqueue: the new task runs
 #   example_app  examples/app: enqueue, enqueueIn timing, bad input, stats,
 #                failed, SIGTERM
+#   manage       the management commands on the example app: exit codes
+#                for bad input, --json documents, retryAndRemoveFailed
+#                --all, `stellar run --http` answering /api/stats
 #   embed        the embedding example program exits 0
 #
 # ctest passes STELLAR_BIN (build/stellar), STELLAR_SRC (the source tree)
@@ -13,7 +16,7 @@ set -euo pipefail
 export LC_ALL=C
 unset STELLAR_BACKEND
 
-scenario=${1:?usage: e2e.sh new_app|example_app|embed}
+scenario=${1:?usage: e2e.sh new_app|example_app|manage|embed}
 : "${STELLAR_BIN:?}" "${STELLAR_SRC:?}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-e2e-XXXXXX")
 run_pid=""
@@ -65,9 +68,41 @@ has_line() {
 
 st() { "$STELLAR_BIN" "$@"; }
 
-start_run() { # start_run APP_DIR
-    (cd "$1" && exec "$STELLAR_BIN" run) >"$tmp/run.log" 2>&1 &
+# start_run APP_DIR [ARGS...]. Apps made by `stellar new` and the example
+# app serve HTTP on 127.0.0.1:8080; scenarios ask for a free port instead
+# (--http 127.0.0.1:0), so that they can run side by side.
+start_run() {
+    local dir=$1
+    shift
+    (cd "$dir" && exec "$STELLAR_BIN" run "$@") >"$tmp/run.log" 2>&1 &
     run_pid=$!
+}
+
+# http_port: the port `stellar run` logged ("dashboard and API on
+# http://127.0.0.1:PORT/"), waiting for the line.
+http_port() {
+    local line
+    wait_until 30000 grep -qs 'dashboard and API on http://' "$tmp/run.log" ||
+        fail "stellar run logged no HTTP address"
+    line=$(grep -o 'dashboard and API on http://[^ ]*' "$tmp/run.log" | head -n1)
+    line=${line%/}
+    echo "${line##*:}"
+}
+
+# http_get PORT PATH: the body of a GET, with curl if there is one, else
+# bash's /dev/tcp.
+http_get() {
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS --max-time 10 "http://127.0.0.1:$1$2"
+        return
+    fi
+    local reply
+    exec 3<>"/dev/tcp/127.0.0.1/$1"
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n\r\n' "$2" "$1" >&3
+    reply=$(cat <&3)
+    exec 3<&-
+    case $reply in "HTTP/1."?" 200"*) ;; *) return 1 ;; esac
+    printf '%s\n' "${reply#*$'\r\n\r\n'}"
 }
 
 stop_run() { # SIGTERM; `stellar run` must exit 0 within 30 s
@@ -105,7 +140,9 @@ new_app() {
     st tasks --json | grep -q '"greetUser"' || fail "stellar tasks does not list greetUser"
     ok "stellar tasks lists greetUser"
 
-    start_run "$tmp/myapp"
+    grep -q '"listen": "127.0.0.1:8080"' stellar.json ||
+        fail "stellar new wrote no http section: $(cat stellar.json)"
+    start_run "$tmp/myapp" --http 127.0.0.1:0
     st enqueue greetUser '{"who":"e2e"}' || fail "stellar enqueue greetUser"
     # shellcheck disable=SC2016 # expanded by eval, at each poll
     wait_until 60000 eval '[ "$(stat_value processed)" -ge 1 ]' ||
@@ -123,7 +160,7 @@ example_app() {
     rm -rf "$app"/stellar.db* "$app/.stellar"
     cd "$app"
 
-    start_run "$app"
+    start_run "$app" --no-http
     st enqueue appendLine "{\"path\":\"$out\",\"line\":\"hello\"}" ||
         fail "stellar enqueue appendLine"
     wait_until 60000 has_line "$out" hello ||
@@ -174,6 +211,194 @@ example_app() {
     stop_run
 }
 
+# ----------------------------------------------------------------- manage ---
+# json_is WANT ARGS...: `stellar ARGS --json` exits 0 and prints WANT.
+json_is() {
+    local want=$1 got rc=0
+    shift
+    got=$(st "$@" --json) || rc=$?
+    [ "$rc" = 0 ] || fail "stellar $* --json: exit $rc"
+    [ "$got" = "$want" ] || fail "stellar $* --json printed $got, expected $want"
+}
+
+# exit_is CODE ARGS...: `stellar ARGS` exits CODE with one line on stderr
+# and nothing on stdout.
+exit_is() {
+    local want=$1 rc=0 out
+    shift
+    out=$(st "$@" 2>"$tmp/err") || rc=$?
+    [ "$rc" = "$want" ] || fail "stellar $*: exit $rc, expected $want: $(cat "$tmp/err")"
+    [ "$(grep -c . "$tmp/err")" = 1 ] ||
+        fail "stellar $*: expected one line on stderr, got: $(cat "$tmp/err")"
+    [ -z "$out" ] || fail "stellar $*: printed '$out' on stdout with exit $rc"
+}
+
+count_of() { # count_of PATTERN TEXT: how many times PATTERN is in TEXT
+    local n
+    n=$(printf '%s\n' "$2" | grep -o "$1" | wc -l)
+    echo $((n))
+}
+
+failed_count() { st failedCount; }
+
+manage() {
+    local app=$tmp/app out=$tmp/out.txt p pb job T port body w cmd
+    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
+    cp -r "$STELLAR_SRC/examples/app" "$app"
+    rm -rf "$app"/stellar.db* "$app/.stellar"
+    cd "$app"
+    p="{\"path\":\"$out\",\"line\":\"a\"}"
+    pb="{\"path\":\"$out\",\"line\":\"b\"}"
+    job="{\"class\":\"appendLine\",\"queue\":\"default\",\"args\":[$p]}"
+
+    # Help: groups in `stellar --help`, arguments and an example per command.
+    body=$(st --help)
+    for cmd in run enqueue inspect manage scaffold; do
+        printf '%s\n' "$body" | grep -q "^$cmd:$" || fail "stellar --help has no group $cmd"
+    done
+    for cmd in del delDelayed delQueue enqueueRecurrentJob stopRecurrentJob \
+        timestamps delayedAt allDelayed scheduledAt delDelayedAt delDelayesAt \
+        delAllDelayed details queued workingOn allWorkingOn locks delLock \
+        failedCount removeFailed retryAndRemoveFailed cleanOldWorkers dashboard; do
+        printf '%s\n' "$body" | grep -qi "^  ${cmd} " || [ "$cmd" = delDelayesAt ] ||
+            fail "stellar --help does not list $cmd"
+        st "$cmd" --help | grep -q '^Example:' || fail "stellar $cmd --help has no example"
+    done
+    ok "stellar --help groups the commands; each command's --help has an example"
+
+    # Jobs wait: no `stellar run` yet.
+    for _ in 1 2 3; do st enqueue appendLine "$p" >/dev/null; done
+    st enqueue appendLine "$pb" >/dev/null
+    body=$(st queued default --json)
+    [ "$(count_of '"class":"appendLine"' "$body")" = 4 ] || fail "queued --json: $body"
+    json_is "[{\"class\":\"appendLine\",\"queue\":\"default\",\"args\":[$pb]}]" queued default 3 3
+    json_is '{"count":0}' failedCount
+    st queued default | grep -q '^#  TASK' || fail "stellar queued: no table"
+    ok "queued: the jobs as payloads, ranges"
+
+    # Bad input: a one-line error, exit 2 (usage) or 3 (not found), no change.
+    exit_is 3 del nosuch appendLine
+    exit_is 3 del default noSuchTask
+    exit_is 2 del default appendLine '{bad'
+    exit_is 2 del default appendLine '[1]'
+    exit_is 2 del default appendLine '{}' -1
+    exit_is 3 queued nosuch
+    exit_is 2 queued default first
+    exit_is 3 delQueue nosuch
+    exit_is 3 removeFailed 0
+    exit_is 2 removeFailed
+    exit_is 2 removeFailed zero
+    exit_is 2 retryAndRemoveFailed 0 --all
+    exit_is 3 retryAndRemoveFailed -1
+    exit_is 3 workingOn nobody:1+1
+    exit_is 2 delLock not-a-lock
+    exit_is 3 delLock lock:none
+    exit_is 3 enqueueRecurrentJob noSuchTask
+    exit_is 2 enqueueRecurrentJob appendLine
+    exit_is 3 stopRecurrentJob noSuchTask
+    exit_is 2 delDelayedAt soon
+    exit_is 3 delDelayedAt 1000
+    exit_is 2 delayedAt -5
+    exit_is 3 scheduledAt default noSuchTask
+    exit_is 3 delDelayed default noSuchTask
+    exit_is 2 delDelayed default appendLine '{"unclosed'
+    exit_is 2 cleanOldWorkers -5
+    exit_is 2 noSuchCommand
+    exit_is 2 run --http 127.0.0.1:0 --no-http
+    [ "$(st length default)" = 4 ] || fail "bad input changed the queue: $(st queued default)"
+    ok "bad input: one line, exit 2 or 3, nothing changed"
+
+    # del: up to COUNT from the head; 0 (the default) is all.
+    json_is '{"removed":2}' del default appendLine "$p" 2
+    json_is '{"removed":1}' del default appendLine "$p"
+    json_is '{"removed":0}' del default appendLine "$p"
+    json_is "[{\"class\":\"appendLine\",\"queue\":\"default\",\"args\":[$pb]}]" queued default
+    ok "del: count semantics"
+
+    # Delayed jobs, at whole seconds an hour ahead.
+    now
+    T=$(((NOW / 1000 + 3600) * 1000))
+    st enqueueAt $T appendLine "$p" >/dev/null
+    st enqueueAt $((T + 1000)) appendLine "$p" >/dev/null
+    st enqueueAt $((T + 2000)) failAlways >/dev/null
+    json_is "[$T,$((T + 1000)),$((T + 2000))]" timestamps
+    json_is "[$job]" delayedAt $T
+    json_is "[$T,$((T + 1000))]" scheduledAt default appendLine "$p"
+    json_is "{\"$T\":[$job],\"$((T + 1000))\":[$job],\"$((T + 2000))\":[{\"class\":\"failAlways\",\"queue\":\"default\",\"args\":[{}]}]}" allDelayed
+    st allDelayed | grep -q "^$T  [0-9T:-]*Z (in [0-9]*[mh])  default  appendLine" ||
+        fail "stellar allDelayed table: $(st allDelayed)"
+    json_is "[$T,$((T + 1000))]" delDelayed default appendLine "$p"
+    json_is '[]' delDelayed default appendLine "$p"
+    json_is '{"removed":1}' delDelayesAt $((T + 2000))
+    st enqueueAt $T failAlways >/dev/null
+    st enqueueAt $((T + 5000)) failAlways '{"n":2}' >/dev/null
+    json_is '{"removed":2}' delAllDelayed
+    json_is '[]' timestamps
+    ok "timestamps, delayedAt, scheduledAt, allDelayed, delDelayed, delDelayesAt, delAllDelayed"
+
+    # A periodic task: never two copies; stopped.
+    json_is '{"task":"sayHello","enqueued":true}' enqueueRecurrentJob sayHello
+    json_is '{"task":"sayHello","enqueued":true}' enqueue-recurrent-job sayHello
+    body=$(st queued default --json)
+    [ "$(count_of '"class":"sayHello"' "$body")" = 1 ] || fail "two copies of sayHello: $body"
+    json_is '{"task":"sayHello","removed":1}' stopRecurrentJob sayHello
+    json_is '{"task":"sayHello","removed":0}' stopRecurrentJob sayHello
+    ok "enqueueRecurrentJob twice: one copy; stopRecurrentJob"
+
+    json_is '{"queue":"default","deleted":true}' delQueue default
+    exit_is 3 length default
+    ok "delQueue"
+
+    # With `stellar run --http`: failures, retries, workers, the API.
+    start_run "$app" --http 127.0.0.1:0
+    port=$(http_port)
+    [ -n "$port" ] || fail "no HTTP port in the log of stellar run"
+    body=$(http_get "$port" /api/stats) || fail "GET /api/stats on port $port failed"
+    case $body in "{"*'"processed":'*) ;; *) fail "GET /api/stats: $body" ;; esac
+    ok "stellar run --http 127.0.0.1:0 answers /api/stats on port $port"
+
+    for n in 1 2 3; do st enqueue failAlways "{\"n\":$n}" >/dev/null; done
+    # shellcheck disable=SC2016 # expanded by eval, at each poll
+    wait_until 20000 eval '[ "$(failed_count)" = 3 ]' ||
+        fail "3 failed jobs expected, have $(failed_count)"
+    body=$(st failed 0 0 --json)
+    json_is '{"removed":1}' removeFailed 0
+    [ "$(st failed 0 0 --json)" != "$body" ] || fail "removeFailed 0 removed another job"
+    exit_is 3 removeFailed 2
+    json_is '{"count":2}' failedCount
+    # Processors run: the retried jobs fail again, and are not retried again.
+    json_is '{"retried":2}' retryAndRemoveFailed --all
+    # shellcheck disable=SC2016
+    wait_until 20000 eval '[ "$(stat_value failed)" = 5 ]' ||
+        fail "the retried jobs did not fail again: $(st stats --json)"
+    json_is '{"count":2}' failedCount
+    ok "removeFailed INDEX, retryAndRemoveFailed --all while jobs fail again"
+
+    body=$(st details --json)
+    case $body in '{"queues":{'*'"workers":{"'*) ;; *) fail "details --json: $body" ;; esac
+    body=$(st allWorkingOn --json)
+    w=$(printf '%s\n' "$body" | grep -o '^{"[^"]*"' | cut -c3- | tr -d '"')
+    [ -n "$w" ] || fail "allWorkingOn --json lists no worker: $body"
+    body=$(st workingOn "$w" --json)
+    case $body in null | '{"run_at":'*) ;; *) fail "workingOn $w --json: $body" ;; esac
+    body=$(st locks --json)
+    case $body in "{"*"}") ;; *) fail "locks --json: $body" ;; esac
+    json_is '{}' cleanOldWorkers 3600000
+    st details >/dev/null || fail "stellar details (table)"
+    st allWorkingOn >/dev/null || fail "stellar allWorkingOn (table)"
+    st locks >/dev/null || fail "stellar locks (table)"
+    ok "details, allWorkingOn, workingOn, locks, cleanOldWorkers"
+    stop_run
+
+    # No processors now: --all retries every one, then nothing is left.
+    json_is '{"retried":2}' retryAndRemoveFailed --all
+    json_is '{"count":0}' failedCount
+    body=$(st queued default --json)
+    [ "$(count_of '"class":"failAlways"' "$body")" = 2 ] || fail "retried jobs not queued: $body"
+    json_is '{"removed":0}' removeFailed --all
+    ok "retryAndRemoveFailed --all queues every failed job again"
+}
+
 # ------------------------------------------------------------------ embed ---
 embed() {
     local bin=${STELLAR_EMBED_BIN:-} rc=0
@@ -186,7 +411,7 @@ embed() {
 }
 
 case $scenario in
-new_app | example_app | embed) "$scenario" ;;
+new_app | example_app | manage | embed) "$scenario" ;;
 *) fail "unknown scenario $scenario" ;;
 esac
 passed=1

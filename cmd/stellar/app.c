@@ -143,9 +143,49 @@ int cli_open(cli *c, stellar_options *o, bool load_tasks)
     return CLI_OK;
 }
 
+int cli_queue_exists(cli *c, const char *queue)
+{
+    stellar_error e = {0};
+    json_t *queues = NULL, *q;
+    bool known = false;
+    size_t i;
+    int rc;
+
+    if ((rc = stellar_queues(c->h, &queues, &e)) != STELLAR_OK)
+        return cli_error(c, rc, &e);
+    json_array_foreach(queues, i, q)
+    {
+        if (json_is_string(q) && strcmp(json_string_value(q), queue) == 0)
+            known = true;
+    }
+    json_decref(queues);
+    return known ? CLI_OK : cli_notfound(c, "no queue named '%s'", queue);
+}
+
+bool cli_task_known(const cli *c, const char *task, const json_t *jobs)
+{
+    json_t *tasks = c->tasks_loaded ? stellar_tasks_json(c->h) : NULL, *v;
+    bool known = false;
+    size_t i;
+
+    json_array_foreach(tasks, i, v)
+    {
+        const char *name = json_string_value(json_object_get(v, "name"));
+        if (name && strcmp(name, task) == 0) known = true;
+    }
+    json_decref(tasks);
+    json_array_foreach(jobs, i, v)
+    {
+        const char *cls = json_string_value(json_object_get(v, "class"));
+        if (cls && strcmp(cls, task) == 0) known = true;
+    }
+    return known;
+}
+
 void cli_cleanup(cli *c)
 {
     size_t i;
+    cli_http_stop(c); /* it serves over c->h */
     stellar_close(c->h);
     c->h = NULL;
     json_decref(c->config);

@@ -243,10 +243,40 @@ int cli_notfound(const cli *c, const char *fmt, ...)
 int cli_error(const cli *c, int rc, const stellar_error *e)
 {
     const char *msg = e && e->msg[0] ? e->msg : stellar_strerror(rc);
+    const char *colon = strstr(msg, ": ");
+
+    /* "stellar delLock: delLock: ..." says the name once too often. */
+    if (c && c->cmd && colon) {
+        char head[64];
+        size_t n = (size_t)(colon - msg);
+        if (n < sizeof head) {
+            memcpy(head, msg, n);
+            head[n] = '\0';
+            if (cli_name_eq(head, c->cmd->name)) msg = colon + 2;
+        }
+    }
     switch (rc) {
     case STELLAR_ENOTFOUND:
     case STELLAR_ENOTASK: return cli_notfound(c, "%s", msg);
     case STELLAR_EINVAL: return cli_usage(c, "%s", msg);
     default: return cli_fail(c, "%s", msg);
     }
+}
+
+int cli_check_params(const cli *c, const char *params)
+{
+    stellar_error e = {0};
+    json_t *p;
+    bool object;
+
+    if (!params) return CLI_OK;
+    /* The library's parser, so that what passes here passes there. */
+    p = st_json_parse(params, strlen(params), &e);
+    if (!p) return cli_usage(c, "PARAMS_JSON is not valid JSON: %s", e.msg);
+    object = json_is_object(p);
+    json_decref(p);
+    if (!object)
+        return cli_usage(c, "PARAMS_JSON must be a JSON object, such as "
+                            "'{\"to\":\"a@b.c\"}'");
+    return CLI_OK;
 }

@@ -37,6 +37,8 @@ typedef struct cli_cmd {
     const char *args;  /* "DELAY_MS TASK [PARAMS_JSON] [QUEUE]" */
     const char *help;  /* one line */
     const char *usage; /* arguments, options and an example, for --help */
+    const char *alias; /* another accepted name (the guide's spelling), or
+                          NULL */
 } cli_cmd;
 
 typedef struct cli_flag {
@@ -61,12 +63,14 @@ struct cli {
     size_t nflags;
 
     /* Filled on demand by app.c. */
-    char *app_dir;     /* absolute path of the app, or NULL: no app */
-    json_t *config;    /* the app's stellar.json, or NULL */
-    char *backend;     /* the resolved backend URL */
-    stellar *h;        /* the open handle, or NULL */
-    bool tasks_loaded; /* the app's task modules are registered on h */
-    int log_level;     /* for the stderr logger; default INFO */
+    char *app_dir;      /* absolute path of the app, or NULL: no app */
+    json_t *config;     /* the app's stellar.json, or NULL */
+    char *backend;      /* the resolved backend URL */
+    stellar *h;         /* the open handle, or NULL */
+    bool tasks_loaded;  /* the app's task modules are registered on h */
+    int log_level;      /* for the stderr logger; default INFO */
+    stellar_http *http; /* the HTTP server of run/dashboard, or NULL;
+                           stopped by cli_cleanup() before h is closed */
 };
 
 /* ---------------------------------------------------------- commands.c --- */
@@ -113,6 +117,13 @@ int cli_backend_resolve(cli *c);
  */
 int cli_open(cli *c, stellar_options *o, bool load_tasks);
 void cli_cleanup(cli *c);
+/* CLI_OK if queue is one of stellar_queues(), else "no queue named ..."
+ * and CLI_NOTFOUND (or the backend's error). Needs c->h. */
+int cli_queue_exists(cli *c, const char *queue);
+/* Whether task names a task of the app (when its tasks are loaded) or the
+ * class of one of jobs (an array of payloads, parsed or as text): the check
+ * that tells a mistyped task from one that has no job to match. */
+bool cli_task_known(const cli *c, const char *task, const json_t *jobs);
 /* The app config's tasks section, or NULL. */
 json_t *cli_tasks_config(const cli *c);
 /* The stderr logger: "<UTC ISO time> <pid> <LEVEL> <text>". */
@@ -148,6 +159,16 @@ void out_iso(int64_t ms, char out[32]);
 void out_rel(int64_t ms, int64_t now_ms, char out[32]);
 /* "2026-11-29T02:20:19Z (5s ago)". */
 void out_when(int64_t ms, int64_t now_ms, char out[64]);
+/* Prints doc with --json, else hands it to print_table. Takes ownership of
+ * doc (NULL: out of memory). Returns an exit code. */
+int out_show(cli *c, json_t *doc, int (*print_table)(cli *, json_t *));
+/* Prints the table on stdout and frees it (NULL: out of memory). */
+int out_print(out_table *t);
+/* A JSON scalar as text for a cell (numbers in buf); NULL otherwise. */
+const char *out_scalar(const json_t *v, char buf[64]);
+/* A Resque payload (parsed object, or its text) split into cells: task,
+ * queue and the params as compact JSON (new string; free with st_free). */
+char *out_payload(const json_t *payload, const char **task, const char **queue);
 /* Reads a time as the Resque formats write it: a JS date string, ISO-8601,
  * "YYYY/MM/DD HH:MM:SS", or a number (seconds if small, else ms). */
 bool out_parse_time(const json_t *v, int64_t *ms);
@@ -167,5 +188,48 @@ int cmd_queues(cli *c);
 int cmd_length(cli *c);
 int cmd_workers(cli *c);
 int cmd_timestamps(cli *c);
+int cmd_dashboard(cli *c);
+
+/* cmd_inspect.c */
+int cmd_details(cli *c);
+int cmd_queued(cli *c);
+int cmd_working_on(cli *c);
+int cmd_all_working_on(cli *c);
+int cmd_locks(cli *c);
+int cmd_failed_count(cli *c);
+
+/* cmd_delayed.c */
+int cmd_delayed_at(cli *c);
+int cmd_all_delayed(cli *c);
+int cmd_scheduled_at(cli *c);
+int cmd_del_delayed(cli *c);
+int cmd_del_delayed_at(cli *c);
+int cmd_del_all_delayed(cli *c);
+
+/* cmd_manage.c */
+int cmd_del(cli *c);
+int cmd_del_queue(cli *c);
+int cmd_enqueue_recurrent(cli *c);
+int cmd_stop_recurrent(cli *c);
+int cmd_del_lock(cli *c);
+int cmd_remove_failed(cli *c);
+int cmd_retry_failed(cli *c);
+int cmd_clean_old_workers(cli *c);
+
+/* --------------------------------------------------------- cmd_http.c --- */
+
+/* The HTTP server `run` starts after stellar_start(): --http, --no-http,
+ * --http-token and the app config's "http" section. Starts nothing when
+ * HTTP is off. Returns an exit code (1 with the library's message). */
+int cli_http_start(cli *c, bool dashboard);
+/* Only checks the flags and the config section, for an early error. */
+int cli_http_check(cli *c, bool dashboard);
+/* Stops the server, if one runs. */
+void cli_http_stop(cli *c);
+
+/* ------------------------------------------------------------- args.c --- */
+
+/* Checks a PARAMS_JSON argument: a JSON object. Returns an exit code. */
+int cli_check_params(const cli *c, const char *params);
 
 #endif /* STELLAR_CLI_H */

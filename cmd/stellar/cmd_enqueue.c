@@ -42,27 +42,14 @@ static int enqueue(cli *c, enum when_kind kind, int64_t when, char **rest,
     const char *task = rest[0];
     const char *params = nrest > 1 ? rest[1] : NULL;
     const char *queue = nrest > 2 ? rest[2] : NULL;
-    json_t *tasks = NULL, *p;
-    json_error_t jerr;
+    json_t *tasks = NULL;
     stellar_error e = {0};
     int64_t at;
     int rc;
 
     if (!*task) return cli_usage(c, "TASK is empty");
     if (queue && !*queue) return cli_usage(c, "QUEUE is empty");
-    if (params) {
-        p = json_loads(params, JSON_DECODE_ANY, &jerr);
-        if (!p)
-            return cli_usage(c,
-                             "PARAMS_JSON is not valid JSON: %s (column "
-                             "%d)",
-                             jerr.text, jerr.column);
-        rc = json_is_object(p);
-        json_decref(p);
-        if (!rc)
-            return cli_usage(c, "PARAMS_JSON must be a JSON object, such as "
-                                "'{\"to\":\"a@b.c\"}'");
-    }
+    if ((rc = cli_check_params(c, params)) != CLI_OK) return rc;
     if ((rc = cli_open(c, NULL, true)) != CLI_OK) return rc;
 
     switch (kind) {
@@ -88,7 +75,7 @@ static int enqueue(cli *c, enum when_kind kind, int64_t when, char **rest,
                                 "params", json_null(), "at", (json_int_t)at);
         if (out && params)
             json_object_set_new(out, "params",
-                                json_loads(params, JSON_DECODE_ANY, NULL));
+                                st_json_parse(params, strlen(params), NULL));
         rc = out ? out_json(out) : cli_fail(c, "out of memory");
         json_decref(out);
     } else if (rc == STELLAR_VETOED) {

@@ -1,6 +1,7 @@
 /*
- * cmd_inspect.c: the read-only commands: tasks, stats, failed, queues,
- * length, workers, timestamps.
+ * cmd_inspect.c: the read-only commands: tasks, stats, failed, failedCount,
+ * queues, length, queued, details, workers, workingOn, allWorkingOn, locks.
+ * (The delayed-job listings are in cmd_delayed.c.)
  *
  * Each asks the library for its JSON document; `--json` prints it as is,
  * otherwise it becomes a table (output.c) with times shown as ISO-8601 plus
@@ -11,42 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* A JSON scalar as text, for a table cell. */
-static const char *scalar(const json_t *v, char buf[64])
-{
-    if (json_is_string(v)) return json_string_value(v);
-    if (json_is_integer(v)) {
-        snprintf(buf, 64, "%lld", (long long)json_integer_value(v));
-        return buf;
-    }
-    if (json_is_real(v)) {
-        snprintf(buf, 64, "%g", json_real_value(v));
-        return buf;
-    }
-    if (json_is_true(v)) return "true";
-    if (json_is_false(v)) return "false";
-    return NULL;
-}
-
-/* Prints the document, or hands it to print_table. Takes ownership. */
-static int show(cli *c, json_t *doc, int (*print_table)(cli *, json_t *))
-{
-    int rc = c->json ? out_json(doc) : print_table(c, doc);
-    json_decref(doc);
-    return rc;
-}
-
-static int print(out_table *t)
-{
-    if (!t) {
-        fprintf(stderr, "stellar: out of memory\n");
-        return CLI_FAIL;
-    }
-    out_table_print(t, stdout);
-    out_table_free(t);
-    return CLI_OK;
-}
 
 /* -------------------------------------------------------------- tasks --- */
 
@@ -76,7 +41,7 @@ static int tasks_table(cli *c, json_t *tasks)
                       json_string_value(json_object_get(task, "queue")), freq,
                       json_string_value(json_object_get(task, "description")));
     }
-    return print(t);
+    return out_print(t);
 }
 
 int cmd_tasks(cli *c)
@@ -88,7 +53,7 @@ int cmd_tasks(cli *c)
     if ((rc = cli_open(c, NULL, true)) != CLI_OK) return rc;
     tasks = stellar_tasks_json(c->h);
     if (!tasks) return cli_fail(c, "out of memory");
-    return show(c, tasks, tasks_table);
+    return out_show(c, tasks, tasks_table);
 }
 
 /* -------------------------------------------------------------- stats --- */
@@ -115,7 +80,7 @@ static int stats_table(cli *c, json_t *stats)
         out_table_free(totals);
         out_table_free(workers);
         st_free(names);
-        return print(NULL);
+        return out_print(NULL);
     }
     json_object_foreach(stats, key, v)
     {
@@ -128,23 +93,23 @@ static int stats_table(cli *c, json_t *stats)
             if (i == n) names[n++] = w;
             continue;
         }
-        out_table_row(totals, key, scalar(v, buf));
+        out_table_row(totals, key, out_scalar(v, buf));
     }
     qsort(names, n, sizeof *names, cmp_str);
     for (i = 0; i < n; i++) {
         char *pk = st_asprintf("processed:%s", names[i]);
         char *fk = st_asprintf("failed:%s", names[i]);
         char pb[64], fb[64];
-        const char *p = pk ? scalar(json_object_get(stats, pk), pb) : NULL;
-        const char *f = fk ? scalar(json_object_get(stats, fk), fb) : NULL;
+        const char *p = pk ? out_scalar(json_object_get(stats, pk), pb) : NULL;
+        const char *f = fk ? out_scalar(json_object_get(stats, fk), fb) : NULL;
         out_table_row(workers, names[i], p ? p : "0", f ? f : "0");
         st_free(pk);
         st_free(fk);
     }
-    print(totals);
+    out_print(totals);
     if (n) {
         printf("\n");
-        print(workers);
+        out_print(workers);
     } else {
         out_table_free(workers);
     }
@@ -161,7 +126,7 @@ int cmd_stats(cli *c)
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
     if ((rc = stellar_stats(c->h, &stats, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return show(c, stats, stats_table);
+    return out_show(c, stats, stats_table);
 }
 
 /* ------------------------------------------------------------- failed --- */
@@ -207,7 +172,7 @@ static int failed_table(cli *c, json_t *list)
                       json_string_value(json_object_get(f, "worker")), msg);
         st_free(msg);
     }
-    return print(t);
+    return out_print(t);
 }
 
 int cmd_failed(cli *c)
@@ -234,7 +199,7 @@ int cmd_failed(cli *c)
                             (long long)count);
     if ((rc = stellar_failed(c->h, start, stop, &list, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return show(c, list, failed_table);
+    return out_show(c, list, failed_table);
 }
 
 /* ------------------------------------------------------ queues, length --- */
@@ -263,7 +228,7 @@ static int queues_table(cli *c, json_t *queues)
         snprintf(buf, sizeof buf, "%lld", (long long)n);
         out_table_row(t, json_string_value(q), buf);
     }
-    return print(t);
+    return out_print(t);
 }
 
 int cmd_queues(cli *c)
@@ -275,29 +240,18 @@ int cmd_queues(cli *c)
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
     if ((rc = stellar_queues(c->h, &queues, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return show(c, queues, queues_table);
+    return out_show(c, queues, queues_table);
 }
 
 int cmd_length(cli *c)
 {
     const char *queue = c->argv[0];
     stellar_error e = {0};
-    json_t *queues = NULL, *q;
     int64_t n = 0;
-    size_t i;
-    bool known = false;
     int rc;
 
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
-    if ((rc = stellar_queues(c->h, &queues, &e)) != STELLAR_OK)
-        return cli_error(c, rc, &e);
-    json_array_foreach(queues, i, q)
-    {
-        if (json_is_string(q) && strcmp(json_string_value(q), queue) == 0)
-            known = true;
-    }
-    json_decref(queues);
-    if (!known) return cli_notfound(c, "no queue named '%s'", queue);
+    if ((rc = cli_queue_exists(c, queue)) != CLI_OK) return rc;
     if ((rc = stellar_length(c->h, queue, &n, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
     if (c->json) {
@@ -357,7 +311,7 @@ static int workers_table(cli *c, json_t *workers)
                       started, ping, doing ? doing : "idle");
         st_free(doing);
     }
-    return print(t);
+    return out_print(t);
 }
 
 int cmd_workers(cli *c)
@@ -369,43 +323,238 @@ int cmd_workers(cli *c)
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
     if ((rc = stellar_workers(c->h, &workers, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return show(c, workers, workers_table);
+    return out_show(c, workers, workers_table);
 }
 
-/* --------------------------------------------------------- timestamps --- */
-
-static int timestamps_table(cli *c, json_t *stamps)
-{
-    out_table *t = out_table_new(2, ">TIMESTAMP_MS", "WHEN");
-    int64_t now = st_now_ms();
-    json_t *ts;
-    size_t i;
-
-    (void)c;
-    if (json_array_size(stamps) == 0) {
-        out_table_free(t);
-        printf("no delayed jobs\n");
-        return CLI_OK;
-    }
-    json_array_foreach(stamps, i, ts)
-    {
-        char raw[32], when[64];
-        int64_t ms = (int64_t)json_number_value(ts);
-        snprintf(raw, sizeof raw, "%lld", (long long)ms);
-        out_when(ms, now, when);
-        out_table_row(t, raw, when);
-    }
-    return print(t);
-}
-
-int cmd_timestamps(cli *c)
+int cmd_failed_count(cli *c)
 {
     stellar_error e = {0};
-    json_t *stamps = NULL;
+    int64_t n = 0;
     int rc;
 
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
-    if ((rc = stellar_timestamps(c->h, &stamps, &e)) != STELLAR_OK)
+    if ((rc = stellar_failed_count(c->h, &n, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return show(c, stamps, timestamps_table);
+    if (c->json) {
+        /* As GET /api/failed/count answers. */
+        json_t *doc = json_pack("{s:I}", "count", (json_int_t)n);
+        rc = doc ? out_json(doc) : cli_fail(c, "out of memory");
+        json_decref(doc);
+        return rc;
+    }
+    printf("%lld\n", (long long)n);
+    return CLI_OK;
+}
+
+/* ------------------------------------------------------------- queued --- */
+
+static int64_t queued_first; /* index of the first job shown */
+
+static int queued_table(cli *c, json_t *jobs)
+{
+    out_table *t = out_table_new(3, ">#", "TASK", "PARAMS");
+    json_t *job;
+    size_t i;
+
+    if (json_array_size(jobs) == 0) {
+        out_table_free(t);
+        printf("no jobs in %s in that range\n", c->argv[0]);
+        return CLI_OK;
+    }
+    out_table_set_limit(t, 2, 100);
+    json_array_foreach(jobs, i, job)
+    {
+        const char *task, *queue;
+        char idx[32], *params = out_payload(job, &task, &queue);
+        snprintf(idx, sizeof idx, "%lld",
+                 (long long)queued_first + (long long)i);
+        out_table_row(t, idx, task, params);
+        st_free(params);
+    }
+    return out_print(t);
+}
+
+int cmd_queued(cli *c)
+{
+    const char *queue = c->argv[0];
+    stellar_error e = {0};
+    int64_t start = 0, stop = -1, len = 0;
+    json_t *jobs = NULL;
+    int rc;
+
+    if (c->argc > 1 && !cli_parse_int(c->argv[1], &start))
+        return cli_usage(c, "START must be a whole number, not '%s'",
+                         c->argv[1]);
+    if (c->argc > 2 && !cli_parse_int(c->argv[2], &stop))
+        return cli_usage(c, "STOP must be a whole number, not '%s'",
+                         c->argv[2]);
+    if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
+    if ((rc = cli_queue_exists(c, queue)) != CLI_OK) return rc;
+    if ((rc = stellar_length(c->h, queue, &len, &e)) != STELLAR_OK)
+        return cli_error(c, rc, &e);
+    queued_first = start < 0 ? len + start : start;
+    if (queued_first < 0) queued_first = 0;
+    if ((rc = stellar_queued(c->h, queue, start, stop, &jobs, &e)) !=
+        STELLAR_OK)
+        return cli_error(c, rc, &e);
+    return out_show(c, jobs, queued_table);
+}
+
+/* ------------------------------------------------------------ details --- */
+
+static int details_table(cli *c, json_t *details)
+{
+    out_table *t = out_table_new(2, "QUEUE", ">LENGTH");
+    json_t *queues = json_object_get(details, "queues"), *q;
+    const char *name;
+    char buf[64];
+
+    if (json_object_size(queues) == 0) {
+        out_table_free(t);
+        printf("no queues\n");
+    } else {
+        json_object_foreach(queues, name, q)
+        {
+            out_table_row(t, name,
+                          out_scalar(json_object_get(q, "length"), buf));
+        }
+        out_print(t);
+    }
+    printf("\n");
+    return workers_table(c, json_object_get(details, "workers"));
+}
+
+int cmd_details(cli *c)
+{
+    stellar_error e = {0};
+    json_t *doc = NULL;
+    int rc;
+
+    if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
+    if ((rc = stellar_details(c->h, &doc, &e)) != STELLAR_OK)
+        return cli_error(c, rc, &e);
+    return out_show(c, doc, details_table);
+}
+
+/* ---------------------------------------------- workingOn, allWorkingOn --- */
+
+/* One row of WORKER, TASK, QUEUE, STARTED, PARAMS for a working-on record
+ * ({run_at, queue, payload}); anything else is an idle worker. */
+static void working_row(out_table *t, const char *worker, const json_t *on,
+                        int64_t now)
+{
+    const char *task, *queue;
+    char when[64] = "-", *params;
+    int64_t ms;
+
+    if (!json_is_object(on)) {
+        out_table_row(t, worker, "(idle)", NULL, NULL, NULL);
+        return;
+    }
+    params = out_payload(json_object_get(on, "payload"), &task, &queue);
+    if (out_parse_time(json_object_get(on, "run_at"), &ms))
+        out_when(ms, now, when);
+    if (json_string_value(json_object_get(on, "queue")))
+        queue = json_string_value(json_object_get(on, "queue"));
+    out_table_row(t, worker, task, queue, when, params);
+    st_free(params);
+}
+
+static int working_table(cli *c, json_t *all)
+{
+    out_table *t =
+        out_table_new(5, "WORKER", "TASK", "QUEUE", "STARTED", "PARAMS");
+    int64_t now = st_now_ms();
+    const char *name;
+    json_t *on;
+
+    (void)c;
+    if (json_object_size(all) == 0) {
+        out_table_free(t);
+        printf("no workers\n");
+        return CLI_OK;
+    }
+    json_object_foreach(all, name, on) working_row(t, name, on, now);
+    return out_print(t);
+}
+
+static int working_on_table(cli *c, json_t *on)
+{
+    out_table *t;
+
+    if (!json_is_object(on)) {
+        printf("%s is idle\n", c->argv[0]);
+        return CLI_OK;
+    }
+    t = out_table_new(5, "WORKER", "TASK", "QUEUE", "STARTED", "PARAMS");
+    working_row(t, c->argv[0], on, st_now_ms());
+    return out_print(t);
+}
+
+int cmd_working_on(cli *c)
+{
+    stellar_error e = {0};
+    json_t *on = NULL;
+    int rc;
+
+    if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
+    rc = stellar_working_on(c->h, c->argv[0], &on, &e);
+    if (rc == STELLAR_ENOTFOUND)
+        return cli_notfound(c,
+                            "no worker named '%s' (see 'stellar workers' "
+                            "for the names)",
+                            c->argv[0]);
+    if (rc != STELLAR_OK) return cli_error(c, rc, &e);
+    return out_show(c, on, working_on_table);
+}
+
+int cmd_all_working_on(cli *c)
+{
+    stellar_error e = {0};
+    json_t *all = NULL;
+    int rc;
+
+    if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
+    if ((rc = stellar_all_working_on(c->h, &all, &e)) != STELLAR_OK)
+        return cli_error(c, rc, &e);
+    return out_show(c, all, working_table);
+}
+
+/* -------------------------------------------------------------- locks --- */
+
+static int locks_table(cli *c, json_t *locks)
+{
+    out_table *t = out_table_new(3, "LOCK", "VALUE", "EXPIRES");
+    int64_t now = st_now_ms();
+    const char *name;
+    json_t *l;
+
+    (void)c;
+    if (json_object_size(locks) == 0) {
+        out_table_free(t);
+        printf("no locks\n");
+        return CLI_OK;
+    }
+    out_table_set_limit(t, 0, 100);
+    json_object_foreach(locks, name, l)
+    {
+        json_t *exp = json_object_get(l, "expires");
+        char when[64] = "never", buf[64];
+        if (json_is_integer(exp)) out_when(json_integer_value(exp), now, when);
+        out_table_row(t, name, out_scalar(json_object_get(l, "value"), buf),
+                      when);
+    }
+    return out_print(t);
+}
+
+int cmd_locks(cli *c)
+{
+    stellar_error e = {0};
+    json_t *locks = NULL;
+    int rc;
+
+    if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
+    if ((rc = stellar_locks(c->h, &locks, &e)) != STELLAR_OK)
+        return cli_error(c, rc, &e);
+    return out_show(c, locks, locks_table);
 }

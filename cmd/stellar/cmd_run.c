@@ -11,6 +11,9 @@
  * waited for the same way, so the main thread only ever waits in sigwait().
  * A third signal exits at once (exit code 1), for a task that never
  * returns: stellar_stop() waits for its thread even after stop_now.
+ *
+ * With HTTP on (cmd_http.c), the server starts after stellar_start() and
+ * stops at the first signal, before stellar_stop().
  */
 #include "cli.h"
 #include "internal.h"
@@ -180,6 +183,9 @@ static int wait_and_stop(cli *c, const sigset_t *set)
              "%s: stopping; running jobs may finish "
              "(send it again to stop now)",
              signame(sig));
+    /* The HTTP server goes first: it must not serve over a stopping
+     * handle. */
+    cli_http_stop(c);
     if (pthread_create(&t, NULL, stop_thread, &s) != 0) {
         stellar_stop(c->h, -1);
         return CLI_OK;
@@ -230,6 +236,7 @@ int cmd_run(cli *c)
         cli_flag_has(c, "verbose") ? STELLAR_LOG_DEBUG : STELLAR_LOG_INFO;
     if ((rc = cli_app_find(c, true)) != CLI_OK) return rc;
     if ((rc = resolve(c, &r)) != CLI_OK) goto done;
+    if ((rc = cli_http_check(c, false)) != CLI_OK) goto done;
     if ((rc = cli_backend_resolve(c)) != CLI_OK) goto done;
     /* Build first, with signals still default, so ^C ends a slow build. */
     if ((rc = cli_build_tasks(c)) != CLI_OK) goto done;
@@ -265,6 +272,7 @@ int cmd_run(cli *c)
                       e.msg[0] ? e.msg : stellar_strerror(rc));
         goto done;
     }
+    if ((rc = cli_http_start(c, false)) != CLI_OK) goto done;
     rc = wait_and_stop(c, &set);
 done:
     run_config_free(&r);

@@ -87,7 +87,10 @@ int cmd_new(cli *c)
                       c->backend_opt ? c->backend_opt : "sqlite:./stellar.db",
                       "queues", "*", "minTaskProcessors", 1,
                       "maxTaskProcessors", 2, "scheduler", 1, "timeout", 100);
-    cfg = tasks ? json_pack("{s:o}", "tasks", tasks) : NULL;
+    /* The dashboard and API, on loopback only (no token needed there). */
+    cfg = tasks ? json_pack("{s:o, s:{s:s}}", "tasks", tasks, "http", "listen",
+                            "127.0.0.1:8080")
+                : NULL;
     text = cfg ? json_dumps(cfg, JSON_INDENT(2)) : NULL;
     json_decref(cfg);
     if (!text) {
@@ -109,7 +112,7 @@ int cmd_new(cli *c)
            "next:\n"
            "  cd %s\n"
            "  stellar makeTask sayHello --module=example\n"
-           "  stellar run\n",
+           "  stellar run    (the dashboard: http://127.0.0.1:8080/)\n",
            cfg_path, dir);
 done:
     free(text);

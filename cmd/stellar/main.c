@@ -9,7 +9,9 @@
  *   app.c           the app folder, stellar.json, the backend, the logger
  *   build.c         compiling and loading the app's task modules
  *   output.c        JSON, tables and times
- *   cmd_*.c         the commands, by group
+ *   cmd_*.c         the commands: enqueue, inspect (read-only queries),
+ *                   delayed (delayed jobs), manage (changes), run, http
+ *                   (the server in run, and dashboard), scaffold
  */
 #include "cli.h"
 

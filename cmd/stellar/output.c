@@ -28,6 +28,47 @@ int out_json(const json_t *v)
     return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 }
 
+int out_show(cli *c, json_t *doc, int (*print_table)(cli *, json_t *))
+{
+    int rc;
+    if (!doc) return cli_fail(c, "out of memory");
+    rc = c->json ? out_json(doc) : print_table(c, doc);
+    json_decref(doc);
+    return rc;
+}
+
+const char *out_scalar(const json_t *v, char buf[64])
+{
+    if (json_is_string(v)) return json_string_value(v);
+    if (json_is_integer(v)) {
+        snprintf(buf, 64, "%lld", (long long)json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v)) {
+        snprintf(buf, 64, "%g", json_real_value(v));
+        return buf;
+    }
+    if (json_is_true(v)) return "true";
+    if (json_is_false(v)) return "false";
+    return NULL;
+}
+
+/* The params of a payload are args[0] (node-resque passes one object);
+ * other args arrays are shown whole. A payload that is not JSON (the
+ * library hands it out as its text) has no task: the text is the cell. */
+char *out_payload(const json_t *payload, const char **task, const char **queue)
+{
+    const json_t *args = json_object_get(payload, "args");
+
+    *task = json_string_value(json_object_get(payload, "class"));
+    *queue = json_string_value(json_object_get(payload, "queue"));
+    if (json_is_string(payload)) return st_strdup(json_string_value(payload));
+    if (json_is_array(args) && json_array_size(args) == 1)
+        args = json_array_get(args, 0);
+    if (!args) return st_strdup("-");
+    return st_json_dumps(args);
+}
+
 /* ------------------------------------------------------------- Tables --- */
 
 #define DEFAULT_LIMIT 60
@@ -154,6 +195,17 @@ void out_table_print(out_table *t, FILE *f)
         }
     }
     st_free(w);
+}
+
+int out_print(out_table *t)
+{
+    if (!t) {
+        fprintf(stderr, "stellar: out of memory\n");
+        return CLI_FAIL;
+    }
+    out_table_print(t, stdout);
+    out_table_free(t);
+    return CLI_OK;
 }
 
 void out_table_free(out_table *t)

@@ -1,0 +1,201 @@
+/*
+ * cmd_http.c: the HTTP server (JSON API, /metrics, dashboard) in `stellar
+ * run`, and `stellar dashboard`, which serves it without TaskProcessors.
+ *
+ * Where it listens: --http HOST:PORT, else the app config's "http" section
+ * ({"listen": "127.0.0.1:8080", "token": "..."}), where `run` starts it
+ * only if the section is there and `dashboard` always (default
+ * 127.0.0.1:8080). --no-http turns it off for `run`. The token: --http-token,
+ * else $STELLAR_HTTP_TOKEN (kept out of `ps`), else the config's; the
+ * library refuses a non-loopback address without one.
+ *
+ * The server is started after stellar_start() and stopped before
+ * stellar_stop() (cli_cleanup() stops it on every other path), so it
+ * never serves over a handle being torn down. Without libmicrohttpd
+ * (STELLAR_HAVE_HTTP undefined) asking for it is an error, and the
+ * config's section is ignored with a warning.
+ */
+#include "cli.h"
+#include "internal.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_LISTEN "127.0.0.1:8080"
+
+/* What was asked for. */
+typedef struct http_want {
+    bool on;
+    const char *listen; /* borrowed from argv or the config */
+    const char *token;  /* NULL: none */
+} http_want;
+
+static int resolve(cli *c, bool dashboard, http_want *w)
+{
+    json_t *sec = c->config ? json_object_get(c->config, "http") : NULL;
+    const char *flag = cli_flag_get(c, "http");
+    const char *token = cli_flag_get(c, "http-token");
+    const char *env = getenv("STELLAR_HTTP_TOKEN");
+    json_t *v;
+
+    w->on = dashboard;
+    w->listen = DEFAULT_LISTEN;
+    w->token = NULL;
+    if (sec && !json_is_null(sec) && !json_is_false(sec)) {
+        if (!json_is_object(sec))
+            return cli_fail(c,
+                            "%s/stellar.json: http must be an object such as "
+                            "{\"listen\": \"127.0.0.1:8080\"}, or false",
+                            c->app_dir);
+        v = json_object_get(sec, "listen");
+        if (v && !json_is_null(v)) {
+            if (!json_is_string(v) || !*json_string_value(v))
+                return cli_fail(c,
+                                "%s/stellar.json: http.listen must be "
+                                "\"HOST:PORT\"",
+                                c->app_dir);
+            w->listen = json_string_value(v);
+        }
+        v = json_object_get(sec, "token");
+        if (v && !json_is_null(v)) {
+            if (!json_is_string(v))
+                return cli_fail(c,
+                                "%s/stellar.json: http.token must be a "
+                                "string",
+                                c->app_dir);
+            w->token = json_string_value(v);
+        }
+        w->on = true;
+    }
+    if (cli_flag_has(c, "no-http")) {
+        if (flag || token)
+            return cli_usage(c, "--no-http contradicts --http/--http-token");
+        w->on = false;
+        return CLI_OK;
+    }
+    if (flag) {
+        if (!*flag) return cli_usage(c, "--http wants HOST:PORT");
+        w->listen = flag;
+        w->on = true;
+    }
+    if (token) {
+        if (!w->on)
+            return cli_usage(c, "--http-token needs --http HOST:PORT (or "
+                                "http in stellar.json)");
+        w->token = token;
+    } else if (env && *env) {
+        w->token = env;
+    }
+    if (w->token && !*w->token) w->token = NULL;
+#ifndef STELLAR_HAVE_HTTP
+    if (w->on && (flag || dashboard))
+        return cli_fail(c, "this stellar was built without HTTP support "
+                           "(libmicrohttpd)");
+#endif
+    return CLI_OK;
+}
+
+#ifdef STELLAR_HAVE_HTTP
+/* The host of a listen string, for the address in the log. */
+static void host_of(const char *listen, char *out, size_t n)
+{
+    const char *colon = strrchr(listen, ':');
+    if (listen[0] == '[') {
+        const char *end = strchr(listen, ']');
+        snprintf(out, n, "%.*s", end ? (int)(end - listen + 1) : 0, listen);
+    } else if (colon && colon != listen) {
+        snprintf(out, n, "%.*s", (int)(colon - listen), listen);
+    } else {
+        snprintf(out, n, "127.0.0.1");
+    }
+}
+#endif
+
+int cli_http_check(cli *c, bool dashboard)
+{
+    http_want w;
+    return resolve(c, dashboard, &w);
+}
+
+int cli_http_start(cli *c, bool dashboard)
+{
+    http_want w;
+    int rc;
+
+    if ((rc = resolve(c, dashboard, &w)) != CLI_OK) return rc;
+    if (!w.on) return CLI_OK;
+#ifdef STELLAR_HAVE_HTTP
+    {
+        stellar_http_options ho = {0};
+        stellar_error e = {0};
+        char host[128];
+
+        ho.listen = w.listen;
+        ho.token = w.token;
+        rc = stellar_http_start(c->h, &ho, &c->http, &e);
+        if (rc != STELLAR_OK) {
+            c->http = NULL;
+            return cli_fail(c, "cannot serve HTTP on %s: %s", w.listen,
+                            e.msg[0] ? e.msg : stellar_strerror(rc));
+        }
+        host_of(w.listen, host, sizeof host);
+        cli_logf(STELLAR_LOG_INFO, "dashboard and API on http://%s:%d/%s", host,
+                 stellar_http_port(c->http),
+                 w.token ? " (a token is required)" : "");
+        return CLI_OK;
+    }
+#else
+    /* Only the config's section gets here (resolve() refused the rest). */
+    cli_logf(STELLAR_LOG_WARN, "stellar.json has an http section, but this "
+                               "stellar was built without HTTP support");
+    return CLI_OK;
+#endif
+}
+
+void cli_http_stop(cli *c)
+{
+#ifdef STELLAR_HAVE_HTTP
+    stellar_http_stop(c->http);
+#endif
+    c->http = NULL;
+}
+
+/* ---------------------------------------------------------- dashboard --- */
+
+int cmd_dashboard(cli *c)
+{
+    stellar_options o = {0};
+    sigset_t set;
+    int rc, sig = 0;
+
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    c->log_level = STELLAR_LOG_INFO;
+    if ((rc = cli_app_find(c, false)) != CLI_OK) return rc;
+    /* Build (with signals still default), then block them before any
+     * thread starts, so that only sigwait() below sees them. */
+    if ((rc = cli_backend_resolve(c)) != CLI_OK) return rc;
+    if (c->app_dir && (rc = cli_build_tasks(c)) != CLI_OK) return rc;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    o.processors = -1; /* serve only: no TaskProcessors, no scheduler */
+    o.no_scheduler = true;
+    if ((rc = cli_open(c, &o, true)) != CLI_OK) return rc;
+    if ((rc = cli_http_start(c, true)) != CLI_OK) return rc;
+    cli_logf(STELLAR_LOG_INFO, "serving %s%s%s until SIGINT or SIGTERM",
+             stellar_url(c->h), c->app_dir ? " for the app " : "",
+             c->app_dir ? c->app_dir : "");
+    do {
+        if (sigwait(&set, &sig) != 0) sig = 0;
+    } while (sig != SIGINT && sig != SIGTERM);
+    cli_logf(STELLAR_LOG_INFO, "%s: stopping",
+             sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cli_http_stop(c);
+    return CLI_OK;
+}
