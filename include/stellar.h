@@ -447,7 +447,10 @@ STELLAR_API int stellar_locks(stellar *h, json_t **out, stellar_error *e);
 STELLAR_API int stellar_del_lock(stellar *h, const char *name,
                                  int64_t *removed, stellar_error *e);
 
-/* Removes one failed entry (as stellar_failed() returned it); *removed 0/1. */
+/* Removes one failed entry (as stellar_failed() returned it: an object, or
+ * the text of an entry that is not JSON); *removed 0/1. An entry another
+ * client stored in another JSON form (member order aside, other escapes or
+ * number forms) is found by value. */
 STELLAR_API int stellar_remove_failed(stellar *h, const json_t *failed_job,
                                       int64_t *removed, stellar_error *e);
 /* Removes one failed entry and queues its job again, atomically. ENOTFOUND

@@ -560,6 +560,46 @@ int stellar_del_lock(stellar *h, const char *name, int64_t *removed,
     return rc;
 }
 
+/* The stored text of the failed entry equal to job: its canonical
+ * JSON.stringify form first (what Stellar and node-resque write), else the
+ * first stored entry that parses to an equal value (written by another
+ * client in another form), else job itself when it is a string (an entry
+ * that is not JSON). New string, or NULL if none matches. */
+static char *failed_text(stellar *h, const json_t *job, stellar_error *e)
+{
+    char *canon = json_is_string(job) ? st_strdup(json_string_value(job))
+                                      : st_json_dumps(job);
+    int64_t start, n = 0;
+    int rc;
+
+    if (!canon || json_is_string(job)) return canon;
+    WITH_CONN(h, h->conn->ops->failed_count(h->conn, &n, e));
+    for (start = 0; rc == STELLAR_OK && start < n; start += 100) {
+        json_t *raw = NULL;
+        size_t i;
+        WITH_CONN(h, h->conn->ops->failed_range(h->conn, start, start + 99,
+                                                &raw, e));
+        for (i = 0; rc == STELLAR_OK && i < json_array_size(raw); i++) {
+            json_t *s = json_array_get(raw, i), *v;
+            if (strcmp(json_string_value(s), canon) == 0) {
+                json_decref(raw);
+                return canon;
+            }
+            v = st_json_parse(json_string_value(s), json_string_length(s), NULL);
+            if (v && json_equal(v, (json_t *)(uintptr_t)job)) {
+                char *text = st_strdup(json_string_value(s));
+                json_decref(v);
+                json_decref(raw);
+                st_free(canon);
+                return text;
+            }
+            json_decref(v);
+        }
+        json_decref(raw);
+    }
+    return canon; /* not there: the remove below finds nothing */
+}
+
 /* Removes a failed entry; with retry, queues its job again atomically. */
 static int failed_take(stellar *h, const json_t *job, bool retry,
                        int64_t *removed, stellar_error *e)
@@ -573,12 +613,12 @@ static int failed_take(stellar *h, const json_t *job, bool retry,
 
     *removed = 0;
     st_err_clear(e);
-    if (!json_is_object(job))
+    if (!json_is_object(job) && !(json_is_string(job) && !retry))
         return st_fail(e, STELLAR_EINVAL, "a failed job must be a JSON object");
     if (retry && (!queue || !klass))
         return st_fail(e, STELLAR_EINVAL,
                        "failed job has no queue or payload class to retry");
-    if (!(entry = st_json_dumps(job)) ||
+    if (!(entry = failed_text(h, job, e)) ||
         (retry && !(payload = st_payload_build_args(
                         klass, queue, json_object_get(pl, "args"), e)))) {
         st_free(entry);
