@@ -103,27 +103,74 @@ void st_json_put_number(st_buf *b, double d)
     }
 }
 
+/* An array index as JavaScript sees one: "0", or no leading zero and a
+ * value below 2^32 - 1. Such keys come first in an object, ascending. */
+static bool index_key(const char *k, uint32_t *out)
+{
+    uint64_t n = 0;
+    const char *p = k;
+
+    if (!*k || (k[0] == '0' && k[1])) return false;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return false;
+        n = n * 10 + (uint64_t)(*p - '0');
+        if (n >= 4294967295u) return false;
+    }
+    *out = (uint32_t)n;
+    return true;
+}
+
+static void put_member(st_buf *b, bool *first, const char *key,
+                       const json_t *item)
+{
+    if (!*first) st_buf_putc(b, ',');
+    *first = false;
+    st_json_put_string(b, key, strlen(key));
+    st_buf_putc(b, ':');
+    st_json_stringify(b, item);
+}
+
+/* Members in JavaScript's order: integer-like keys ascending, then the
+ * others in insertion order (jansson keeps it, as JSON.parse does). */
+static void put_object(st_buf *b, const json_t *v)
+{
+    json_t *obj = (json_t *)(uintptr_t)v, *item;
+    const char *key;
+    bool first = true, any_index = false;
+    uint32_t idx, last = 0;
+
+    st_buf_putc(b, '{');
+    json_object_foreach(obj, key, item)
+    {
+        if (index_key(key, &idx)) any_index = true;
+    }
+    /* Index keys: repeatedly take the smallest above the last one. */
+    while (any_index) {
+        const char *best = NULL;
+        uint32_t best_idx = 0;
+        json_object_foreach(obj, key, item)
+        {
+            if (index_key(key, &idx) && (first || idx > last) &&
+                (!best || idx < best_idx))
+                best = key, best_idx = idx;
+        }
+        if (!best) break;
+        put_member(b, &first, best, json_object_get(obj, best));
+        last = best_idx;
+    }
+    json_object_foreach(obj, key, item)
+    {
+        if (!index_key(key, &idx)) put_member(b, &first, key, item);
+    }
+    st_buf_putc(b, '}');
+}
+
 void st_json_stringify(st_buf *b, const json_t *v)
 {
     size_t i;
-    const char *key;
-    json_t *item;
-    bool first = true;
 
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        st_buf_putc(b, '{');
-        /* jansson keeps insertion order, which is JSON.parse's order. */
-        json_object_foreach((json_t *)(uintptr_t)v, key, item)
-        {
-            if (!first) st_buf_putc(b, ',');
-            first = false;
-            st_json_put_string(b, key, strlen(key));
-            st_buf_putc(b, ':');
-            st_json_stringify(b, item);
-        }
-        st_buf_putc(b, '}');
-        break;
+    case JSON_OBJECT: put_object(b, v); break;
     case JSON_ARRAY:
         st_buf_putc(b, '[');
         for (i = 0; i < json_array_size(v); i++) {

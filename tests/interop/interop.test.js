@@ -682,6 +682,44 @@ test('plugins: the retry plugin\'s keys and values are named as node-resque name
     }
   }));
 
+test('Stellar\'s cleanOldWorkers on a node-resque worker that stopped pinging: node-resque\'s retryStuckJobs takes the job back', T,
+  withEnv(async (env) => {
+    const q = await env.queue();
+    const d = await env.driver();
+    env.gate.close();
+    const args = [{ id: 'stuck', s: 'é' }];
+    await q.enqueue('slow', 'block', args);
+    const w = await env.worker(['slow'], 'stuckhost:42');
+    await waitFor('the job to start in node-resque', () =>
+      env.nodeRecords.some((r) => r.phase === 'start'));
+    // The worker "dies": no more pings, the last one 100 s old.
+    clearInterval(w.pingTimer);
+    const old = Math.round(Date.now() / 1000) - 100;
+    await env.r.set('resque:worker:ping:stuckhost:42',
+      JSON.stringify({ time: old, name: 'stuckhost:42', queues: 'slow' }));
+    // 150 s is not old enough; 10 s is.
+    assert.deepEqual(await d.call('clean_old_workers', { age: 150000 }), {});
+    const cleaned = await d.call('clean_old_workers', { age: 10000 });
+    assert.deepEqual(cleaned, { 'stuckhost:42': { class: 'block', queue: 'slow', args } });
+
+    assert.deepEqual(await q.workers(), {});
+    assert.deepEqual(await q.allWorkingOn(), {});
+    const [f] = await q.failed(0, -1);
+    assert.equal(f.worker, 'stuckhost:42');
+    assert.equal(f.queue, 'slow');
+    assert.deepEqual(f.payload, { class: 'block', queue: 'slow', args });
+    assert.equal(f.exception, 'Worker Timeout (killed manually)');
+    assert.equal(f.error, 'Worker Timeout (killed manually)');
+    assert.equal(f.backtrace[1], 'queue#forceCleanWorker');
+    // node-resque's own recovery of stuck jobs finds the entry and re-queues
+    // the job with the same bytes.
+    await q.retryStuckJobs();
+    assert.equal(await q.failedCount(), 0);
+    assert.deepEqual(await env.r.lrange('resque:queue:slow', 0, -1), [payload('block', 'slow', args)]);
+    env.gate.open(); // the first run ends; then the worker unregisters
+    await w.stop();
+  }));
+
 test('enqueueAt rounds to the second as node-resque does, and duplicates are refused both ways', T,
   withEnv(async (env) => {
     const q = await env.queue();
@@ -755,10 +793,7 @@ test('a node-resque job with a lone surrogate in its args is not lost in Stellar
 // reported, not fixed here. They run as TODO tests (reported, not failing)
 // until the library is fixed; then they pass and the todo can go.
 
-test('JSON member order: Stellar orders integer-like keys as JSON.stringify does', {
-  ...T,
-  todo: 'st_json_stringify keeps text order; JS puts array-index keys first (see report)',
-}, withEnv(async (env) => {
+test('JSON member order: Stellar orders integer-like keys as JSON.stringify does', T, withEnv(async (env) => {
   const q = await env.queue();
   const d = await env.driver();
   const text = '{"b":1,"2":2,"a":3,"1":4}';
@@ -774,7 +809,7 @@ test('JSON member order: Stellar orders integer-like keys as JSON.stringify does
   await waitFor('the failure', async () => (await q.failedCount()) === 1);
   const [f] = await q.failed(0, -1);
   assert.equal(await q.removeFailed(f), 1);
-}));
+}, { quiet: true }));
 
 test('a Stellar enqueueIn of a queueLock task survives promotion by a node-resque scheduler', {
   ...T,
@@ -788,4 +823,4 @@ test('a Stellar enqueueIn of a queueLock task survives promotion by a node-resqu
     (await q.timestamps()).length === 0);
   assert.deepEqual(await q.queued('locks', 0, -1),
     [{ class: 'qlocked', queue: 'locks', args: [{ id: 9 }] }], 'the promoted job is gone');
-}));
+}, { quiet: true }));

@@ -46,7 +46,12 @@ async function startRedis(dir) {
     '--unixsocketperm', '700', '--save', '', '--appendonly', 'no',
     '--dir', dir, '--logfile', logPath], { stdio: 'ignore' });
   let exited = null;
-  proc.on('exit', (code, sig) => { exited = `exit ${code} ${sig || ''}`; });
+  const reap = () => proc.kill('SIGKILL');
+  process.on('exit', reap); // never outlive the test process
+  proc.on('exit', (code, sig) => {
+    exited = `exit ${code} ${sig || ''}`;
+    process.off('exit', reap);
+  });
   const probe = new IORedis({ path: sock, lazyConnect: true,
     maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => {});
@@ -86,7 +91,11 @@ class Driver {
     this.stderr = '';
     this.exited = null;
     this.proc.stderr.on('data', (d) => { this.stderr += d; });
+    const reap = () => this.proc.kill('SIGKILL');
+    process.on('exit', reap);
     this.proc.on('exit', (code, sig) => {
+      process.off('exit', reap);
+      this.code = code;
       this.exited = `exit ${code} ${sig || ''}`;
       for (const p of this.pending.splice(0)) {
         p.reject(new Error(`interop_driver ended (${this.exited}): ${this.stderr}`));
@@ -225,6 +234,7 @@ class Env {
   }
 
   async close(failed) {
+    const keep = failed && process.env.STELLAR_INTEROP_KEEP === '1';
     this.gate.open();
     for (const d of this.drivers) {
       try {
@@ -233,16 +243,21 @@ class Env {
     }
     for (const c of this.closers) {
       try {
-        await c();
+        await withDeadline(c(), 15000, 'closing a node-resque object');
       } catch (err) {
         this.errors.push(`close: ${err.message}`);
       }
     }
     await Promise.all(this.drivers.map((d) => d.quit()));
+    // A driver that did not end with status 0 after quit (a sanitizer
+    // report, a crash at close) fails the test.
+    this.badExits = this.drivers.filter((d) => d.code !== 0)
+      .map((d) => `interop_driver ${d.exited}: ${d.stderr.slice(-4000)}`);
+    if (this.badExits.length) failed = true;
     for (const c of this.clients) c.disconnect();
     if (this.redis) await this.redis.stop();
     if (failed) {
-      console.log(`# ${this.name}: kept ${this.dir}`);
+      console.log(`# ${this.name}: ${keep ? `kept ${this.dir}` : 'failed (STELLAR_INTEROP_KEEP=1 keeps its temp dir)'}`);
       for (const d of this.drivers) {
         if (d.stderr) console.log(`# driver stderr: ${d.stderr}`);
         if (fs.existsSync(d.logPath)) {
@@ -251,22 +266,39 @@ class Env {
         }
       }
       if (this.errors.length) console.log(`# errors:\n${this.errors.join('\n')}`);
-    } else {
-      fs.rmSync(this.dir, { recursive: true, force: true });
     }
+    if (!keep) fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
+function withDeadline(promise, ms, what) {
+  let timer;
+  const deadline = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still not done after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
 // A test body with its Env: node:test's test(name, opts, withEnv(fn)).
-function withEnv(fn) {
+// The body gets `ms` (less than the test's own timeout), so that a stuck
+// test still fails with a message and tears its world down.
+// opts.quiet: no logs on failure (for TODO tests, which are expected to
+// fail). STELLAR_INTEROP_KEEP=1 keeps a failed test's temp dir.
+function withEnv(fn, { ms = 75000, quiet = false } = {}) {
   return async (t) => {
     const env = await new Env(t.name).init();
     let failed = true;
     try {
-      await fn(env, t);
+      await withDeadline(fn(env, t), ms, 'the test body');
       failed = false;
     } finally {
-      await env.close(failed);
+      await env.close(failed && !quiet);
+    }
+    if (env.badExits.length) throw new Error(env.badExits.join('\n'));
+    // node-resque reports what it cannot handle (say, a record it cannot
+    // parse) as 'error' events: none is expected.
+    if (env.errors.length && !quiet) {
+      throw new Error(`node-resque / ioredis errors:\n${env.errors.join('\n')}`);
     }
   };
 }
