@@ -9,8 +9,8 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <strings.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define MAX_PLUGINS 64
@@ -52,7 +52,8 @@ int stellar_plugin_register(const stellar_plugin *p, stellar_error *e)
                        p->name);
     pthread_mutex_lock(&reg.lock);
     if (reg.n == MAX_PLUGINS)
-        rc = st_fail(e, STELLAR_ENOMEM, "plugin '%s': too many plugins", p->name);
+        rc = st_fail(e, STELLAR_ENOMEM, "plugin '%s': too many plugins",
+                     p->name);
     else
         reg.p[reg.n++] = p;
     pthread_mutex_unlock(&reg.lock);
@@ -64,9 +65,10 @@ int st_plugins_check(const st_task *t, stellar_error *e)
     size_t i;
     for (i = 0; t->plugins && t->plugins[i]; i++)
         if (!plugin_find(t->plugins[i]))
-            return st_fail(e, STELLAR_EINVAL,
-                           "task '%s': field 'plugins' names unknown plugin '%s'",
-                           t->def.name, t->plugins[i]);
+            return st_fail(
+                e, STELLAR_EINVAL,
+                "task '%s': field 'plugins' names unknown plugin '%s'",
+                t->def.name, t->plugins[i]);
     return STELLAR_OK;
 }
 
@@ -92,6 +94,23 @@ static void make_no_options(void)
     no_options = json_object();
 }
 
+static int job_lock_after_perform(stellar_job *job, const json_t *o);
+
+/* A run that will not happen (a beforePerform hook said no or failed, so
+ * no afterPerform runs): the jobLocks that the plugins before that hook
+ * took are released now, or they would hold back every run of the same
+ * params until lockTimeout (1 h by default). */
+static void release_job_locks(stellar_job *job, size_t upto)
+{
+    for (size_t j = 0; j < upto; j++) {
+        const stellar_plugin *p = plugin_find(job->task->plugins[j]);
+        const json_t *opts;
+        if (p != &builtin[0]) continue; /* jobLock */
+        opts = options_of(job->task, p->name);
+        job_lock_after_perform(job, opts ? opts : no_options);
+    }
+}
+
 int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e)
 {
     size_t i;
@@ -108,17 +127,18 @@ int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e)
         if (!p)
             return st_fail(e, STELLAR_EINVAL, "task '%s': unknown plugin '%s'",
                            job->task->def.name, name);
-        fn = which == ST_HOOK_BEFORE_ENQUEUE  ? p->before_enqueue
-             : which == ST_HOOK_AFTER_ENQUEUE ? p->after_enqueue
+        fn = which == ST_HOOK_BEFORE_ENQUEUE   ? p->before_enqueue
+             : which == ST_HOOK_AFTER_ENQUEUE  ? p->after_enqueue
              : which == ST_HOOK_BEFORE_PERFORM ? p->before_perform
                                                : p->after_perform;
         if (!fn) continue;
         opts = options_of(job->task, p->name);
         rc = fn(job, opts ? opts : no_options);
+        if (rc != STELLAR_VETOED && rc >= 0) continue;
+        if (which == ST_HOOK_BEFORE_PERFORM) release_job_locks(job, i);
         if (rc == STELLAR_VETOED) return rc;
-        if (rc < 0)
-            return st_fail(e, rc, "plugin %s: %s", p->name,
-                           job->error ? job->error : stellar_strerror(rc));
+        return st_fail(e, rc, "plugin %s: %s", p->name,
+                       job->error ? job->error : stellar_strerror(rc));
     }
     return STELLAR_OK;
 }
@@ -164,12 +184,47 @@ void stellar_job_set_error(stellar_job *job, const char *error)
 
 /* ------------------------------------------------------------ Helpers --- */
 
+/* The first time from at_ms on at which one more copy of a payload that
+ * is delayed at `taken` (ms) can be stored: not a taken ms (SQLite keeps
+ * ms), and not in a taken second (Redis keeps round(ms / 1000) seconds,
+ * so its timestamps are whole seconds). */
+static int64_t free_slot(const json_t *taken, int64_t at_ms)
+{
+    for (;;) {
+        int64_t second = (at_ms + 500) / 1000 * 1000; /* at_ms >= 0 */
+        bool same_ms = false, same_second = false;
+        size_t i;
+
+        for (i = 0; i < json_array_size(taken); i++) {
+            int64_t ts = json_integer_value(json_array_get(taken, i));
+            same_ms |= ts == at_ms;
+            same_second |= ts == second;
+        }
+        if (same_second)
+            at_ms = second + 500; /* the first ms of the next second */
+        else if (same_ms)
+            at_ms++;
+        else
+            return at_ms;
+    }
+}
+
+/* A payload can be delayed at most once per timestamp (once per second on
+ * Redis), so however many identical copies wait (a jobLock job enqueued a
+ * hundred times), this one takes the first free timestamp rather than
+ * failing: one look at the timestamps the payload holds, then one push. */
 int st_delay_payload(st_backend *b, int64_t at_ms, const char *queue,
                      const char *payload, stellar_error *e)
 {
-    int rc = STELLAR_EEXISTS, tries;
-    for (tries = 0; rc == STELLAR_EEXISTS && tries < 60; tries++)
-        rc = b->ops->push_at(b, at_ms + tries * 1000, queue, payload, e);
+    int rc = b->ops->push_at(b, at_ms, queue, payload, e);
+    for (int tries = 0; rc == STELLAR_EEXISTS && tries < 10; tries++) {
+        json_t *taken = NULL;
+        /* Another process may take the slot first: look again. */
+        if ((rc = b->ops->scheduled_at(b, payload, &taken, e))) break;
+        at_ms = free_slot(taken, at_ms);
+        json_decref(taken);
+        rc = b->ops->push_at(b, at_ms, queue, payload, e);
+    }
     return rc;
 }
 
@@ -208,7 +263,8 @@ static int queue_lock_before_enqueue(stellar_job *job, const json_t *o)
 
     if (!key) return STELLAR_ENOMEM;
     snprintf(val, sizeof val, "%lld", (long long)(now_s + timeout_s + 1));
-    rc = job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, true, &set, &e);
+    rc =
+        job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, true, &set, &e);
     if (rc == STELLAR_OK && !set) {
         rc = job->b->ops->kv_get(job->b, key, &cur, &e);
         if (rc == STELLAR_OK && cur && now_s <= strtoll(cur, NULL, 10))
@@ -253,7 +309,8 @@ static int job_lock_before_perform(stellar_job *job, const json_t *o)
     if (!key) return STELLAR_ENOMEM;
     snprintf(val, sizeof val, "%lld",
              (long long)(st_now_ms() / 1000 + timeout_s + 1));
-    rc = job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, true, &set, &e);
+    rc =
+        job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, true, &set, &e);
     if (rc == STELLAR_OK && !set) {
         /* Another run holds it: put this one back for later (not lost). */
         if (!json_is_false(re))
@@ -376,12 +433,11 @@ static int retry_after_perform(stellar_job *job, const json_t *o)
     strftime(date, sizeof date, "%Y/%m/%d %H:%M:%S", &tm);
     msg = st_asprintf("Error: %s", job->error);
     {
-        json_t *v = json_pack("{s:s, s:O, s:s, s:s, s:[s], s:s, s:s}",
-                              "failed_at", date, "payload", job->args,
-                              "exception", msg ? msg : "", "error",
-                              msg ? msg : "", "backtrace", msg ? msg : "",
-                              "worker", job->task->def.name, "queue",
-                              job->queue);
+        json_t *v =
+            json_pack("{s:s, s:O, s:s, s:s, s:[s], s:s, s:s}", "failed_at",
+                      date, "payload", job->args, "exception", msg ? msg : "",
+                      "error", msg ? msg : "", "backtrace", msg ? msg : "",
+                      "worker", job->task->def.name, "queue", job->queue);
         errjson = v ? st_json_dumps(v) : NULL;
         json_decref(v);
     }

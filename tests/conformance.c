@@ -1744,11 +1744,16 @@ static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
     ASSERT_EQ(1, length(h, "q")); /* not queued twice */
     ASSERT_EQ(1, failed_count(h));
 
-    /* What is not a failed entry is refused. */
+    /* A string names an entry that is not JSON, by its text: none here.
+     * What is neither an object nor a string is refused. */
     {
-        json_t *s = json_string("nope");
-        ASSERT_EQ(STELLAR_EINVAL, stellar_remove_failed(h, s, &removed, &e));
+        json_t *s = json_string("nope"), *n = json_integer(1);
+        ASSERT_EQ(STELLAR_OK, stellar_remove_failed(h, s, &removed, &e));
+        ASSERT_EQ(0, removed);
+        ASSERT_EQ(STELLAR_EINVAL, stellar_remove_failed(h, n, &removed, &e));
+        ASSERT_EQ(STELLAR_EINVAL, stellar_retry_and_remove_failed(h, s, &e));
         json_decref(s);
+        json_decref(n);
     }
     ASSERT_EQ(1, failed_count(h));
     json_decref(all);
