@@ -102,6 +102,7 @@ struct stellar_job {
     const char *payload; /* the raw payload */
     const char *worker;  /* NULL in enqueue hooks */
     char *error;         /* the run's error (owned), NULL if none */
+    bool delayed;        /* enqueue hooks: enqueueAt / enqueueIn */
     bool retried;        /* retry re-scheduled it: ack with no counters */
 };
 

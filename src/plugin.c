@@ -262,6 +262,16 @@ static int queue_lock_before_enqueue(stellar_job *job, const json_t *o)
     int rc;
 
     if (!key) return STELLAR_ENOMEM;
+    if (job->delayed) {
+        /* A delayed copy only checks the lock: the lock is taken when the
+         * job reaches its queue. node-resque's scheduler runs QueueLock
+         * when it promotes a job, and would drop one whose lock we took
+         * now (docs/compat.md). */
+        rc = job->b->ops->kv_get(job->b, key, &cur, &e);
+        if (rc == STELLAR_OK && cur && now_s <= strtoll(cur, NULL, 10))
+            rc = STELLAR_VETOED;
+        goto out;
+    }
     snprintf(val, sizeof val, "%lld", (long long)(now_s + timeout_s + 1));
     rc =
         job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, true, &set, &e);
@@ -273,6 +283,7 @@ static int queue_lock_before_enqueue(stellar_job *job, const json_t *o)
             rc = job->b->ops->kv_set(job->b, key, val, timeout_s * 1000, false,
                                      &set, &e);
     }
+out:
     if (rc < 0) stellar_job_set_error(job, e.msg);
     st_free(cur);
     st_free(key);

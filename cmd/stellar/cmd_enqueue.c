@@ -79,7 +79,7 @@ static int enqueue(cli *c, enum when_kind kind, int64_t when, char **rest,
         rc = out ? out_json(out) : cli_fail(c, "out of memory");
         json_decref(out);
     } else if (rc == STELLAR_VETOED) {
-        printf("not enqueued: a plugin of %s said no (a lock is held)\n", task);
+        printf("not enqueued: a plugin of %s said no\n", task);
         rc = CLI_OK;
     } else if (kind == NOW) {
         printf("enqueued %s on %s\n", task, queue);

@@ -811,10 +811,7 @@ test('JSON member order: Stellar orders integer-like keys as JSON.stringify does
   assert.equal(await q.removeFailed(f), 1);
 }, { quiet: true }));
 
-test('a Stellar enqueueIn of a queueLock task survives promotion by a node-resque scheduler', {
-  ...T,
-  todo: 'Stellar takes the queueLock at enqueueAt time; node-resque\'s scheduler runs enqueue hooks when it promotes, its QueueLock sees the lock and drops the job (see report)',
-}, withEnv(async (env) => {
+test('a Stellar enqueueIn of a queueLock task survives promotion by a node-resque scheduler', T, withEnv(async (env) => {
   const q = await env.queue();
   const d = await env.driver();
   assert.deepEqual(await d.call('enqueue', { task: 'qlocked', params: '{"id":9}', in: 0 }), { rc: 0 });
