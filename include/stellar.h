@@ -115,7 +115,7 @@ typedef struct stellar_options {
     int64_t shutdown_timeout_ms; /* grace for running jobs at stop; 0: 30000 */
     /* The scheduler leader treats a worker whose pings stopped this long
      * ago as dead and puts its in-flight job back in its queue; 0: 60000;
-     * < 0: never. */
+     * < 0: never; at least 3000 (workers ping once a second). */
     int64_t stuck_worker_timeout_ms;
     /* A job held by this many workers that died goes to failed as a poison
      * pill instead; 0: 3. */

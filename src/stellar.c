@@ -88,9 +88,13 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     h->poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
     h->shutdown_timeout_ms =
         o->shutdown_timeout_ms > 0 ? o->shutdown_timeout_ms : 30000;
-    h->stuck_worker_timeout_ms = o->stuck_worker_timeout_ms == 0
-                                     ? 60000
-                                     : o->stuck_worker_timeout_ms;
+    /* Pings come every second (whole seconds on Redis): a shorter timeout
+     * would take live workers for dead ones. */
+    h->stuck_worker_timeout_ms =
+        o->stuck_worker_timeout_ms == 0  ? 60000
+        : o->stuck_worker_timeout_ms < 0 ? -1
+        : o->stuck_worker_timeout_ms < 3000 ? 3000
+                                            : o->stuck_worker_timeout_ms;
     h->max_crashes = o->max_crashes > 0 ? o->max_crashes : 3;
     h->isolation = o->isolation == STELLAR_ISOLATION_FORK
                        ? STELLAR_ISOLATION_FORK
