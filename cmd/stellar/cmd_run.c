@@ -29,6 +29,9 @@ typedef struct run_config {
     char **queues;  /* NULL-terminated; owned */
     bool scheduler;
     int64_t poll_ms; /* 0: the library's default */
+    /* Reliability (issue #6); 0: the library's defaults. */
+    int64_t shutdown_timeout_ms, stuck_worker_timeout_ms, max_crashes;
+    int isolation;
 } run_config;
 
 static void run_config_free(run_config *rc)
@@ -137,6 +140,27 @@ static int resolve(cli *c, run_config *r)
                         "of names",
                         c->app_dir);
     }
+
+    /* Reliability: how long running jobs get at stop, when a silent
+     * worker is dead, after how many deaths a job is a poison pill, and
+     * whether jobs run in a child process. */
+    if ((rc = config_int(c, tasks, "shutdownTimeout", 1,
+                         &r->shutdown_timeout_ms, &found)) != CLI_OK ||
+        (rc = config_int(c, tasks, "stuckWorkerTimeout", 1,
+                         &r->stuck_worker_timeout_ms, &found)) != CLI_OK ||
+        (rc = config_int(c, tasks, "maxCrashes", 1, &r->max_crashes,
+                         &found)) != CLI_OK)
+        return rc;
+    v = json_object_get(tasks, "isolation");
+    if (json_is_string(v) && strcmp(json_string_value(v), "fork") == 0)
+        r->isolation = STELLAR_ISOLATION_FORK;
+    else if (json_is_string(v) && strcmp(json_string_value(v), "thread") == 0)
+        r->isolation = STELLAR_ISOLATION_THREAD;
+    else if (v && !json_is_null(v))
+        return cli_fail(c,
+                        "%s/stellar.json: tasks.isolation must be \"thread\" "
+                        "or \"fork\"",
+                        c->app_dir);
 
     /* Scheduler: on unless --no-scheduler or tasks.scheduler is false. */
     v = json_object_get(tasks, "scheduler");
@@ -252,6 +276,10 @@ int cmd_run(cli *c)
     o.queues = (const char *const *)r.queues;
     o.no_scheduler = !r.scheduler;
     o.poll_ms = r.poll_ms;
+    o.shutdown_timeout_ms = r.shutdown_timeout_ms;
+    o.stuck_worker_timeout_ms = r.stuck_worker_timeout_ms;
+    o.max_crashes = (int)r.max_crashes;
+    o.isolation = r.isolation;
     if ((rc = cli_open(c, &o, true)) != CLI_OK) goto done;
 
     tasks = stellar_tasks_json(c->h);
