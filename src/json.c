@@ -14,6 +14,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
+ * (overlong forms, surrogates and code points above U+10FFFF included). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    uint32_t cp;
+
+    if (s[0] < 0xc2 || s[0] > 0xf4) return 0;
+    len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+    if (n < len) return 0;
+    cp = s[0] & (0x7f >> len);
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
 void st_json_put_string(st_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -25,6 +46,20 @@ void st_json_put_string(st_buf *b, const char *s, size_t n)
         const char *esc = NULL;
         char u[6];
 
+        if (c >= 0x80) {
+            /* Text that is not UTF-8 (a foreign payload kept whole) would
+             * make the JSON invalid: each bad byte becomes U+FFFD, as a
+             * UTF-8 decoder in node does. */
+            size_t len = utf8_len((const unsigned char *)s + i, n - i);
+            if (len) {
+                i += len - 1;
+                continue;
+            }
+            st_buf_put(b, s + run, i - run);
+            st_buf_puts(b, "\xef\xbf\xbd");
+            run = i + 1;
+            continue;
+        }
         switch (c) {
         case '"': esc = "\\\""; break;
         case '\\': esc = "\\\\"; break;
