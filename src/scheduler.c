@@ -34,6 +34,7 @@ struct st_sched {
     int64_t renewed_ms; /* monotonic time of the last successful election */
     int64_t checked_ms; /* monotonic time of the last dead-worker check */
     int64_t next_ms;    /* earliest delayed timestamp seen last pass, or -1 */
+    int64_t backoff_ms; /* the backend failed: wait this long; 0: it works */
 };
 
 /* Takes or renews the leader lock; returns whether we lead. */
@@ -52,9 +53,16 @@ static bool elect(st_sched *s)
         rc = b->ops->kv_set(b, LEADER_KEY, s->name, LEADER_TTL_MS, true, &set,
                             &err);
     if (rc) {
-        st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: election: %s",
-               err.msg);
+        /* Unreachable: back off up to 5 s, and say so once (issue #6). */
+        if (!s->backoff_ms)
+            st_log(&s->h->log, STELLAR_LOG_WARN,
+                   "scheduler: election: %s (retrying with backoff)", err.msg);
+        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : TICK_MS;
+        if (s->backoff_ms > 5000) s->backoff_ms = 5000;
         set = false;
+    } else if (s->backoff_ms) {
+        st_log(&s->h->log, STELLAR_LOG_INFO, "scheduler: backend back");
+        s->backoff_ms = 0;
     }
     if (set != s->leader)
         st_log(&s->h->log, STELLAR_LOG_INFO, "scheduler %s: %s", s->name,
@@ -136,6 +144,7 @@ static void *sched_main(void *arg)
             recover_dead_workers(s);
         }
         was_leader = s->leader;
+        if (s->backoff_ms) wait = s->backoff_ms;
         if (st_pool_aux_wait(s->pool, wait < 1 ? 1 : wait)) break;
     }
     return NULL;
