@@ -759,3 +759,143 @@ int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
     WITH_CONN(h, st_clean_workers(h, h->conn, age_ms, requeue, cleaned, e));
     return rc;
 }
+
+/* ------------------------------------------------------- Enqueue many --- */
+
+/*
+ * stellar_enqueue_many (see stellar.h): every params text is parsed before
+ * anything else, so a bad one stores nothing; then, under the handle's
+ * lock, each job is built and passed through its before_enqueue hooks, the
+ * jobs that passed go out in one push, and their after_enqueue hooks run.
+ * A task without plugins skips the args array that only hooks look at.
+ */
+int stellar_enqueue_many(stellar *h, const char *task,
+                         const char *const *params, size_t n, const char *queue,
+                         stellar_error *e)
+{
+    json_t **parsed = NULL, **args = NULL, *empty = NULL;
+    char **payloads = NULL;
+    stellar_error pe, first;
+    const st_task *t;
+    size_t i, npush = 0;
+    bool hooks, vetoed = false;
+    int rc = STELLAR_OK, before_rc = STELLAR_OK, after_rc = STELLAR_OK;
+
+    st_err_clear(e);
+    st_err_clear(&first);
+    if (!task || !*task)
+        return st_fail(e, STELLAR_EINVAL, "enqueue: a task name is required");
+    if (n == 0) return STELLAR_OK;
+    parsed = st_calloc(n, sizeof *parsed);
+    args = st_calloc(n, sizeof *args);
+    payloads = st_calloc(n, sizeof *payloads);
+    empty = json_object();
+    if (!parsed || !args || !payloads || !empty) {
+        rc = st_fail(e, STELLAR_ENOMEM, "enqueue %s: out of memory", task);
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        const char *p = params ? params[i] : NULL;
+        if (!p || !*p) continue; /* {} */
+        parsed[i] = st_json_parse(p, strlen(p), &pe);
+        if (!parsed[i]) {
+            rc = st_fail(e, STELLAR_EINVAL, "enqueue %s: params[%zu]: %s", task,
+                         i, pe.msg);
+            goto out;
+        }
+        if (!json_is_object(parsed[i])) {
+            rc = st_fail(e, STELLAR_EINVAL,
+                         "enqueue %s: params[%zu] must be a JSON object", task,
+                         i);
+            goto out;
+        }
+    }
+
+    pthread_mutex_lock(&h->lock);
+    t = st_task_find(h, task);
+    if (!t && h->ntasks > 0) {
+        pthread_mutex_unlock(&h->lock);
+        rc = st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
+        goto out;
+    }
+    if (!queue || !*queue) queue = t ? t->def.queue : "default";
+    hooks = t && t->plugins && t->plugins[0];
+    for (i = 0; i < n; i++) {
+        json_t *obj = parsed[i] ? parsed[i] : empty;
+        stellar_job job = {0};
+        char *payload;
+
+        /* The payload wraps a non-array in [ ]: args = [params]. */
+        if (hooks && !(args[npush] = json_pack("[O]", obj))) {
+            before_rc = st_fail(&first, STELLAR_ENOMEM, "out of memory");
+            break;
+        }
+        payload = st_payload_build_args(task, queue, hooks ? args[npush] : obj,
+                                        &first);
+        if (!payload) {
+            before_rc = STELLAR_ENOMEM;
+            break;
+        }
+        if (hooks) {
+            job = (stellar_job){.h = h,
+                                .b = h->conn,
+                                .task = t,
+                                .queue = queue,
+                                .args = args[npush],
+                                .payload = payload};
+            before_rc = st_hooks_run(ST_HOOK_BEFORE_ENQUEUE, &job, &first);
+            st_free(job.error);
+            if (before_rc == STELLAR_VETOED) {
+                vetoed = true;
+                before_rc = STELLAR_OK;
+                json_decref(args[npush]);
+                args[npush] = NULL;
+                st_free(payload);
+                continue;
+            }
+            if (before_rc < 0) {
+                st_free(payload);
+                break;
+            }
+        }
+        payloads[npush++] = payload;
+    }
+    if (npush)
+        rc = h->conn->ops->push(h->conn, queue, (const char *const *)payloads,
+                                npush, e);
+    for (i = 0; rc == STELLAR_OK && hooks && i < npush; i++) {
+        stellar_job job = {.h = h,
+                           .b = h->conn,
+                           .task = t,
+                           .queue = queue,
+                           .args = args[i],
+                           .payload = payloads[i]};
+        stellar_error ae;
+        int arc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, &ae);
+        st_free(job.error);
+        if (arc < 0 && after_rc == STELLAR_OK) {
+            after_rc = arc;
+            if (before_rc == STELLAR_OK) first = ae;
+        }
+    }
+    if (rc == STELLAR_OK && npush && h->pool) st_pool_wake(h->pool);
+    pthread_mutex_unlock(&h->lock);
+
+    if (rc == STELLAR_OK && (before_rc < 0 || after_rc < 0)) {
+        rc = before_rc < 0 ? before_rc : after_rc;
+        if (e) *e = first;
+    } else if (rc == STELLAR_OK && vetoed) {
+        rc = STELLAR_VETOED;
+    }
+out:
+    for (i = 0; parsed && i < n; i++) {
+        json_decref(parsed[i]);
+        if (args) json_decref(args[i]);
+        if (payloads) st_free(payloads[i]);
+    }
+    st_free(parsed);
+    st_free(args);
+    st_free(payloads);
+    json_decref(empty);
+    return rc;
+}
