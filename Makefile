@@ -26,5 +26,16 @@ install: all
 run: all
 	cd $(APP) && ../../$(BUILD)/stellar run
 
+# Benchmarks against node-resque and the limits (bench/README.md); not part
+# of `make test`. A Release build of its own in build-bench.
+bench:
+	@./scripts/deps.sh test
+	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-bench -j2
+	cmake -S bench -B build-bench/bench -DCMAKE_BUILD_TYPE=Release \
+		-DSTELLAR_BUILD=$(CURDIR)/build-bench >/dev/null
+	cmake --build build-bench/bench -j2
+	bench/run.sh build-bench
+
 clean:
 	rm -rf build build-asan build-tsan

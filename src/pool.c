@@ -78,6 +78,7 @@ struct st_pool {
     bool stop_now;        /* stop waiting for running jobs */
     bool aux_stop;        /* heartbeat and scheduler: end now */
     uint64_t work_seq;    /* bumped by st_pool_wake() */
+    bool watching;        /* an idle processor is in the backend's wait */
 
     pthread_t heartbeat;
     bool heartbeat_started;
@@ -244,6 +245,12 @@ static char *run_forked(stellar_api *api, const st_task *t, json_t *args)
     if (pid == 0) {
         char *err;
         size_t off = 0, len;
+        sigset_t none;
+        /* A daemon blocks SIGTERM and SIGINT in every thread (it takes them
+         * with sigwait): the child must not inherit that, or the SIGTERM
+         * sent at its timeout waits for the SIGKILL (tests/faults). */
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
         close(fds[0]);
         api->in_child = true;
         err = call_run(api, t, args);
@@ -323,8 +330,9 @@ static char *run_task(st_proc *w, const st_task *t, const char *queue,
     if (t->def.timeout > 0) api.deadline_ms = start + t->def.timeout;
     if (iso == STELLAR_ISOLATION_FORK) return run_forked(&api, t, args);
     error = call_run(&api, t, args);
-    /* In a thread the limit is cooperative, and still reported. */
-    if (!error && t->def.timeout > 0 && st_mono_ms() - start > t->def.timeout)
+    /* In a thread the limit is cooperative, and still reported: from the
+     * ms stellar_should_stop() turns true (>=, as there). */
+    if (!error && t->def.timeout > 0 && st_mono_ms() - start >= t->def.timeout)
         error = st_asprintf("timed out: ran %lld ms (timeout %lld ms)",
                             (long long)(st_mono_ms() - start),
                             (long long)t->def.timeout);
@@ -357,6 +365,11 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
         goto failed;
     }
     snprintf(w->task_name, sizeof w->task_name, "%s", pl.klass);
+    if (pl.args && !json_is_array(pl.args)) { /* issue #6: bad input */
+        hj.error = st_strdup("payload \"args\" is not an array");
+        snprintf(where, sizeof where, "    at reserve (%s)", w->name);
+        goto failed;
+    }
     hj.task = st_task_find(h, pl.klass);
     hj.args = pl.args;
     if (!hj.task) {
@@ -405,9 +418,12 @@ failed:
 
 /* --------------------------------------------------------- Processor --- */
 
-/* Waits until stop is set, ms pass, or (if any_work) work may have
- * arrived since work_seq was `seen`. */
-static void idle_wait(st_pool *p, uint64_t seen, bool any_work, int64_t ms)
+/* How long the watcher blocks in the backend's wait at a time: the most a
+ * stop waits for it. */
+#define WATCH_SLICE_MS 50
+
+/* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait. */
+static struct timespec deadline_ts(int64_t ms)
 {
     struct timespec ts;
     int64_t ns;
@@ -416,9 +432,62 @@ static void idle_wait(st_pool *p, uint64_t seen, bool any_work, int64_t ms)
     ns = ts.tv_nsec + (ms % 1000) * 1000000;
     ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
     ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
+/*
+ * Waits until stop is set, ms pass, or (if any_work) work may have arrived
+ * since work_seq was `seen`.
+ *
+ * Work queued by this handle bumps work_seq (st_pool_wake). Work queued by
+ * other processes or handles is seen through the backend's wait op, if it
+ * has one: one idle processor at a time, the watcher, blocks in it (in
+ * slices of WATCH_SLICE_MS, so that it sees a stop soon) while the others
+ * sleep on the condvar. A watcher that wakes early goes to reserve at once
+ * and hands the watch over (the broadcast lets the next idle processor take
+ * it), so a burst of work pulls idle processors in one after another
+ * rather than all at once for a single job. A wait op that fails is not
+ * used again until this idle spell ends (the reserve every `ms` still
+ * runs).
+ */
+static void idle_wait(st_pool *p, st_proc *w, uint64_t seen, bool any_work,
+                      int64_t ms)
+{
+    int64_t deadline = st_mono_ms() + ms;
+    struct timespec ts = deadline_ts(ms);
+    bool watch = any_work && w->conn->ops->wait != NULL, watched = false;
+
     pthread_mutex_lock(&p->lock);
-    while (!p->stopping && (!any_work || p->work_seq == seen))
-        if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
+    for (;;) {
+        int64_t left = deadline - st_mono_ms(), slice, t0;
+        stellar_error err;
+        bool early;
+        int rc;
+
+        if (p->stopping || (any_work && p->work_seq != seen) || left <= 0)
+            break;
+        if (!watch || p->watching) {
+            if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
+            continue;
+        }
+        slice = left < WATCH_SLICE_MS ? left : WATCH_SLICE_MS;
+        p->watching = watched = true;
+        pthread_mutex_unlock(&p->lock);
+        t0 = st_mono_ms();
+        rc = w->conn->ops->wait(w->conn, &w->id, slice, &err);
+        early = st_mono_ms() - t0 < slice;
+        pthread_mutex_lock(&p->lock);
+        p->watching = false;
+        if (rc != STELLAR_OK) {
+            st_log(&p->h->log, STELLAR_LOG_DEBUG, "%s: wait: %s", w->name,
+                   err.msg);
+            watch = false;
+        } else if (early) {
+            break;
+        }
+    }
+    /* The watch is free: the next idle processor takes it. */
+    if (watched) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -457,7 +526,7 @@ static void *proc_main(void *arg)
             backoff = 0;
         }
         if (rc == STELLAR_ENOTFOUND) {
-            idle_wait(p, seen, true, h->poll_ms);
+            idle_wait(p, w, seen, true, h->poll_ms);
             continue;
         }
         if (rc != STELLAR_OK) {
@@ -466,7 +535,7 @@ static void *proc_main(void *arg)
             backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
             st_log(&h->log, STELLAR_LOG_WARN, "%s: reserve: %s (retry in %lld ms)",
                    w->name, err.msg, (long long)backoff);
-            idle_wait(p, seen, false, backoff);
+            idle_wait(p, w, seen, false, backoff);
             continue;
         }
 
@@ -511,9 +580,8 @@ static void *proc_main(void *arg)
         st_sleep_ms(250);
     }
     st_free(failed_entry);
-    if (w->conn->ops->worker_unregister(w->conn, &w->id, &err))
-        st_log(&h->log, STELLAR_LOG_WARN, "%s: unregister: %s", w->name,
-               err.msg);
+    /* st_pool_stop unregisters it, once the heartbeat has stopped: a ping
+     * after the unregister would leave a ghost worker (tests/faults). */
     pthread_mutex_lock(&p->lock);
     pthread_mutex_lock(&w->lock);
     w->exited = true;
@@ -740,6 +808,13 @@ void st_pool_stop(st_pool *p, int64_t timeout_ms)
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     if (p->heartbeat_started) pthread_join(p->heartbeat, NULL);
+    for (i = 0; i < p->n; i++) { /* every thread is joined: conn is free */
+        st_proc *w = &p->procs[i];
+        stellar_error err;
+        if (w->conn && w->conn->ops->worker_unregister(w->conn, &w->id, &err))
+            st_log(&p->h->log, STELLAR_LOG_WARN, "%s: unregister: %s", w->name,
+                   err.msg);
+    }
     st_sched_stop(p->sched);
     st_log(&p->h->log, STELLAR_LOG_INFO, "stopped");
     pool_free(p);

@@ -1156,6 +1156,16 @@ static int gate_after_enqueue(stellar_job *job, const json_t *o)
     return STELLAR_OK;
 }
 
+/* gate_perform_calls, read under the lock the hooks write it under. */
+static int gate_calls(void)
+{
+    int n;
+    pthread_mutex_lock(&hooks_mu);
+    n = gate_perform_calls;
+    pthread_mutex_unlock(&hooks_mu);
+    return n;
+}
+
 static int gate_before_perform(stellar_job *job, const json_t *o)
 {
     (void)o;
@@ -1274,7 +1284,7 @@ an_apps_plugin_vetoing_a_run_drops_the_job_uncounted(struct test_ctx *t)
     reg(h, &task_gated_by_app);
     enqueue_expect(h, STELLAR_OK, "guarded", "{\"veto_perform\":true}");
     start(h);
-    ASSERT_WAIT(gate_perform_calls == 1 && workers_idle(h), 5000);
+    ASSERT_WAIT(gate_calls() == 1 && workers_idle(h), 5000);
     ASSERT_EQ(0, plain()); /* the task never ran */
     ASSERT_EQ(0, stat_of(h, "processed"));
     ASSERT_EQ(0, stat_of(h, "failed"));
@@ -1437,7 +1447,7 @@ static void a_joblock_taken_is_released_when_a_later_plugin_vetoes_the_run(
     reg(h, &locked_gate);
     enqueue_expect(h, STELLAR_OK, "lockedGate", "{\"veto_perform\":true}");
     start(h);
-    ASSERT_WAIT(gate_perform_calls == 1 && workers_idle(h), 5000);
+    ASSERT_WAIT(gate_calls() == 1 && workers_idle(h), 5000);
     ASSERT_EQ(0, plain());
     /* The run did not happen: the lock it took must not outlive it (it
      * would hold back every run of these params for lockTimeout, 1 h). */

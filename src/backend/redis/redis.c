@@ -20,6 +20,17 @@
  *   Read-only operations also reconnect and resend once by themselves.
  * - Times: Redis holds seconds where node-resque does; the API speaks ms.
  *   Seconds are Math.round(ms / 1000): round half up.
+ * - Wake-ups (the wait op): whatever makes a job ready (push, the
+ *   scheduler's promote, a requeue) also PUBLISHes the queue name ("*" for
+ *   many) on the channel NS:stellar:wake, in the same round trip (after
+ *   EXEC, or inside the script), best effort: a user without rights on
+ *   channels still enqueues, and its workers poll. An idle
+ *   worker SUBSCRIBEs on a second connection, looks at its queues once
+ *   (so nothing published before the subscription is missed), then blocks
+ *   on that connection until a message names one of its queues or its
+ *   time is up, and unsubscribes. A channel is not a key: the keyspace
+ *   stays node-resque's. node-resque publishes nothing, so its enqueues
+ *   are seen by the workers' regular poll (docs/compat.md).
  */
 #include "backend.h"
 #include "internal.h"
@@ -29,12 +40,15 @@
 #include <hiredis/hiredis.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +73,12 @@ typedef struct rb {
     char *prefix; /* namespace + ":" or "" (empty namespace) */
     char *where;  /* "host:port" or the socket path, for messages */
     char sha[S_COUNT][41];
+    redisContext *sub; /* the wait op's subscriber connection, or NULL */
+    char
+        *sub_refused; /* why SUBSCRIBE was refused (then wait fails), or NULL */
+    char *out;        /* the commands of one round trip in RESP (resp_send) */
+    size_t out_cap;
+    struct rcache *rc; /* reserve's arguments for the last worker, or NULL */
 } rb;
 
 /* ----------------------------------------------------- Command argv --- */
@@ -398,12 +418,58 @@ static bool parse_date(const char *s, int64_t *ms)
     return false;
 }
 
+/* ---------------------------------------------------- Reserve cache --- */
+
+/*
+ * What reserve() sends for one worker, built once: only the date in the
+ * working-on record changes, once a second. A connection serves one
+ * TaskProcessor, so this holds one worker (another worker's call rebuilds
+ * it).
+ */
+typedef struct rcache {
+    char *name, *queues_str; /* the worker it was built for */
+    char *wkey;              /* NS:worker:<name>:<queues> */
+    char *tail;              /* ,"worker":"<name>"} */
+    char *stat[4];  /* NS:stat:processed[:<name>], NS:stat:failed[:<name>] */
+    char *failed;   /* NS:failed */
+    size_t nq;      /* 0: every queue */
+    char **qkeys;   /* NS:queue:<q> for each of its queues */
+    int64_t head_s; /* the second head was made for */
+    char *head;     /* {"run_at":"<that second as JS dates go>","queue": */
+    char *idkey;    /* NS:stellar:reserve:<name>, the last call's id */
+    uint64_t id;    /* the id of the last call (scripts.h, reserve) */
+    bool resend;    /* that call failed: the next one is its retry */
+} rcache;
+
+static void rcache_free(rcache *r)
+{
+    size_t i;
+    if (!r) return;
+    st_free(r->name);
+    st_free(r->queues_str);
+    st_free(r->wkey);
+    st_free(r->tail);
+    for (i = 0; i < 4; i++)
+        st_free(r->stat[i]);
+    st_free(r->failed);
+    for (i = 0; i < r->nq; i++)
+        st_free(r->qkeys[i]);
+    st_free(r->qkeys);
+    st_free(r->head);
+    st_free(r->idkey);
+    st_free(r);
+}
+
 /* ------------------------------------------------------- Connection --- */
 
 static void rb_free(rb *b)
 {
     if (!b) return;
     if (b->c) redisFree(b->c);
+    if (b->sub) redisFree(b->sub);
+    rcache_free(b->rc);
+    st_free(b->out);
+    st_free(b->sub_refused);
     st_free(b->host);
     st_free(b->path);
     st_free(b->user);
@@ -443,18 +509,26 @@ static void free_replies(redisReply **r, size_t n)
  * raises SIGPIPE, whose default action ends the process. A library must not
  * do that to its host, so socket I/O runs with SIGPIPE blocked in the
  * calling thread (the signal is thread-directed), and a SIGPIPE that our
- * writes left pending is consumed before the old mask comes back. Cost:
- * three or four cheap system calls per round trip.
+ * writes left pending is consumed before the old mask comes back. That is
+ * four system calls, so only what writes with hiredis runs under it
+ * (connecting, and the wait op's subscriber connection); the round trips
+ * of every operation send with MSG_NOSIGNAL instead (resp_send). When the
+ * process ignores SIGPIPE (as `stellar run` does) one call remains.
  */
 typedef struct nopipe {
     sigset_t old;
+    bool skip;           /* SIGPIPE is ignored: nothing to do */
     bool pending_before; /* someone else's SIGPIPE: leave it pending */
 } nopipe;
 
 static void nopipe_enter(nopipe *np)
 {
     sigset_t set, pend;
+    struct sigaction sa;
 
+    np->skip = sigaction(SIGPIPE, NULL, &sa) == 0 &&
+               !(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_IGN;
+    if (np->skip) return;
     sigemptyset(&set);
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, &np->old);
@@ -464,6 +538,7 @@ static void nopipe_enter(nopipe *np)
 
 static void nopipe_leave(nopipe *np)
 {
+    if (np->skip) return;
     if (!np->pending_before) {
         sigset_t set, pend;
         struct timespec zero = {0, 0};
@@ -586,6 +661,79 @@ static void drop(rb *b)
     b->c = NULL;
 }
 
+/* Writes "<lead><v>\r\n" at p; returns the end. */
+static char *put_size(char *p, char lead, size_t v)
+{
+    char t[24];
+    int n = 0;
+
+    *p++ = lead;
+    do
+        t[n++] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    while (n)
+        *p++ = t[--n];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/*
+ * Writes cv[0..n) as RESP into b->out and sends it, whole, with
+ * MSG_NOSIGNAL. hiredis' own formatting (redisAppendCommandArgv) goes
+ * through sdscatfmt for every argument, which cost a tenth of a job's
+ * instructions; and its write(2) raises SIGPIPE on a closed socket, which
+ * every round trip had to guard against with four system calls (see
+ * nopipe). Replies are read by hiredis, whose output buffer stays empty.
+ */
+static bool resp_send(rb *b, cmd *const *cv, size_t n)
+{
+    size_t need = 0, k, len;
+    const char *q;
+    char *p;
+    int i;
+
+    for (k = 0; k < n; k++) {
+        need += 24 + 2;
+        for (i = 0; i < cv[k]->argc; i++)
+            need += 1 + 20 + 2 + cv[k]->len[i] + 2;
+    }
+    if (need > b->out_cap) {
+        char *np = st_realloc(b->out, need);
+        if (!np) {
+            b->c->err = REDIS_ERR_OOM;
+            snprintf(b->c->errstr, sizeof b->c->errstr, "Out of memory");
+            return false;
+        }
+        b->out = np;
+        b->out_cap = need;
+    }
+    p = b->out;
+    for (k = 0; k < n; k++) {
+        p = put_size(p, '*', (size_t)cv[k]->argc);
+        for (i = 0; i < cv[k]->argc; i++) {
+            p = put_size(p, '$', cv[k]->len[i]);
+            memcpy(p, cv[k]->argv[i], cv[k]->len[i]);
+            p += cv[k]->len[i];
+            *p++ = '\r';
+            *p++ = '\n';
+        }
+    }
+    for (q = b->out, len = (size_t)(p - b->out); len > 0;) {
+        ssize_t w = send(b->c->fd, q, len, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            b->c->err = REDIS_ERR_IO;
+            snprintf(b->c->errstr, sizeof b->c->errstr, "%s",
+                     w < 0 ? strerror(errno) : "connection lost");
+            return false;
+        }
+        q += w;
+        len -= (size_t)w;
+    }
+    return true;
+}
+
 /*
  * Sends n commands in one round trip and reads their n replies into r[]
  * (each may be an error reply; the caller checks). Reconnects first if the
@@ -612,10 +760,7 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
             if (rc != STELLAR_OK) return rc;
             fresh = true;
         }
-        for (i = 0; i < n && ok; i++)
-            if (redisAppendCommandArgv(b->c, cv[i]->argc, cv[i]->argv,
-                                       cv[i]->len) != REDIS_OK)
-                ok = false;
+        ok = resp_send(b, cv, n);
         for (i = 0; i < n && ok; i++)
             if (redisGetReply(b->c, (void **)&r[i]) != REDIS_OK) ok = false;
         if (ok) return STELLAR_OK;
@@ -634,16 +779,12 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
     }
 }
 
+/* exchange_io; only a reconnection writes with hiredis (and so needs
+ * nopipe, which connect_ctx brings). */
 static int exchange(rb *b, cmd *const *cv, size_t n, redisReply **r, bool retry,
                     stellar_error *e)
 {
-    nopipe np;
-    int rc;
-
-    nopipe_enter(&np);
-    rc = exchange_io(b, cv, n, r, retry, e);
-    nopipe_leave(&np);
-    return rc;
+    return exchange_io(b, cv, n, r, retry, e);
 }
 
 /* One command; an error reply becomes an error. */
@@ -706,11 +847,14 @@ static int eval(rb *b, int s, cmd *c, redisReply **r, bool retry,
 }
 
 /*
- * Runs cv[0..n) inside MULTI/EXEC, in one round trip. *exec: the EXEC
- * reply, an array with one reply per command (none of them an error).
+ * Runs cv[0..n) inside MULTI/EXEC, then `after` (if not NULL) outside it,
+ * all in one round trip. *exec: the EXEC reply, an array with one reply per
+ * command (none of them an error). The reply to `after` is not looked at:
+ * it is a best-effort extra (the wake-up PUBLISH, which a user without
+ * rights on channels may not send).
  */
-static int multi(rb *b, cmd *const *cv, size_t n, redisReply **exec,
-                 stellar_error *e)
+static int multi_then(rb *b, cmd *const *cv, size_t n, cmd *after,
+                      redisReply **exec, stellar_error *e)
 {
     cmd m, x;
     cmd **all = NULL;
@@ -719,8 +863,8 @@ static int multi(rb *b, cmd *const *cv, size_t n, redisReply **exec,
     int rc;
 
     *exec = NULL;
-    all = st_calloc(n + 2, sizeof *all);
-    r = st_calloc(n + 2, sizeof *r);
+    all = st_calloc(n + 3, sizeof *all);
+    r = st_calloc(n + 3, sizeof *r);
     if (!all || !r) {
         st_free(all);
         st_free(r);
@@ -734,7 +878,8 @@ static int multi(rb *b, cmd *const *cv, size_t n, redisReply **exec,
     for (i = 0; i < n; i++)
         all[i + 1] = cv[i];
     all[n + 1] = &x;
-    rc = exchange(b, all, n + 2, r, false, e);
+    all[n + 2] = after;
+    rc = exchange(b, all, n + 2 + (after != NULL), r, false, e);
     for (i = 0; rc == STELLAR_OK && i < n + 1; i++)
         if (r[i]->type == REDIS_REPLY_ERROR)
             rc = reply_fail(e, all[i]->argv[0], r[i]);
@@ -750,10 +895,20 @@ static int multi(rb *b, cmd *const *cv, size_t n, redisReply **exec,
             r[n + 1] = NULL;
         }
     }
-    free_replies(r, n + 2);
+    free_replies(r, n + 2 + (after != NULL));
     st_free(all);
     st_free(r);
     return rc;
+}
+
+/*
+ * Runs cv[0..n) inside MULTI/EXEC, in one round trip. *exec: the EXEC
+ * reply, an array with one reply per command (none of them an error).
+ */
+static int multi(rb *b, cmd *const *cv, size_t n, redisReply **exec,
+                 stellar_error *e)
+{
+    return multi_then(b, cv, n, NULL, exec, e);
 }
 
 /*
@@ -997,7 +1152,7 @@ static int r_push(st_backend *base, const char *queue,
     rb *b = (rb *)base;
     size_t nchunks = (n + PUSH_CHUNK - 1) / PUSH_CHUNK, ncmd = 1 + nchunks;
     size_t i, j;
-    cmd *cs = NULL, **cv = NULL;
+    cmd *cs = NULL, **cv = NULL, pub;
     redisReply *x = NULL;
     int rc;
 
@@ -1024,7 +1179,14 @@ static int r_push(st_backend *base, const char *queue,
         for (j = i * PUSH_CHUNK; j < n && j < (i + 1) * PUSH_CHUNK; j++)
             arg(c, payloads[j]);
     }
-    rc = multi(b, cv, ncmd, &x, e);
+    /* Ours, after EXEC: wakes idle workers waiting on the channel (see
+     * the top), the job being there by then. */
+    cmd_init(&pub);
+    arg(&pub, "PUBLISH");
+    arg_own(&pub, key1(b, "stellar:wake", ""));
+    arg(&pub, queue);
+    rc = multi_then(b, cv, ncmd, &pub, &x, e);
+    cmd_free(&pub);
     if (x) freeReplyObject(x);
     for (i = 0; i < ncmd; i++)
         cmd_free(&cs[i]);
@@ -1457,7 +1619,8 @@ static int r_worker_register(st_backend *base, const st_worker_id *w,
     /* node-resque's init: SADD workers, SET :started, ping. The DEL of a
      * working-on record left under this identity (node-resque's
      * forceCleanWorker leaves them behind) is ours: a worker that has just
-     * registered holds no job. */
+     * registered holds no job; so is the DEL of the id of its last reserve
+     * (scripts.h). */
     cmd_init(&a);
     cmd_init(&s);
     cmd_init(&p);
@@ -1473,6 +1636,7 @@ static int r_worker_register(st_backend *base, const st_worker_id *w,
     arg_own(&p, ping_json(w, now_ms));
     arg(&d, "DEL");
     arg_own(&d, key(b, "worker", w->name, w->queues_str, NULL));
+    arg_own(&d, key(b, "stellar", "reserve", w->name, NULL));
     cv[0] = &a;
     cv[1] = &s;
     cv[2] = &p;
@@ -1495,7 +1659,7 @@ static int r_worker_unregister(st_backend *base, const st_worker_id *w,
     redisReply *x = NULL;
     int rc;
 
-    /* Reference §4.6, with the five DELs as one. */
+    /* Reference §4.6, with the five DELs as one, and our reserve id. */
     cmd_init(&s);
     cmd_init(&d);
     arg(&s, "SREM");
@@ -1507,6 +1671,7 @@ static int r_worker_unregister(st_backend *base, const st_worker_id *w,
     arg_own(&d, key(b, "worker", w->name, w->queues_str, "started", NULL));
     arg_own(&d, key(b, "stat", "failed", w->name, NULL));
     arg_own(&d, key(b, "stat", "processed", w->name, NULL));
+    arg_own(&d, key(b, "stellar", "reserve", w->name, NULL));
     cv[0] = &s;
     cv[1] = &d;
     rc = multi(b, cv, 2, &x, e);
@@ -1555,18 +1720,82 @@ static bool wildcard(const char *const *queues)
     return !queues || !queues[0] || (strcmp(queues[0], "*") == 0 && !queues[1]);
 }
 
+/* The reserve cache for w, (re)built if it was made for another worker,
+ * with its head for now_ms's second; NULL if out of memory. */
+static rcache *reserve_cache(rb *b, const st_worker_id *w, int64_t now_ms)
+{
+    rcache *r = b->rc;
+    int64_t sec = now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000);
+    st_buf t = {0};
+    size_t i;
+
+    if (r &&
+        (strcmp(r->name, w->name) || strcmp(r->queues_str, w->queues_str))) {
+        rcache_free(r);
+        r = b->rc = NULL;
+    }
+    if (!r) {
+        if (!(r = st_calloc(1, sizeof *r))) return NULL;
+        b->rc = r;
+        r->head_s = INT64_MIN;
+        if (!wildcard(w->queues))
+            while (w->queues[r->nq])
+                r->nq++;
+        r->qkeys = st_calloc(r->nq + 1, sizeof *r->qkeys);
+        st_buf_puts(&t, ",\"worker\":");
+        st_json_put_string(&t, w->name, strlen(w->name));
+        st_buf_putc(&t, '}');
+        r->name = st_strdup(w->name);
+        r->queues_str = st_strdup(w->queues_str);
+        r->wkey = key(b, "worker", w->name, w->queues_str, NULL);
+        r->tail = st_buf_take(&t);
+        r->stat[0] = key(b, "stat", "processed", NULL);
+        r->stat[1] = key(b, "stat", "processed", w->name, NULL);
+        r->stat[2] = key(b, "stat", "failed", NULL);
+        r->stat[3] = key(b, "stat", "failed", w->name, NULL);
+        r->failed = key(b, "failed", NULL);
+        r->idkey = key(b, "stellar", "reserve", w->name, NULL);
+        /* Ids grow across restarts too, so a new process never meets its
+         * predecessor's last id (registration deletes it anyway). */
+        r->id = (uint64_t)st_now_ms() * 1000;
+        for (i = 0; r->qkeys && i < r->nq; i++)
+            if (!(r->qkeys[i] = key(b, "queue", w->queues[i], NULL))) break;
+        if (!r->name || !r->queues_str || !r->wkey || !r->tail || !r->stat[0] ||
+            !r->stat[1] || !r->stat[2] || !r->stat[3] || !r->failed ||
+            !r->idkey || !r->qkeys || i < r->nq) {
+            rcache_free(r);
+            b->rc = NULL;
+            return NULL;
+        }
+    }
+    if (r->head_s != sec) {
+        char date[80];
+        st_js_date(now_ms, date);
+        st_buf_puts(&t, "{\"run_at\":");
+        st_json_put_string(&t, date, strlen(date));
+        st_buf_puts(&t, ",\"queue\":");
+        st_free(r->head);
+        if (!(r->head = st_buf_take(&t))) {
+            rcache_free(r);
+            b->rc = NULL;
+            return NULL;
+        }
+        r->head_s = sec;
+    }
+    return r;
+}
+
 static int r_reserve(st_backend *base, const st_worker_id *w,
                      const st_done *done, int64_t now_ms, st_reserved *out,
                      stellar_error *e)
 {
     rb *b = (rb *)base;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    char date[80];
-    st_buf head = {0}, tail = {0};
     redisReply *r = NULL;
+    rcache *k;
     cmd c;
     int rc;
-    size_t nq = 0, i;
+    size_t i;
 
     if (out) {
         out->queue = out->payload = NULL;
@@ -1577,30 +1806,21 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
         return st_fail(e, STELLAR_EINVAL,
                        "reserve: the finished job lacks its %s",
                        oc == ST_DONE_FAILED ? "failed entry" : "queue/payload");
+    if (!(k = reserve_cache(b, w, now_ms))) return oom(e);
 
-    /* The working-on record around the payload (see scripts.h). */
-    st_js_date(now_ms, date);
-    st_buf_puts(&head, "{\"run_at\":");
-    st_json_put_string(&head, date, strlen(date));
-    st_buf_puts(&head, ",\"queue\":");
-    st_buf_puts(&tail, ",\"worker\":");
-    st_json_put_string(&tail, w->name, strlen(w->name));
-    st_buf_putc(&tail, '}');
-
+    /* The working-on record is head + queue + payload + tail (scripts.h). */
     script_cmd(b, &c, S_RESERVE);
-    arg_own(&c, key(b, "worker", w->name, w->queues_str, NULL));
-    arg_own(&c, st_buf_take(&head));
-    arg_own(&c, st_buf_take(&tail));
+    arg(&c, k->wkey);
+    arg(&c, k->head);
+    arg(&c, k->tail);
     switch (oc) {
     case ST_DONE_OK:
     case ST_DONE_FAILED:
         arg(&c, oc == ST_DONE_OK ? "1" : "2");
-        arg_own(&c, key(b, "stat", oc == ST_DONE_OK ? "processed" : "failed",
-                        NULL));
-        arg_own(&c, key(b, "stat", oc == ST_DONE_OK ? "processed" : "failed",
-                        w->name, NULL));
+        arg(&c, k->stat[oc == ST_DONE_OK ? 0 : 2]);
+        arg(&c, k->stat[oc == ST_DONE_OK ? 1 : 3]);
         if (oc == ST_DONE_FAILED) {
-            arg_own(&c, key(b, "failed", NULL));
+            arg(&c, k->failed);
             arg(&c, done->failed_entry);
         } else {
             arg(&c, "");
@@ -1624,17 +1844,20 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
             arg(&c, "");
         break;
     }
+    /* A call that failed may have run, its reply lost: the retry (the
+     * caller's next call, with the same done) carries the same id. */
+    if (!k->resend) k->id++;
+    arg(&c, k->idkey);
+    arg_int(&c, (int64_t)k->id);
     arg(&c, out ? "1" : "0");
-    if (!wildcard(w->queues))
-        while (w->queues[nq])
-            nq++;
-    arg_int(&c, (int64_t)nq);
-    for (i = 0; i < nq; i++) {
+    arg_int(&c, (int64_t)k->nq);
+    for (i = 0; i < k->nq; i++) {
         arg(&c, w->queues[i]);
-        arg_own(&c, key(b, "queue", w->queues[i], NULL));
+        arg(&c, k->qkeys[i]);
     }
     rc = eval(b, S_RESERVE, &c, &r, false, e);
     cmd_free(&c);
+    k->resend = rc != STELLAR_OK;
     if (rc != STELLAR_OK) return rc;
     if (r->type == REDIS_REPLY_NIL) {
         rc = out ? st_fail(e, STELLAR_ENOTFOUND, "no job in %s's queues",
@@ -2525,6 +2748,217 @@ static int r_kv_scan(st_backend *base, const char *prefix, json_t **out,
     return STELLAR_OK;
 }
 
+/* ------------------------------------------------------------- Wait --- */
+
+/* Opens the subscriber connection: AUTH, no SELECT (channels ignore the
+ * database number). */
+static int sub_open(rb *b, stellar_error *e)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    redisContext *c;
+    redisReply *r;
+    int rc;
+
+    c = b->path ? redisConnectUnixWithTimeout(b->path, tv)
+                : redisConnectWithTimeout(b->host, b->port, tv);
+    if (!c) return oom(e);
+    if (c->err) {
+        rc = st_fail(e, STELLAR_ECONNECT,
+                     "wait: cannot connect to redis at "
+                     "%s: %s",
+                     b->where, c->errstr);
+        redisFree(c);
+        return rc;
+    }
+    tv.tv_sec = COMMAND_TIMEOUT_S;
+    redisSetTimeout(c, tv);
+    if (!b->path) redisEnableKeepAlive(c);
+    if (b->password) {
+        r = b->user ? redisCommand(c, "AUTH %s %s", b->user, b->password)
+                    : redisCommand(c, "AUTH %s", b->password);
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            rc = st_fail(e, STELLAR_ECONNECT,
+                         "wait: redis at %s refused AUTH: %s", b->where,
+                         r ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            return rc;
+        }
+        freeReplyObject(r);
+    }
+    b->sub = c;
+    return STELLAR_OK;
+}
+
+static int sub_lost(rb *b, stellar_error *e)
+{
+    int rc = st_fail(e, STELLAR_ECONNECT,
+                     "wait: redis connection to %s "
+                     "lost: %s",
+                     b->where,
+                     b->sub->errstr[0] ? b->sub->errstr : "connection lost");
+    redisFree(b->sub);
+    b->sub = NULL;
+    return rc;
+}
+
+/* Sends "<verb> <channel>" on the subscriber connection, not waiting for
+ * the reply. */
+static int sub_send(rb *b, const char *verb, const char *chan, stellar_error *e)
+{
+    int done = 0;
+
+    if (redisAppendCommand(b->sub, "%s %s", verb, chan) != REDIS_OK)
+        return sub_lost(b, e);
+    do {
+        if (redisBufferWrite(b->sub, &done) != REDIS_OK) return sub_lost(b, e);
+    } while (!done);
+    return STELLAR_OK;
+}
+
+/* The next reply on the subscriber connection, waiting until deadline
+ * (monotonic ms): 1 with *r (free it), 0 at the deadline, or an error. */
+static int sub_read(rb *b, int64_t deadline, redisReply **r, stellar_error *e)
+{
+    for (;;) {
+        void *reply = NULL;
+        struct pollfd pfd;
+        int64_t left;
+        int n;
+
+        if (redisGetReplyFromReader(b->sub, &reply) != REDIS_OK)
+            return sub_lost(b, e);
+        if (reply) {
+            *r = reply;
+            return 1;
+        }
+        if ((left = deadline - st_mono_ms()) <= 0) return 0;
+        pfd.fd = b->sub->fd;
+        pfd.events = POLLIN;
+        pfd.revents = 0;
+        n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+        if (n < 0 && errno != EINTR) return sub_lost(b, e);
+        if (n > 0 && redisBufferRead(b->sub) != REDIS_OK) return sub_lost(b, e);
+    }
+}
+
+/* A pub/sub reply ["kind", channel, x] is of this kind. */
+static bool push_is(const redisReply *r, const char *kind)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           r->element[0]->type == REDIS_REPLY_STRING &&
+           strcmp(r->element[0]->str, kind) == 0;
+}
+
+/* A wake message names one of w's queues (or "*"). */
+static bool wakes(const redisReply *r, const st_worker_id *w)
+{
+    const redisReply *q = r->element[2];
+    size_t i;
+
+    if (q->type != REDIS_REPLY_STRING || wildcard(w->queues) ||
+        strcmp(q->str, "*") == 0)
+        return true;
+    for (i = 0; w->queues[i]; i++)
+        if (strcmp(w->queues[i], q->str) == 0) return true;
+    return false;
+}
+
+/* *ready: whether one of w's queues holds a job now. */
+static int queues_ready(rb *b, const st_worker_id *w, bool *ready,
+                        stellar_error *e)
+{
+    redisReply *r = NULL;
+    size_t nq = 0, i;
+    cmd c;
+    int rc;
+
+    *ready = false;
+    if (!wildcard(w->queues))
+        while (w->queues[nq])
+            nq++;
+    script_cmd(b, &c, S_READY);
+    arg_int(&c, (int64_t)nq);
+    for (i = 0; i < nq; i++)
+        arg_own(&c, key(b, "queue", w->queues[i], NULL));
+    rc = eval(b, S_READY, &c, &r, true, e);
+    cmd_free(&c);
+    if (rc != STELLAR_OK) return rc;
+    *ready = r->type == REDIS_REPLY_INTEGER && r->integer != 0;
+    freeReplyObject(r);
+    return STELLAR_OK;
+}
+
+/*
+ * The wait op (see the top): subscribe, look once, block until a message
+ * names one of w's queues or timeout_ms pass, unsubscribe. The reply to
+ * that UNSUBSCRIBE, and any message that came before it, are read and
+ * dropped by the next call, before its own subscription is confirmed.
+ */
+static int r_wait(st_backend *base, const st_worker_id *w, int64_t timeout_ms,
+                  stellar_error *e)
+{
+    rb *b = (rb *)base;
+    int64_t deadline = st_mono_ms() + timeout_ms;
+    char *chan = key1(b, "stellar:wake", "");
+    redisReply *r = NULL;
+    bool subscribed = false, ready = false;
+    stellar_error ignored;
+    nopipe np;
+    int rc = STELLAR_OK;
+
+    if (!chan) return oom(e);
+    if (b->sub_refused) {
+        rc = st_fail(e, STELLAR_EBACKEND,
+                     "wait: redis at %s refused "
+                     "SUBSCRIBE: %s",
+                     b->where, b->sub_refused);
+        goto out_free;
+    }
+    if (timeout_ms <= 0) goto out_free;
+    nopipe_enter(&np);
+    if (!b->sub && (rc = sub_open(b, e)) != STELLAR_OK) goto out;
+    if ((rc = sub_send(b, "SUBSCRIBE", chan, e)) != STELLAR_OK) goto out;
+    for (;;) {
+        rc = sub_read(b, st_mono_ms() + COMMAND_TIMEOUT_S * 1000, &r, e);
+        if (rc < 0) goto out;
+        if (rc == 0) {
+            rc = st_fail(e, STELLAR_ECONNECT,
+                         "wait: redis at %s did not confirm SUBSCRIBE",
+                         b->where);
+            redisFree(b->sub);
+            b->sub = NULL;
+            goto out;
+        }
+        if (r->type == REDIS_REPLY_ERROR) { /* e.g. NOPERM: no channels */
+            b->sub_refused = st_strdup(r->str);
+            rc = st_fail(e, STELLAR_EBACKEND,
+                         "wait: redis at %s refused SUBSCRIBE: %s", b->where,
+                         r->str);
+            freeReplyObject(r);
+            goto out;
+        }
+        subscribed = push_is(r, "subscribe");
+        freeReplyObject(r);
+        if (subscribed) break;
+    }
+    /* A job pushed before the subscription took effect sent its message
+     * to nobody: look. */
+    if ((rc = queues_ready(b, w, &ready, e)) != STELLAR_OK || ready) goto out;
+    while ((rc = sub_read(b, deadline, &r, e)) > 0) {
+        bool hit = push_is(r, "message") && wakes(r, w);
+        freeReplyObject(r);
+        if (hit) break;
+    }
+    if (rc > 0) rc = STELLAR_OK;
+out:
+    if (subscribed && b->sub) sub_send(b, "UNSUBSCRIBE", chan, &ignored);
+    nopipe_leave(&np);
+out_free:
+    st_free(chan);
+    return rc;
+}
+
 /* ------------------------------------------------------------ Table --- */
 
 /* Serves "redis://..." and "redis+unix://..." (st_backend_find maps the
@@ -2563,5 +2997,5 @@ const st_backend_ops st_redis_ops = {
     .kv_expire = r_kv_expire,
     .kv_incr = r_kv_incr,
     .kv_scan = r_kv_scan,
-    .wait = NULL,
+    .wait = r_wait,
 };

@@ -58,9 +58,11 @@
  *   5  how the held job ended: "0" nothing held; "1" INCR a, INCR b;
  *      "2" INCR a, INCR b, RPUSH c d; "3" dropped; "4" SADD a b, LPUSH c d
  *   6..9  a, b, c, d
- *   10 "1": pop the next job; "0": only apply 5
- *   11 n, the number of queues; 0: every queue in NS:queues, by name
- *   12.. n pairs (queue name, queue key)
+ *   10 the call-id key NS:stellar:reserve:<name>
+ *   11 this call's id (decimal; a retry of a call sends the same id)
+ *   12 "1": pop the next job; "0": only apply 5
+ *   13 n, the number of queues; 0: every queue in NS:queues, by name
+ *   14.. n pairs (queue name, queue key)
  * Returns {queue, payload} or nil.
  *
  * The working-on record is built by string concatenation with the popped
@@ -73,6 +75,15 @@
  * JSON: if it is not, it goes in as a JSON string so that the record stays
  * parseable, and the job is still handed out (node-resque's script would
  * lose it) so that the worker fails it where people can see it.
+ *
+ * A reply can be lost after the script ran (the connection drops between
+ * the two): the caller then sends the same call again, with the same id.
+ * The id key holds the id of the last call that changed something, and a
+ * flag: "n" nothing held after it, "r" the job it popped is in the record
+ * as is, "j" as a JSON string. A call whose id is there already ran: it
+ * applies nothing again and hands out the job it popped, read back from
+ * the record (or, if no job is wanted now, puts it back at the head of its
+ * queue), so that no ack counts twice and no popped job is lost.
  */
 static const char lua_reserve[] =
     ST_LUA_JSTR
@@ -86,7 +97,25 @@ static const char lua_reserve[] =
     "  end\n"
     "  return #a < #b\n"
     "end\n"
-    "local won, oc = ARGV[2], ARGV[5]\n"
+    "local P, won, oc, idk, id = ARGV[1], ARGV[2], ARGV[5], ARGV[10], ARGV[11]\n"
+    "local last = redis.call('GET', idk)\n"
+    "if last and string.sub(last, 1, -2) == id then\n"
+    "  local flag, rec = string.sub(last, -1), redis.call('GET', won)\n"
+    "  if flag == 'n' or not rec then return false end\n"
+    "  local at = string.find(rec, ',\"payload\":', 1, true)\n"
+    "  if not at then return false end\n"
+    "  local v = string.sub(rec, at + 11, #rec - #ARGV[4])\n"
+    "  if flag == 'j' then v = cjson.decode(v) end\n"
+    "  local q = cjson.decode(rec).queue\n"
+    "  if ARGV[12] == '1' then return {q, v} end\n"
+    "  local qk = P .. 'queue'\n"
+    "  if string.find(q, '%S') then qk = qk .. ':' .. q end\n"
+    "  redis.call('SADD', P .. 'queues', q)\n"
+    "  redis.call('LPUSH', qk, v)\n"
+    "  redis.call('DEL', won)\n"
+    "  redis.call('SET', idk, id .. 'n')\n"
+    "  return false\n"
+    "end\n"
     "if oc == '1' or oc == '2' then\n"
     "  redis.call('INCR', ARGV[6])\n"
     "  redis.call('INCR', ARGV[7])\n"
@@ -94,12 +123,12 @@ static const char lua_reserve[] =
     "elseif oc == '4' then\n"
     "  redis.call('SADD', ARGV[6], ARGV[7])\n"
     "  redis.call('LPUSH', ARGV[8], ARGV[9])\n"
+    "  redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[7])\n"
     "end\n"
-    "if ARGV[10] == '1' then\n"
-    "  local n = tonumber(ARGV[11])\n"
+    "if ARGV[12] == '1' then\n"
+    "  local n = tonumber(ARGV[13])\n"
     "  local names, keys = {}, {}\n"
     "  if n == 0 then\n"
-    "    local P = ARGV[1]\n"
     "    names = redis.call('SMEMBERS', P .. 'queues')\n"
     "    table.sort(names, bytelt)\n"
     "    for i = 1, #names do\n"
@@ -109,7 +138,7 @@ static const char lua_reserve[] =
     "    end\n"
     "  else\n"
     "    for i = 1, n do\n"
-    "      names[i], keys[i] = ARGV[10 + 2 * i], ARGV[11 + 2 * i]\n"
+    "      names[i], keys[i] = ARGV[12 + 2 * i], ARGV[13 + 2 * i]\n"
     "    end\n"
     "  end\n"
     "  for i = 1, #names do\n"
@@ -118,15 +147,19 @@ static const char lua_reserve[] =
      * again by the caller's retry). */
     "    local v = redis.pcall('LPOP', keys[i])\n"
     "    if type(v) == 'string' then\n"
-    "      local body = v\n"
-    "      if not pcall(cjson.decode, v) then body = jstr(v) end\n"
+    "      local body, flag = v, 'r'\n"
+    "      if not pcall(cjson.decode, v) then body, flag = jstr(v), 'j' end\n"
     "      redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..\n"
     "                 ',\"payload\":' .. body .. ARGV[4])\n"
+    "      redis.call('SET', idk, id .. flag)\n"
     "      return {names[i], v}\n"
     "    end\n"
     "  end\n"
     "end\n"
-    "if oc ~= '0' then redis.call('DEL', won) end\n"
+    "if oc ~= '0' then\n"
+    "  redis.call('DEL', won)\n"
+    "  redis.call('SET', idk, id .. 'n')\n"
+    "end\n"
     "return false\n";
 
 /*
@@ -191,6 +224,7 @@ static const char lua_promote[] =
     "    redis.call('ZREM', sched, ts)\n"
     "  else break end\n"
     "end\n"
+    "if moved > 0 then redis.pcall('PUBLISH', P .. 'stellar:wake', '*') end\n"
     "local nxt = redis.call('ZRANGE', sched, 0, 0, 'WITHSCORES')\n"
     "if #nxt == 0 then return {moved, '-1'} end\n"
     "return {moved, nxt[2]}\n";
@@ -286,9 +320,11 @@ static const char lua_clean[] =
     "elseif act == '2' then\n"
     "  redis.call('SADD', key('queues'), ARGV[6])\n"
     "  redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])\n"
+    "  redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[6])\n"
     "end\n"
     "redis.call('DEL', key('stat', 'failed', name),\n"
-    "           key('stat', 'processed', name), key('worker', 'ping', name))\n"
+    "           key('stat', 'processed', name), key('worker', 'ping', name),\n"
+    "           key('stellar', 'reserve', name))\n"
     "for i = 1, npairs do\n"
     "  local qs = ARGV[7 + 2 * i]\n"
     "  redis.call('SREM', key('workers'), ARGV[6 + 2 * i])\n"
@@ -308,6 +344,7 @@ static const char lua_failed_remove[] =
     "if n > 0 and ARGV[3] == '1' then\n"
     "  redis.call('SADD', key('queues'), ARGV[4])\n"
     "  redis.call('RPUSH', key('queue', ARGV[4]), ARGV[5])\n"
+    "  redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[4])\n"
     "end\n"
     "return n\n";
 
@@ -326,6 +363,29 @@ static const char lua_kv_expire[] =
     "else redis.call('PERSIST', k) end\n"
     "return 1\n";
 
+/*
+ * ready: whether any of a worker's queues holds a job (the wait op's look
+ * after it subscribes). ARGV: P, n, then n queue keys; n = 0: every queue
+ * in NS:queues. Returns 1 or 0.
+ */
+static const char lua_ready[] =
+    "local P, n = ARGV[1], tonumber(ARGV[2])\n"
+    "if n == 0 then\n"
+    "  local names = redis.call('SMEMBERS', P .. 'queues')\n"
+    "  for i = 1, #names do\n"
+    "    local k = P .. 'queue'\n"
+    "    if string.find(names[i], '%S') then k = k .. ':' .. names[i] end\n"
+    "    local len = redis.pcall('LLEN', k)\n"
+    "    if type(len) == 'number' and len > 0 then return 1 end\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
+    "for i = 1, n do\n"
+    "  local len = redis.pcall('LLEN', ARGV[2 + i])\n"
+    "  if type(len) == 'number' and len > 0 then return 1 end\n"
+    "end\n"
+    "return 0\n";
+
 enum {
     S_RESERVE,
     S_PUSH_AT,
@@ -336,6 +396,7 @@ enum {
     S_FAILED_REMOVE,
     S_KV_DEL,
     S_KV_EXPIRE,
+    S_READY,
     S_COUNT
 };
 
@@ -343,6 +404,7 @@ static const char *const lua_scripts[S_COUNT] = {
     lua_reserve,     lua_push_at,       lua_promote,
     lua_del_delayed, lua_del_delayed_at, lua_clean,
     lua_failed_remove, lua_kv_del,      lua_kv_expire,
+    lua_ready,
 };
 
 /* clang-format on */

@@ -26,12 +26,17 @@
 #include <sqlite3.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <poll.h>
+#include <sys/inotify.h>
+#endif
 
 /* ------------------------------------------------------------- Schema --- */
 
@@ -53,8 +58,12 @@
  * than this build knows is refused.
  */
 #define SCHEMA_VERSION 1
-#define SQ_STR_(x)     #x
-#define SQ_XSTR(x)     SQ_STR_(x)
+
+/* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
+ * holds this many pages (1 KiB each): about 10 MiB. */
+#define WAL_CHECKPOINT_PAGES 10000
+#define SQ_STR_(x)           #x
+#define SQ_XSTR(x)           SQ_STR_(x)
 
 static const char *const migrations[SCHEMA_VERSION] = {
     /* 0 -> 1: the first schema. */
@@ -214,6 +223,12 @@ typedef struct sq_conn {
     int64_t busy_ms;             /* how long a writer waits for the lock */
     int64_t busy_since_ms;       /* monotonic start of the current wait */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use */
+    int watch_fd;     /* wait's inotify watch: -2 not made yet, -1 none */
+    char *watch_name; /* the WAL's name in the watched folder */
+    struct wlock *wl; /* this process's writer lock for the file, or NULL */
+    bool wl_held;     /* wl is locked by this connection's transaction */
+    bool in_begin;    /* BEGIN IMMEDIATE is running: waits count from */
+    int64_t begin_ms; /* ... this monotonic time (the writer lock's wait) */
 } sq_conn;
 
 /* ------------------------------------------------------------- Errors --- */
@@ -234,6 +249,9 @@ static int sq_fail(sq_conn *c, int rc, stellar_error *e)
                        sqlite3_errmsg(c->db));
     case SQLITE_NOMEM:
         return st_fail(e, STELLAR_ENOMEM, "sqlite %s: out of memory", c->op);
+    case SQLITE_IOERR: /* e.g. a write past the file size limit */
+        return st_fail(e, STELLAR_EIO, "sqlite %s: %s: %s", c->op, c->path,
+                       sqlite3_errmsg(c->db));
     default:
         return st_fail(e, STELLAR_EBACKEND, "sqlite %s: %s: %s", c->op, c->path,
                        sqlite3_errmsg(c->db));
@@ -254,13 +272,126 @@ static int on_busy(void *ud, int count)
     int64_t now = st_mono_ms(), waited;
     struct timespec ts = {0, 0};
 
-    if (count == 0) c->busy_since_ms = now;
+    if (count == 0) c->busy_since_ms = c->in_begin ? c->begin_ms : now;
     waited = now - c->busy_since_ms;
     if (waited >= c->busy_ms) return 0;
     ts.tv_nsec = waited < 2 ? 50000L : waited < 100 ? 500000L : 2000000L;
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
         ;
     return 1;
+}
+
+/* ---------------------------------------------- In-process writer lock --- */
+
+/*
+ * Writers of one process take turns on a mutex of their own before BEGIN
+ * IMMEDIATE. SQLite's own wait for its write lock is a busy handler that
+ * sleeps and retries: eight TaskProcessors retrying so on two cores lost a
+ * third of their throughput to it, and a mutex hands the lock over at once
+ * (bench/README.md). Writers in other processes still meet at SQLite's
+ * lock, and the whole wait stays within busy_ms. One mutex per database
+ * file and process: a child made by fork() makes its own (entries are keyed
+ * by pid), and the table's own lock is held across fork() so that no child
+ * inherits it locked.
+ */
+typedef struct wlock {
+    struct wlock *next;
+    pid_t pid;
+    char *path; /* as sqlite3_db_filename gives it: absolute */
+    int refs;   /* connections using it */
+    pthread_mutex_t m;
+} wlock;
+
+static pthread_mutex_t wlocks_mu = PTHREAD_MUTEX_INITIALIZER; /* the list */
+static wlock *wlocks;
+static pthread_once_t wlocks_once = PTHREAD_ONCE_INIT;
+
+static void wlocks_fork_prepare(void)
+{
+    pthread_mutex_lock(&wlocks_mu);
+}
+
+static void wlocks_fork_done(void)
+{
+    pthread_mutex_unlock(&wlocks_mu);
+}
+
+static void wlocks_init(void)
+{
+    pthread_atfork(wlocks_fork_prepare, wlocks_fork_done, wlocks_fork_done);
+}
+
+/* This process's lock for the file at path; NULL if out of memory (the
+ * connection then waits on SQLite's lock only). */
+static wlock *wlock_get(const char *path)
+{
+    pid_t pid = getpid();
+    wlock *w;
+
+    pthread_once(&wlocks_once, wlocks_init);
+    pthread_mutex_lock(&wlocks_mu);
+    for (w = wlocks; w; w = w->next)
+        if (w->pid == pid && strcmp(w->path, path) == 0) break;
+    if (!w && (w = st_calloc(1, sizeof *w)) != NULL) {
+        if (!(w->path = st_strdup(path))) {
+            st_free(w);
+            w = NULL;
+        } else {
+            w->pid = pid;
+            pthread_mutex_init(&w->m, NULL);
+            w->next = wlocks;
+            wlocks = w;
+        }
+    }
+    if (w) w->refs++;
+    pthread_mutex_unlock(&wlocks_mu);
+    return w;
+}
+
+static void wlock_put(wlock *w)
+{
+    wlock **p;
+
+    if (!w) return;
+    pthread_mutex_lock(&wlocks_mu);
+    if (--w->refs == 0) {
+        for (p = &wlocks; *p && *p != w; p = &(*p)->next)
+            ;
+        if (*p) *p = w->next;
+        pthread_mutex_destroy(&w->m);
+        st_free(w->path);
+        st_free(w);
+    }
+    pthread_mutex_unlock(&wlocks_mu);
+}
+
+/* Takes c's writer lock, waiting until c->begin_ms + busy_ms at most. */
+static int wlock_take(sq_conn *c, stellar_error *e)
+{
+    struct timespec ts;
+    int64_t ms = c->busy_ms, ns;
+
+    if (!c->wl) return STELLAR_OK;
+    if (pthread_mutex_trylock(&c->wl->m) != 0) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ns = ts.tv_nsec + (ms % 1000) * 1000000;
+        ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        if (pthread_mutex_timedlock(&c->wl->m, &ts) != 0)
+            return st_fail(e, STELLAR_EBUSY,
+                           "sqlite %s: %s is locked by another connection; "
+                           "gave up after waiting %lld ms (busy timeout)",
+                           c->op, c->path, (long long)c->busy_ms);
+    }
+    c->wl_held = true;
+    return STELLAR_OK;
+}
+
+static void wlock_drop(sq_conn *c)
+{
+    if (!c->wl_held) return;
+    c->wl_held = false;
+    pthread_mutex_unlock(&c->wl->m);
 }
 
 /* ---------------------------------------------------- Statement helpers --- */
@@ -368,11 +499,20 @@ static int64_t changes(sq_conn *c)
     return sqlite3_changes(c->db);
 }
 
-/* Starts a write transaction (the write lock, waiting up to busy_ms). */
+/* Starts a write transaction: this process's writer lock, then SQLite's
+ * write lock, waiting up to busy_ms for both. */
 static int sq_begin(sq_conn *c, const char *op, stellar_error *e)
 {
+    int rc;
+
     c->op = op;
-    return sq_exec(c, S_BEGIN_W, e, "");
+    c->begin_ms = st_mono_ms();
+    if ((rc = wlock_take(c, e)) < 0) return rc;
+    c->in_begin = true;
+    rc = sq_exec(c, S_BEGIN_W, e, "");
+    c->in_begin = false;
+    if (rc < 0) wlock_drop(c);
+    return rc;
 }
 
 /* Starts a read transaction: one consistent snapshot, no lock held. */
@@ -384,13 +524,16 @@ static int sq_begin_read(sq_conn *c, const char *op, stellar_error *e)
 
 static int sq_commit(sq_conn *c, stellar_error *e)
 {
-    return sq_exec(c, S_COMMIT, e, "");
+    int rc = sq_exec(c, S_COMMIT, e, "");
+    if (rc >= 0) wlock_drop(c);
+    return rc;
 }
 
 /* Ends a failed transaction, if one is open. The error in e stays. */
 static void sq_rollback(sq_conn *c)
 {
     if (!sqlite3_get_autocommit(c->db)) sq_exec(c, S_ROLLBACK, NULL, "");
+    wlock_drop(c);
 }
 
 /* ----------------------------------------------------------- JSON bits --- */
@@ -615,7 +758,10 @@ static void sq_close(st_backend *b)
     if (!c) return;
     for (i = 0; i < S_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
+    if (c->watch_fd >= 0) close(c->watch_fd);
+    st_free(c->watch_name);
     sqlite3_close(c->db);
+    wlock_put(c->wl);
     st_free(c->path);
     st_free(c);
 }
@@ -670,6 +816,7 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     }
     c->base.ops = &st_sqlite_ops;
     c->op = "open";
+    c->watch_fd = -2;
     c->busy_ms = cfg && cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
     /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
     rc = sqlite3_open_v2(
@@ -682,6 +829,7 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
         goto fail;
     }
     sqlite3_busy_handler(c->db, on_busy, c);
+    c->wl = wlock_get(sqlite3_db_filename(c->db, "main"));
     /* Small pages for a new file (ignored for an existing one): a reserve
      * commits four or five pages to the WAL, and 1 KiB pages made it about
      * 1.5x faster than the default 4 KiB; a typical payload (< 1 KiB) still
@@ -692,7 +840,17 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
         goto fail;
     }
     if ((rc = set_wal(c, e)) < 0) goto fail;
-    rc = sqlite3_exec(c->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+    /* NORMAL: a commit is not synced; the WAL is synced at each
+     * checkpoint. A killed process loses nothing (its writes are in the
+     * OS); a power cut or an OS crash may undo the transactions since the
+     * last checkpoint, and never corrupts the file. A checkpoint every
+     * WAL_CHECKPOINT_PAGES pages (instead of 1000) makes its two fsyncs
+     * rarer, and bounds that loss to about that many pages of commits
+     * (see README, Benchmarks). */
+    rc = sqlite3_exec(c->db,
+                      "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint"
+                      " = " SQ_XSTR(WAL_CHECKPOINT_PAGES),
+                      NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = sq_fail(c, rc, e);
         goto fail;
@@ -1592,27 +1750,123 @@ fail:
 
 /* ---------------------------------------------------------------- Wake --- */
 
+/* Without a watch on the WAL, how often wait looks (ms); with one, how
+ * often it looks anyway. */
+#define WAIT_POLL_MS  1
+#define WAIT_CHECK_MS 25
+
 /*
- * Polls PRAGMA data_version (it changes when another connection commits)
- * every few ms, and looks at w's queues when it does. Returns STELLAR_OK
- * when a job may be there or when timeout_ms has passed.
+ * Every commit, from any process, appends to the WAL file, so on Linux wait
+ * sleeps on an inotify watch of the WAL's folder (a watch on the file
+ * itself would miss a WAL deleted and made again) and wakes at the first
+ * write to the WAL. The watch is made on the first wait and kept until
+ * close: closing an inotify descriptor costs milliseconds (the kernel
+ * waits for a grace period), too much between a wake-up and its reserve.
+ * Sets c->watch_fd to the descriptor, or to -1 (no watch: wait polls
+ * every WAIT_POLL_MS).
+ */
+static void wal_watch(sq_conn *c)
+{
+#ifdef __linux__
+    const char *dbf = sqlite3_db_filename(c->db, "main");
+    const char *walf = dbf && *dbf ? sqlite3_filename_wal(dbf) : NULL;
+    const char *slash = walf ? strrchr(walf, '/') : NULL;
+    char dir[4096];
+    size_t n;
+    int fd;
+
+    c->watch_fd = -1;
+    if (!slash || (n = (size_t)(slash - walf)) >= sizeof dir) return;
+    memcpy(dir, walf, n);
+    dir[n] = '\0';
+    if (!(c->watch_name = st_strdup(slash + 1))) return;
+    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return;
+    if (inotify_add_watch(fd, n ? dir : "/", IN_MODIFY | IN_CREATE) < 0) {
+        close(fd);
+        return;
+    }
+    c->watch_fd = fd;
+#else
+    c->watch_fd = -1;
+#endif
+}
+
+/* Reads the pending events of the watch: whether one was a write to the
+ * WAL (or the queue overflowed). */
+static bool wal_events(sq_conn *c)
+{
+    bool hit = false;
+#ifdef __linux__
+    _Alignas(struct inotify_event) char buf[4096];
+    ssize_t n;
+
+    while ((n = read(c->watch_fd, buf, sizeof buf)) > 0) {
+        char *q = buf;
+        while (q < buf + n) {
+            const struct inotify_event *ev = (const void *)q;
+            if ((ev->mask & IN_Q_OVERFLOW) ||
+                (ev->len && strcmp(ev->name, c->watch_name) == 0))
+                hit = true;
+            q += sizeof *ev + ev->len;
+        }
+    }
+#else
+    (void)c;
+#endif
+    return hit;
+}
+
+enum { W_TIME, W_WAL, W_OTHER };
+
+/* Sleeps up to ms, or until the WAL is written: W_TIME (ms passed, or no
+ * watch), W_WAL, or W_OTHER (only other files of the folder changed). */
+static int wal_wait(sq_conn *c, int64_t ms)
+{
+#ifdef __linux__
+    if (c->watch_fd >= 0) {
+        struct pollfd p = {c->watch_fd, POLLIN, 0};
+        if (poll(&p, 1, (int)ms) <= 0) return W_TIME;
+        return wal_events(c) ? W_WAL : W_OTHER;
+    }
+#endif
+    st_sleep_ms(ms);
+    return W_TIME;
+}
+
+/*
+ * Waits until one of w's queues may hold a job or timeout_ms pass: after
+ * each write to the WAL (every WAIT_POLL_MS without a watch, and every
+ * WAIT_CHECK_MS anyway), compares PRAGMA data_version (it changes when
+ * another connection commits) and looks at w's queues when it changed.
+ * A commit shows in data_version only once its last WAL write is done, so
+ * a write that changed nothing yet is looked at again 1 ms later. Events
+ * left from before this call are not dropped but looked at: one may be
+ * the write of a commit the first look below came too early to see.
+ * Returns STELLAR_OK either way.
  */
 static int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
                    stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     int64_t deadline = st_mono_ms() + timeout_ms, seen = 0, v = 0, id, now;
-    int64_t nap = 1;
-    int rc;
+    int64_t check_at;
+    int rc, why;
 
     c->op = "wait";
     if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
+    if (c->watch_fd == -2) wal_watch(c);
     if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
     if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
+    check_at = st_mono_ms() + WAIT_CHECK_MS;
     while ((now = st_mono_ms()) < deadline) {
-        st_sleep_ms(nap < deadline - now ? nap : deadline - now);
-        if (nap < 8) nap *= 2;
+        int64_t nap = c->watch_fd >= 0 ? check_at - now : WAIT_POLL_MS;
+        if (nap > deadline - now) nap = deadline - now;
+        why = wal_wait(c, nap < 0 ? 0 : nap);
+        now = st_mono_ms();
+        if (why == W_OTHER && now < check_at) continue;
         if ((rc = sq_int(c, S_DATA_VERSION, &v, e, "")) < 0) return rc;
+        check_at = now + (v == seen && why == W_WAL ? 1 : WAIT_CHECK_MS);
         if (v == seen) continue;
         seen = v;
         if ((rc = head(c, w, &id, NULL, e)) != 0)
