@@ -120,10 +120,12 @@ int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
 
     (void)h; /* the plugin hooks will need it */
     if (!payload) return STELLAR_ENOMEM;
-    /* Remove every queued and delayed copy first, so that one periodic
-     * task never has two copies waiting. */
-    rc = b->ops->del(b, t->def.queue, payload, 0, &n, e);
-    if (rc == STELLAR_OK) rc = b->ops->del_delayed(b, payload, &ts, e);
+    /* Remove every delayed, then every queued copy first, so that one
+     * periodic task never has two copies waiting. In that order a copy the
+     * scheduler promotes meanwhile (atomically) is caught by the second
+     * step; in the other it would survive both. */
+    rc = b->ops->del_delayed(b, payload, &ts, e);
+    if (rc == STELLAR_OK) rc = b->ops->del(b, t->def.queue, payload, 0, &n, e);
     if (rc == STELLAR_OK) {
         n += (int64_t)json_array_size(ts);
         if (immediate)
@@ -384,10 +386,11 @@ int stellar_stop_recurrent(stellar *h, const char *task, int64_t *removed,
     if (rc == STELLAR_OK &&
         !(j.payload = st_payload_build(t->def.name, t->def.queue, NULL, e)))
         rc = STELLAR_ENOMEM;
-    if (rc == STELLAR_OK)
-        rc = h->conn->ops->del(h->conn, t->def.queue, j.payload, 0, removed, e);
+    /* Delayed copies first, as in st_recurrent_enqueue. */
     if (rc == STELLAR_OK)
         rc = h->conn->ops->del_delayed(h->conn, j.payload, &ts, e);
+    if (rc == STELLAR_OK)
+        rc = h->conn->ops->del(h->conn, t->def.queue, j.payload, 0, removed, e);
     pthread_mutex_unlock(&h->lock);
     *removed += (int64_t)json_array_size(ts);
     json_decref(ts);
