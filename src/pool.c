@@ -614,8 +614,7 @@ static void *heartbeat_main(void *arg)
             conn->ops->ping(conn, ids, p->n, st_now_ms(), &err)) {
             st_log(&h->log, STELLAR_LOG_WARN, "heartbeat: ping: %s", err.msg);
         }
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += PING_MS / 1000;
+        ts = deadline_ts(PING_MS);
         pthread_mutex_lock(&p->lock);
         while (!p->aux_stop)
             if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
@@ -648,14 +647,9 @@ static void pool_free(st_pool *p)
 
 bool st_pool_aux_wait(st_pool *p, int64_t ms)
 {
-    struct timespec ts;
-    int64_t ns;
+    struct timespec ts = deadline_ts(ms);
     bool stop;
 
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ns = ts.tv_nsec + (ms % 1000) * 1000000;
-    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
     pthread_mutex_lock(&p->lock);
     if (!p->aux_stop) pthread_cond_timedwait(&p->wake, &p->lock, &ts);
     stop = p->aux_stop;
