@@ -260,39 +260,6 @@ static json_t *raw_failed(st_backend *b)
     return a;
 }
 
-static int64_t stat_of(stellar *h, const char *key)
-{
-    stellar_error e = {0};
-    json_t *s = NULL, *v;
-    int64_t n;
-    ASSERT_OK(stellar_stats(h, &s, &e), &e);
-    ASSERT_TRUE(json_is_object(s));
-    v = json_object_get(s, key);
-    if (v && !json_is_integer(v)) {
-        char *txt = json_dumps(s, JSON_COMPACT);
-        FAIL("stats[\"%s\"] is not an integer: %s", key, txt);
-    }
-    n = v ? json_integer_value(v) : 0;
-    json_decref(s);
-    return n;
-}
-
-static int64_t failed_count(stellar *h)
-{
-    stellar_error e = {0};
-    int64_t n = -1;
-    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
-    return n;
-}
-
-static int64_t length(stellar *h, const char *queue)
-{
-    stellar_error e = {0};
-    int64_t n = -1;
-    ASSERT_OK(stellar_length(h, queue, &n, &e), &e);
-    return n;
-}
-
 /* The one failed entry (new reference); fails unless there is exactly one. */
 static json_t *the_failed_entry(stellar *h)
 {
@@ -364,14 +331,14 @@ static void an_enqueued_job_runs_its_task_with_the_params(struct test_ctx *t)
                    p);
     ASSERT_STR_EQ("q", r.queue);
     ASSERT_STR_EQ("record", r.task);
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
     {
         char key[160];
         snprintf(key, sizeof key, "processed:%s", r.worker);
-        ASSERT_EQ(1, stat_of(h, key));
+        ASSERT_EQ(1, test_stat(h, key));
     }
-    ASSERT_EQ(0, stat_of(h, "failed"));
-    ASSERT_EQ(0, length(h, "q"));
+    ASSERT_EQ(0, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_length(h, "q"));
     json_decref(p);
     free(r.params);
     stellar_close(h);
@@ -409,8 +376,8 @@ static void a_job_without_a_queue_goes_to_its_tasks_queue(struct test_ctx *t)
 
     reg(h, &mailer);
     enqueue(h, "record", "{\"k\":1}", NULL);
-    ASSERT_EQ(1, length(h, "mail"));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(1, test_length(h, "mail"));
+    ASSERT_EQ(0, test_length(h, "default"));
     q = raw_queued(b, "mail");
     ASSERT_STR_EQ(
         "{\"class\":\"record\",\"queue\":\"mail\",\"args\":[{\"k\":1}]}",
@@ -470,9 +437,9 @@ static void queues_and_lengths_are_readable_through_the_api(struct test_ctx *t)
     enqueue(h, "x", "{\"n\":2}", "a");
     ASSERT_OK(stellar_queues(h, &names, &e), &e);
     ASSERT_JSON_EQ("[\"a\",\"b\"]", names);
-    ASSERT_EQ(2, length(h, "a"));
-    ASSERT_EQ(1, length(h, "b"));
-    ASSERT_EQ(0, length(h, "nothing"));
+    ASSERT_EQ(2, test_length(h, "a"));
+    ASSERT_EQ(1, test_length(h, "b"));
+    ASSERT_EQ(0, test_length(h, "nothing"));
     json_decref(names);
     stellar_close(h);
 }
@@ -499,7 +466,7 @@ static void queues_are_taken_in_priority_order(struct test_ctx *t)
         json_decref(p);
         free(r.params);
     }
-    ASSERT_EQ(1, length(h, "other"));
+    ASSERT_EQ(1, test_length(h, "other"));
     stellar_close(h);
     ASSERT_EQ(4, runs_of("record", false));
 }
@@ -546,7 +513,7 @@ static void enqueue_at_runs_the_job_not_before_its_time(struct test_ctx *t)
     ASSERT_EQ(1, json_array_size(ts));
     ASSERT_EQ(is_redis(t) ? lo : at, json_integer_value(json_array_get(ts, 0)));
     json_decref(ts);
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_length(h, "default"));
 
     ASSERT_WAIT(runs_of("record", true) == 1, 5000);
     r = run_of("record", 0);
@@ -808,7 +775,7 @@ a_failing_task_is_recorded_in_failed_with_counters(struct test_ctx *t)
     reg(h, &task_record);
     enqueue(h, "boom", "{\"why\":\"disk on fire\"}", "q");
     start(h);
-    ASSERT_WAIT(failed_count(h) == 1, 5000);
+    ASSERT_WAIT(test_failed_count(h) == 1, 5000);
     r = run_of("boom", 0);
     entry = the_failed_entry(h);
     ASSERT_STR_EQ(r.worker,
@@ -839,16 +806,16 @@ a_failing_task_is_recorded_in_failed_with_counters(struct test_ctx *t)
     }
     ASSERT_TRUE(strncmp(txt, "{\"worker\":", 10) == 0);
 
-    ASSERT_WAIT(stat_of(h, "failed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "failed") == 1, 5000);
     snprintf(key, sizeof key, "failed:%s", r.worker);
-    ASSERT_EQ(1, stat_of(h, key));
-    ASSERT_EQ(0, stat_of(h, "processed"));
+    ASSERT_EQ(1, test_stat(h, key));
+    ASSERT_EQ(0, test_stat(h, "processed"));
 
     /* The worker keeps going. */
     enqueue(h, "record", NULL, "q");
     ASSERT_WAIT(runs_of("record", true) == 1, 5000);
     ASSERT_EQ(1, runs_of("boom", false));
-    ASSERT_EQ(1, failed_count(h));
+    ASSERT_EQ(1, test_failed_count(h));
     json_decref(raw);
     json_decref(entry);
     free(r.params);
@@ -868,7 +835,7 @@ an_unknown_task_fails_the_job_and_the_worker_keeps_going(struct test_ctx *t)
     enqueue(client, "noSuchTask", "{\"a\":1}", "default");
     enqueue(client, "record", NULL, "default");
     ASSERT_WAIT(runs_of("record", true) == 1, 5000);
-    ASSERT_WAIT(failed_count(h) == 1, 5000);
+    ASSERT_WAIT(test_failed_count(h) == 1, 5000);
     entry = the_failed_entry(h);
     err = json_string_value(json_object_get(entry, "error"));
     if (!err || !strstr(err, "noSuchTask"))
@@ -876,9 +843,9 @@ an_unknown_task_fails_the_job_and_the_worker_keeps_going(struct test_ctx *t)
     ASSERT_JSON_EQ(
         "{\"class\":\"noSuchTask\",\"queue\":\"default\",\"args\":[{\"a\":1}]}",
         json_object_get(entry, "payload"));
-    ASSERT_EQ(0, length(h, "default"));
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
-    ASSERT_EQ(1, stat_of(h, "failed"));
+    ASSERT_EQ(0, test_length(h, "default"));
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
+    ASSERT_EQ(1, test_stat(h, "failed"));
     json_decref(entry);
     stellar_close(client);
     stellar_close(h);
@@ -895,7 +862,7 @@ enqueue_of_an_unknown_task_on_a_handle_with_tasks_is_refused(struct test_ctx *t)
     ASSERT_TRUE(strstr(e.msg, "nope") != NULL);
     ASSERT_EQ(STELLAR_ENOTASK,
               stellar_enqueue_in(h, 10, "nope", NULL, NULL, &e));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_length(h, "default"));
     stellar_close(h);
 }
 
@@ -914,7 +881,7 @@ an_invalid_payload_fails_with_a_clear_error_and_is_kept(struct test_ctx *t)
     enqueue(h, "record", NULL, "default");
     start(h);
     ASSERT_WAIT(runs_of("record", true) == 1, 5000);
-    ASSERT_WAIT(failed_count(h) == 2, 5000);
+    ASSERT_WAIT(test_failed_count(h) == 2, 5000);
     ASSERT_OK(stellar_failed(h, 0, -1, &entries, &e), &e);
     json_array_foreach(entries, i, v)
     {
@@ -939,7 +906,7 @@ an_invalid_payload_fails_with_a_clear_error_and_is_kept(struct test_ctx *t)
                        "not json {") != NULL);
     ASSERT_TRUE(strstr(json_string_value(json_array_get(raw, 1)),
                        "\"args\":[{}]") != NULL);
-    ASSERT_WAIT(stat_of(h, "failed") == 2, 5000);
+    ASSERT_WAIT(test_stat(h, "failed") == 2, 5000);
     json_decref(raw);
     json_decref(entries);
     st_backend_close(b);
@@ -1000,9 +967,9 @@ graceful_stop_lets_the_running_job_finish_and_leaves_the_rest_queued(
     ASSERT_TRUE(r.end_ms != 0); /* it finished before stop returned */
     ASSERT_TRUE(r.end_ms - r.start_ms >= 800);
     ASSERT_EQ(0, runs_of("record", false));
-    ASSERT_EQ(3, length(h, "default"));
-    ASSERT_EQ(1, stat_of(h, "processed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(3, test_length(h, "default"));
+    ASSERT_EQ(1, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_failed_count(h));
     free(r.params);
     stellar_close(h);
     ASSERT_EQ(0, runs_of("record", false));
@@ -1033,8 +1000,8 @@ static void graceful_stop_puts_a_job_running_past_the_grace_back_at_the_head(
              x, y);
     }
     ASSERT_EQ(0, runs_of("record", false));
-    ASSERT_EQ(0, failed_count(h));
-    ASSERT_EQ(0, stat_of(h, "processed"));
+    ASSERT_EQ(0, test_failed_count(h));
+    ASSERT_EQ(0, test_stat(h, "processed"));
     json_decref(before);
     json_decref(after);
     st_backend_close(b);
@@ -1109,8 +1076,8 @@ two_processes_sharing_a_backend_run_every_job_exactly_once(struct test_ctx *t)
         enqueue(h, "append", params, NULL);
     }
     ASSERT_WAIT(test_count_lines(out) >= N_SHARED, 60000);
-    ASSERT_WAIT(stat_of(h, "processed") >= N_SHARED, 10000);
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_WAIT(test_stat(h, "processed") >= N_SHARED, 10000);
+    ASSERT_EQ(0, test_length(h, "default"));
     test_append_line(test_path(t, "stop"), "stop");
     for (int k = 0; k < 2; k++) {
         ASSERT_EQ(kids[k], waitpid(kids[k], &st, 0));
@@ -1121,8 +1088,8 @@ two_processes_sharing_a_backend_run_every_job_exactly_once(struct test_ctx *t)
             FAIL("worker process %d exited %d (66: a sanitizer report, above)",
                  (int)kids[k], WEXITSTATUS(st));
     }
-    ASSERT_EQ(N_SHARED, stat_of(h, "processed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(N_SHARED, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_failed_count(h));
 
     f = fopen(out, "r");
     ASSERT_TRUE(f != NULL);
@@ -1245,8 +1212,8 @@ del_removes_up_to_count_matching_jobs_and_says_how_many(struct test_ctx *t)
     ASSERT_EQ(2, n); /* count 0: all */
     ASSERT_OK(stellar_del(h, "q", "t", "{\"b\":1}", 0, &n, &e), &e);
     ASSERT_EQ(0, n);
-    ASSERT_EQ(2, length(h, "q"));
-    ASSERT_EQ(1, length(h, "other")); /* another queue is untouched */
+    ASSERT_EQ(2, test_length(h, "q"));
+    ASSERT_EQ(1, test_length(h, "other")); /* another queue is untouched */
 
     /* Params match as enqueued, member order included. */
     enqueue(h, "t", "{\"x\":1,\"y\":2}", "q");
@@ -1261,7 +1228,7 @@ del_removes_up_to_count_matching_jobs_and_says_how_many(struct test_ctx *t)
     ASSERT_EQ(STELLAR_EINVAL,
               stellar_del(h, "q", "t", "{\"a\":2}", -1, &n, &e));
     ASSERT_EQ(STELLAR_EINVAL, stellar_del(h, "q", "", NULL, 0, &n, &e));
-    ASSERT_EQ(2, length(h, "q"));
+    ASSERT_EQ(2, test_length(h, "q"));
     stellar_close(h);
 }
 
@@ -1317,12 +1284,12 @@ static void del_queue_removes_the_queue_and_its_jobs(struct test_ctx *t)
     ASSERT_OK(stellar_queues(h, &names, &e), &e);
     ASSERT_JSON_EQ("[\"kept\"]", names);
     json_decref(names);
-    ASSERT_EQ(0, length(h, "doomed"));
-    ASSERT_EQ(1, length(h, "kept"));
+    ASSERT_EQ(0, test_length(h, "doomed"));
+    ASSERT_EQ(1, test_length(h, "kept"));
     ASSERT_EQ(STELLAR_ENOTFOUND, stellar_del_queue(h, "doomed", &e));
     ASSERT_TRUE(strstr(e.msg, "doomed") != NULL);
     ASSERT_EQ(STELLAR_EINVAL, stellar_del_queue(h, "", &e));
-    ASSERT_EQ(1, length(h, "kept"));
+    ASSERT_EQ(1, test_length(h, "kept"));
     stellar_close(h);
 }
 
@@ -1351,7 +1318,7 @@ a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
 
     ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
     ASSERT_EQ(1, copies_stored(b, "clock", "every"));
-    ASSERT_EQ(1, length(h, "clock")); /* queued now, not delayed */
+    ASSERT_EQ(1, test_length(h, "clock")); /* queued now, not delayed */
     ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
     ASSERT_EQ(1, copies_stored(b, "clock", "every"));
 
@@ -1370,7 +1337,7 @@ a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
     ASSERT_EQ(STELLAR_ENOTASK, stellar_enqueue_recurrent(h, "nope", &e));
     ASSERT_EQ(STELLAR_ENOTASK, stellar_stop_recurrent(h, "nope", &removed, &e));
     ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue_recurrent(h, "record", &e));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_length(h, "default"));
     st_backend_close(b);
     stellar_close(h);
 }
@@ -1485,7 +1452,7 @@ static void del_all_delayed_removes_every_delayed_job(struct test_ctx *t)
     ts = timestamps_of(h);
     ASSERT_JSON_EQ("[]", ts);
     json_decref(ts);
-    ASSERT_EQ(1, length(h, "q")); /* queued jobs stay */
+    ASSERT_EQ(1, test_length(h, "q")); /* queued jobs stay */
     ASSERT_OK(stellar_del_all_delayed(h, &removed, &e), &e);
     ASSERT_EQ(0, removed);
     stellar_close(h);
@@ -1570,7 +1537,7 @@ static void queued_returns_a_range_of_a_queues_jobs(struct test_ctx *t)
     ASSERT_JSON_EQ("[]", a);
     json_decref(a);
     ASSERT_EQ(STELLAR_EINVAL, stellar_queued(h, "", 0, -1, &a, &e));
-    ASSERT_EQ(5, length(h, "q")); /* reading takes nothing */
+    ASSERT_EQ(5, test_length(h, "q")); /* reading takes nothing */
     stellar_close(h);
 }
 
@@ -1675,7 +1642,7 @@ static void locks_lists_a_queue_lock_and_del_lock_removes_it(struct test_ctx *t)
     ASSERT_EQ(STELLAR_EINVAL, stellar_del_lock(h, "not-a-lock", &removed, &e));
     /* Unlocked: the same job may be queued again. */
     enqueue(h, "locked", "{\"k\":1}", NULL);
-    ASSERT_EQ(2, length(h, "default"));
+    ASSERT_EQ(2, test_length(h, "default"));
     stellar_close(h);
 }
 
@@ -1698,7 +1665,7 @@ static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
     enqueue(h, "boom", "{\"why\":\"two\"}", "q");
     enqueue(h, "boom", "{\"why\":\"three\"}", "q");
     start(h);
-    ASSERT_WAIT(failed_count(h) == 3, 10000);
+    ASSERT_WAIT(test_failed_count(h) == 3, 10000);
     stellar_stop(h, -1);
 
     ASSERT_OK(stellar_failed(h, 0, -1, &all, &e), &e);
@@ -1722,16 +1689,16 @@ static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
     ASSERT_OK(stellar_remove_failed(h, json_array_get(all, 1), &removed, &e),
               &e);
     ASSERT_EQ(1, removed);
-    ASSERT_EQ(2, failed_count(h));
+    ASSERT_EQ(2, test_failed_count(h));
     ASSERT_OK(stellar_remove_failed(h, json_array_get(all, 1), &removed, &e),
               &e);
     ASSERT_EQ(0, removed);
-    ASSERT_EQ(2, failed_count(h));
+    ASSERT_EQ(2, test_failed_count(h));
 
     /* retryAndRemoveFailed queues the job again, as it was. */
     ASSERT_OK(stellar_retry_and_remove_failed(h, json_array_get(all, 0), &e),
               &e);
-    ASSERT_EQ(1, failed_count(h));
+    ASSERT_EQ(1, test_failed_count(h));
     q = queued_all(h, "q");
     ASSERT_JSON_EQ("[{\"class\":\"boom\",\"queue\":\"q\",\"args\":[{\"why\":"
                    "\"one\"}]}]",
@@ -1741,8 +1708,8 @@ static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
               stellar_retry_and_remove_failed(h, json_array_get(all, 0), &e));
     if (!test_contains_ci(e.msg, "not in failed"))
         FAIL("the error does not say the job is not in failed: %s", e.msg);
-    ASSERT_EQ(1, length(h, "q")); /* not queued twice */
-    ASSERT_EQ(1, failed_count(h));
+    ASSERT_EQ(1, test_length(h, "q")); /* not queued twice */
+    ASSERT_EQ(1, test_failed_count(h));
 
     /* A string names an entry that is not JSON, by its text: none here.
      * What is neither an object nor a string is refused. */
@@ -1755,7 +1722,7 @@ static void failed_jobs_are_ranged_removed_and_retried(struct test_ctx *t)
         json_decref(s);
         json_decref(n);
     }
-    ASSERT_EQ(1, failed_count(h));
+    ASSERT_EQ(1, test_failed_count(h));
     json_decref(all);
     stellar_close(h);
 }
@@ -1773,7 +1740,7 @@ clean_old_workers_fails_the_job_of_a_silent_worker(struct test_ctx *t)
     fake_worker(b, "dead:1+1", "q", now - 120000, true);
     fake_worker(b, "idle:2+1", "q", now - 120000, false);
     fake_worker(b, "live:3+1", "q", now, false);
-    ASSERT_EQ(0, length(h, "q"));
+    ASSERT_EQ(0, test_length(h, "q"));
 
     ASSERT_OK(stellar_clean_old_workers(h, 60000, false, &cleaned, &e), &e);
     ASSERT_JSON_EQ("{\"dead:1+1\":{\"class\":\"t\",\"queue\":\"q\",\"args\":"
@@ -1797,8 +1764,8 @@ clean_old_workers_fails_the_job_of_a_silent_worker(struct test_ctx *t)
         FAIL("exception is not a worker timeout: %s",
              json_string_value(json_object_get(entry, "exception")));
     json_decref(entry);
-    ASSERT_EQ(0, length(h, "q"));
-    ASSERT_EQ(1, stat_of(h, "failed"));
+    ASSERT_EQ(0, test_length(h, "q"));
+    ASSERT_EQ(1, test_stat(h, "failed"));
 
     /* Done once: nothing more to clean. */
     ASSERT_OK(stellar_clean_old_workers(h, 60000, false, &cleaned, &e), &e);
@@ -1822,7 +1789,7 @@ clean_old_workers_with_requeue_puts_the_job_back_at_the_head(struct test_ctx *t)
     enqueue(h, "t", "{\"n\":1}", "q");
     enqueue(h, "t", "{\"n\":2}", "q");
     fake_worker(b, "dead:1+1", "q", now - 120000, true);
-    ASSERT_EQ(1, length(h, "q"));
+    ASSERT_EQ(1, test_length(h, "q"));
 
     ASSERT_OK(stellar_clean_old_workers(h, 60000, true, &cleaned, &e), &e);
     ASSERT_JSON_EQ("{\"dead:1+1\":{\"class\":\"t\",\"queue\":\"q\",\"args\":"
@@ -1834,7 +1801,7 @@ clean_old_workers_with_requeue_puts_the_job_back_at_the_head(struct test_ctx *t)
                    "{\"class\":\"t\",\"queue\":\"q\",\"args\":[{\"n\":2}]}]",
                    q);
     json_decref(q);
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(0, test_failed_count(h));
     ASSERT_OK(stellar_workers(h, &ws, &e), &e);
     ASSERT_JSON_EQ("{}", ws);
     json_decref(ws);

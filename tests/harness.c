@@ -399,3 +399,39 @@ int test_main(const struct test *tests, size_t n, int argc, char **argv)
            backend);
     return failed ? 1 : passed == 0 && skipped > 0 ? 77 : 0;
 }
+
+/* ----------------------------------------------------- API shortcuts --- */
+
+int64_t test_stat(stellar *h, const char *key)
+{
+    stellar_error e = {0};
+    json_t *s = NULL, *v;
+    int64_t n;
+
+    ASSERT_OK(stellar_stats(h, &s, &e), &e);
+    ASSERT_TRUE(json_is_object(s));
+    v = json_object_get(s, key);
+    if (v && !json_is_integer(v)) {
+        char *txt = json_dumps(s, JSON_COMPACT);
+        FAIL("stats[\"%s\"] is not an integer: %s", key, txt);
+    }
+    n = v ? json_integer_value(v) : 0;
+    json_decref(s);
+    return n;
+}
+
+int64_t test_failed_count(stellar *h)
+{
+    stellar_error e = {0};
+    int64_t n = -1;
+    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
+    return n;
+}
+
+int64_t test_length(stellar *h, const char *queue)
+{
+    stellar_error e = {0};
+    int64_t n = -1;
+    ASSERT_OK(stellar_length(h, queue, &n, &e), &e);
+    return n;
+}

@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "stellar.h"
+
 struct test_ctx {
     const char *name;    /* the test's name */
     const char *dir;     /* its private temporary directory (absolute) */
@@ -125,5 +127,10 @@ bool test_contains_ci(const char *haystack, const char *needle);
 /* A log callback (stellar_log_fn) writing "<level> <msg>" lines to
  * <dir>/stellar.log; the runner prints its tail when a test fails. */
 void test_log_fn(void *ud, int level, const char *msg);
+
+/* Backend counters through the public API; each asserts the call worked. */
+int64_t test_stat(stellar *h, const char *key); /* stats[key], 0 if absent */
+int64_t test_failed_count(stellar *h);
+int64_t test_length(stellar *h, const char *queue);
 
 #endif /* STELLAR_TEST_HARNESS_H */

@@ -286,25 +286,6 @@ static void enqueue(stellar *h, const char *task, const char *params,
     ASSERT_OK(stellar_enqueue(h, task, params, queue, &e), &e);
 }
 
-static int64_t stat_of(stellar *h, const char *key)
-{
-    stellar_error e = {0};
-    json_t *s = NULL;
-    int64_t v;
-    ASSERT_OK(stellar_stats(h, &s, &e), &e);
-    v = (int64_t)json_number_value(json_object_get(s, key));
-    json_decref(s);
-    return v;
-}
-
-static int64_t failed_count(stellar *h)
-{
-    stellar_error e = {0};
-    int64_t n = 0;
-    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
-    return n;
-}
-
 static void finish(stellar_http *s, stellar *h)
 {
     stellar_http_stop(s);
@@ -386,7 +367,7 @@ static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
     int64_t at;
 
     /* The periodic "tick" runs once at start. */
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 10000);
     post(port, "/api/enqueue", "{\"task\":\"echo\",\"params\":{\"n\":1}}");
     ASSERT_STATUS(&last, 200);
     ASSERT_TRUE(json_is_true(json_object_get(last.json, "enqueued")));
@@ -396,18 +377,18 @@ static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
                   json_string_value(json_object_get(last.json, "queue")));
     ASSERT_EQ(1, json_integer_value(json_object_get(
                      json_object_get(last.json, "params"), "n")));
-    ASSERT_WAIT(stat_of(h, "processed") == 2, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") == 2, 10000);
 
     post(port, "/api/enqueue",
          "{\"task\":\"echo\",\"queue\":\"default\",\"in\":200}");
     ASSERT_STATUS(&last, 200);
     at = json_integer_value(json_object_get(last.json, "at"));
     ASSERT_TRUE(at >= test_now_ms() - 1000);
-    ASSERT_WAIT(stat_of(h, "processed") == 3, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") == 3, 10000);
 
     post(port, "/api/enqueue", "{\"task\":\"echo\",\"at\":1000}");
     ASSERT_STATUS(&last, 200);
-    ASSERT_WAIT(stat_of(h, "processed") == 4, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") == 4, 10000);
 
     ASSERT_ERROR(post(port, "/api/enqueue", "{\"task\":\"nope\"}"), 404,
                  "ENOTASK");
@@ -729,7 +710,8 @@ failed_jobs_are_listed_retried_and_removed_over_http(struct test_ctx *t)
     enqueue(h, "boom", "{\"b\":1}", NULL);
     enqueue(h, "boom", "{\"b\":2}", NULL);
     /* The periodic "tick" runs once at start, too. */
-    ASSERT_WAIT(failed_count(h) == 3 && stat_of(h, "processed") == 1, 10000);
+    ASSERT_WAIT(test_failed_count(h) == 3 && test_stat(h, "processed") == 1,
+                10000);
     ASSERT_DOC(get(port, "/api/failed/count"), json_pack("{s:i}", "count", 3));
     ASSERT_OK(stellar_failed(h, 0, -1, &list, &e), &e);
     ASSERT_DOC(get(port, "/api/failed"), json_incref(list));
@@ -761,22 +743,22 @@ failed_jobs_are_listed_retried_and_removed_over_http(struct test_ctx *t)
     json_decref(entry);
     json_decref(list);
     /* It runs again, succeeds, and is gone from failed. */
-    ASSERT_WAIT(stat_of(h, "processed") == 2, 10000);
-    ASSERT_EQ(2, failed_count(h));
+    ASSERT_WAIT(test_stat(h, "processed") == 2, 10000);
+    ASSERT_EQ(2, test_failed_count(h));
 
     ASSERT_DOC(del(port, "/api/failed/0", NULL),
                json_pack("{s:i}", "removed", 1));
-    ASSERT_EQ(1, failed_count(h));
+    ASSERT_EQ(1, test_failed_count(h));
     enqueue(h, "boom", "{\"b\":3}", NULL);
-    ASSERT_WAIT(failed_count(h) == 2, 10000);
+    ASSERT_WAIT(test_failed_count(h) == 2, 10000);
     ASSERT_DOC(post(port, "/api/failed/retry-all", NULL),
                json_pack("{s:i}", "retried", 2));
     /* Both fail again: 3 + 1 + 2 failures in all. */
-    ASSERT_WAIT(stat_of(h, "failed") == 6, 10000);
-    ASSERT_WAIT(failed_count(h) == 2, 10000);
+    ASSERT_WAIT(test_stat(h, "failed") == 6, 10000);
+    ASSERT_WAIT(test_failed_count(h) == 2, 10000);
     ASSERT_DOC(del(port, "/api/failed", NULL),
                json_pack("{s:i}", "removed", 2));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(0, test_failed_count(h));
     finish(s, h);
 }
 
@@ -872,7 +854,7 @@ static void periodic_tasks_show_their_next_run(struct test_ctx *t)
     int64_t now = test_now_ms();
 
     /* The scheduler queues it at start; once run, it waits a frequency. */
-    ASSERT_WAIT(stat_of(h, "processed") >= 1, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") >= 1, 10000);
     for (int tries = 0; tries < 200; tries++) {
         get(port, "/api/tasks");
         for (size_t i = 0; i < json_array_size(last.json); i++)
@@ -1085,7 +1067,7 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     };
     double prev;
 
-    ASSERT_WAIT(stat_of(h, "processed") >= 0, 1000);
+    ASSERT_WAIT(test_stat(h, "processed") >= 0, 1000);
     scrape(port, &x);
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++) {
         struct family *f = family_of(&x, fams[i][0]);
@@ -1108,7 +1090,7 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     enqueue(h, "echo", NULL, "pa\"rk\\ed\nq");
     enqueue(h, "echo", "{\"i\":2}", "pa\"rk\\ed\nq");
     /* Four echo jobs and the periodic tick's first run. */
-    ASSERT_WAIT(stat_of(h, "processed") == 5 && stat_of(h, "failed") == 2,
+    ASSERT_WAIT(test_stat(h, "processed") == 5 && test_stat(h, "failed") == 2,
                 10000);
     /* Counters are bumped after the backend acks; wait for the scrape. */
     for (int tries = 0; tries < 500; tries++) {

@@ -381,17 +381,6 @@ static st_backend *raw_open(const struct test_ctx *t)
     return b;
 }
 
-static int64_t stat_of(stellar *h, const char *key)
-{
-    stellar_error e = {0};
-    json_t *s = NULL;
-    int64_t n;
-    ASSERT_OK(stellar_stats(h, &s, &e), &e);
-    n = json_integer_value(json_object_get(s, key));
-    json_decref(s);
-    return n;
-}
-
 /* The sum of the per-worker counters "<kind>:<worker>". */
 static int64_t worker_stats_sum(stellar *h, const char *kind)
 {
@@ -408,22 +397,6 @@ static int64_t worker_stats_sum(stellar *h, const char *kind)
     }
     json_decref(s);
     return sum;
-}
-
-static int64_t failed_count(stellar *h)
-{
-    stellar_error e = {0};
-    int64_t n = -1;
-    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
-    return n;
-}
-
-static int64_t length(stellar *h, const char *queue)
-{
-    stellar_error e = {0};
-    int64_t n = -1;
-    ASSERT_OK(stellar_length(h, queue, &n, &e), &e);
-    return n;
 }
 
 static size_t timestamps(stellar *h)
@@ -707,7 +680,7 @@ static void a_periodic_task_on_three_processes_runs_once_a_second_one_at_a_time(
     deadline = test_mono_ms() + 30000;
     while (t0 < 0 || test_now_ms() < t0 + WINDOW_MS + 300) {
         json_t *ts = NULL;
-        int64_t q = length(h, "default"), copies;
+        int64_t q = test_length(h, "default"), copies;
         ASSERT_OK(stellar_scheduled_at(h, NULL, "tick", NULL, &ts, &e), &e);
         copies = q + (int64_t)json_array_size(ts);
         json_decref(ts);
@@ -735,8 +708,8 @@ static void a_periodic_task_on_three_processes_runs_once_a_second_one_at_a_time(
     if (in_window < 5 || in_window > 7)
         FAIL("the 1000 ms task ran %d times in %d ms, want 5 to 7", in_window,
              WINDOW_MS);
-    ASSERT_EQ(n, stat_of(h, "processed"));
-    ASSERT_EQ(0, stat_of(h, "failed"));
+    ASSERT_EQ(n, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_stat(h, "failed"));
     stellar_close(h);
 }
 
@@ -785,8 +758,8 @@ static void fifty_copies_of_a_job_under_joblock_run_one_at_a_time_and_all_run(
         test_sleep_ms(20);
     }
     took = test_mono_ms() - t0;
-    ASSERT_WAIT(stat_of(h, "processed") >= N_LOCKED, 10000);
-    ASSERT_WAIT(length(h, "default") == 0 && timestamps(h) == 0, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") >= N_LOCKED, 10000);
+    ASSERT_WAIT(test_length(h, "default") == 0 && timestamps(h) == 0, 10000);
     stop_servers(t, pids, 2);
 
     n = read_spans(out, s, MAX_SPANS);
@@ -799,9 +772,10 @@ static void fifty_copies_of_a_job_under_joblock_run_one_at_a_time_and_all_run(
               "%zu copies delayed at once",
               n, (long long)took, by_first, (long)n - by_first, max_delayed);
     ASSERT_TRUE(max_delayed > 1);
-    ASSERT_EQ(N_LOCKED, stat_of(h, "processed")); /* vetoed runs: not counted */
-    ASSERT_EQ(0, stat_of(h, "failed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(N_LOCKED,
+              test_stat(h, "processed")); /* vetoed runs: not counted */
+    ASSERT_EQ(0, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_failed_count(h));
     ASSERT_EQ(0, locks_count(h));
     stellar_close(h);
 }
@@ -825,16 +799,16 @@ static void retry_with_a_backoff_strategy_runs_four_attempts_spaced_by_it(
     snprintf(params, sizeof params, "{\"path\":\"%s\",\"failures\":3}", out);
     enqueue_expect(h, STELLAR_OK, "flaky", params);
     ASSERT_WAIT(test_count_lines(out) >= 4, 15000);
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
 
     /* Reference §6.5: a retried attempt counts failed +1, processed +0 (and
      * goes on no list); the attempt that succeeds counts processed +1. */
-    ASSERT_EQ(1, stat_of(h, "processed"));
-    ASSERT_EQ(3, stat_of(h, "failed"));
+    ASSERT_EQ(1, test_stat(h, "processed"));
+    ASSERT_EQ(3, test_stat(h, "failed"));
     ASSERT_EQ(1, worker_stats_sum(h, "processed"));
     ASSERT_EQ(3, worker_stats_sum(h, "failed"));
-    ASSERT_EQ(0, failed_count(h));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_failed_count(h));
+    ASSERT_EQ(0, test_length(h, "default"));
     ASSERT_EQ(0, timestamps(h));
     /* Success forgets the attempts. */
     snprintf(key, sizeof key, "resque-retry:flaky:%s", params);
@@ -873,7 +847,7 @@ retry_limit_two_ends_in_failed_with_the_attempt_count(struct test_ctx *t)
     reg(h, &task_doomed);
     start(h);
     enqueue_expect(h, STELLAR_OK, "doomed", "{\"n\":1}");
-    ASSERT_WAIT(failed_count(h) == 1, 10000);
+    ASSERT_WAIT(test_failed_count(h) == 1, 10000);
     ASSERT_WAIT(workers_idle(h), 5000);
     ASSERT_EQ(2, __atomic_load_n(&doomed_runs, __ATOMIC_SEQ_CST));
     ASSERT_OK(stellar_failed(h, 0, -1, &f, &e), &e);
@@ -884,9 +858,9 @@ retry_limit_two_ends_in_failed_with_the_attempt_count(struct test_ctx *t)
                                 json_object_get(entry, "payload"), "class")));
     json_decref(f);
     /* Attempt 1: failed +1 (retried); attempt 2: failed +1 (final). */
-    ASSERT_EQ(2, stat_of(h, "failed"));
-    ASSERT_EQ(0, stat_of(h, "processed"));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(2, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_length(h, "default"));
     ASSERT_EQ(0, timestamps(h));
     ASSERT_TRUE(kv_absent(t, "resque-retry:doomed:{\"n\":1}"));
     stellar_close(h);
@@ -911,12 +885,12 @@ static void retry_writes_node_resques_counter_and_error_keys_after_a_failure(
     reg(h, &task_retried);
     start(h);
     enqueue_expect(h, STELLAR_OK, "retried", params);
-    ASSERT_WAIT(stat_of(h, "failed") == 1 && workers_idle(h), 10000);
+    ASSERT_WAIT(test_stat(h, "failed") == 1 && workers_idle(h), 10000);
     stellar_close(h);
     h = open_h(t, NULL);
     ASSERT_EQ(1, plain());
-    ASSERT_EQ(0, stat_of(h, "processed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(0, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_failed_count(h));
     ASSERT_EQ(1, scheduled(h, "retried", params)); /* back in 60 s */
 
     /* The counter is "0" after the first failure; its TTL is maxDelay
@@ -994,7 +968,7 @@ a_joblock_left_by_a_killed_process_expires_and_the_job_runs(struct test_ctx *t)
     ASSERT_WAIT(test_count_lines(path) >= 3, 20000);
     test_note("the job ran again %lld ms after its process was killed",
               (long long)(test_mono_ms() - killed_at));
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
     f = fopen(path, "r");
     ASSERT_TRUE(f != NULL);
     while (fscanf(f, " %c %lld %ld", &kind, &ms, &pid) == 3) {
@@ -1015,8 +989,8 @@ a_joblock_left_by_a_killed_process_expires_and_the_job_runs(struct test_ctx *t)
         FAIL("ran again after %lld ms, under the lock", s2 - s1);
     ASSERT_TRUE(e2 >= s2);
     ASSERT_TRUE(kv_absent(t, lock));
-    ASSERT_EQ(0, failed_count(h));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_failed_count(h));
+    ASSERT_EQ(0, test_length(h, "default"));
     stellar_close(h);
     stellar_close(client);
 }
@@ -1036,11 +1010,11 @@ queuelock_refuses_a_second_copy_until_the_first_starts(struct test_ctx *t)
     assert_lock_key(t, key, 3600);
     enqueue_expect(h, STELLAR_VETOED, "qlocked", "{\"n\":1}");
     enqueue_in_expect(h, STELLAR_VETOED, 5000, "qlocked", "{\"n\":1}");
-    ASSERT_EQ(1, length(h, "default"));
+    ASSERT_EQ(1, test_length(h, "default"));
     ASSERT_EQ(0, timestamps(h));
     /* Other params: another lock. */
     enqueue_expect(h, STELLAR_OK, "qlocked", "{\"n\":2}");
-    ASSERT_EQ(2, length(h, "default"));
+    ASSERT_EQ(2, test_length(h, "default"));
 
     /* The lock goes when the job starts: the next enqueue is accepted,
      * and holds the lock again. */
@@ -1050,7 +1024,7 @@ queuelock_refuses_a_second_copy_until_the_first_starts(struct test_ctx *t)
     enqueue_expect(h, STELLAR_OK, "qlocked", "{\"n\":1}");
     enqueue_expect(h, STELLAR_VETOED, "qlocked", "{\"n\":1}");
     open_gate("go-qlocked");
-    ASSERT_WAIT(gated_done() == 3 && stat_of(h, "processed") == 3, 10000);
+    ASSERT_WAIT(gated_done() == 3 && test_stat(h, "processed") == 3, 10000);
     ASSERT_EQ(0, locks_count(h));
     stellar_close(h);
 }
@@ -1070,10 +1044,10 @@ static void delayqueuelock_refuses_an_enqueue_while_the_same_job_is_delayed(
     enqueue_in_expect(h, STELLAR_VETOED, 1000, "dlocked", "{\"n\":1}");
     enqueue_at_expect(h, STELLAR_VETOED, test_now_ms() + 120000, "dlocked",
                       "{\"n\":1}");
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_length(h, "default"));
     ASSERT_EQ(1, scheduled(h, "dlocked", "{\"n\":1}"));
     enqueue_expect(h, STELLAR_OK, "dlocked", "{\"n\":2}"); /* other params */
-    ASSERT_EQ(1, length(h, "default"));
+    ASSERT_EQ(1, test_length(h, "default"));
 
     /* Once the delayed copy is gone, the same job is accepted again. */
     ASSERT_OK(stellar_del_delayed(h, NULL, "dlocked", "{\"n\":1}", &ts, &e),
@@ -1081,7 +1055,7 @@ static void delayqueuelock_refuses_an_enqueue_while_the_same_job_is_delayed(
     ASSERT_EQ(1, json_array_size(ts));
     json_decref(ts);
     enqueue_expect(h, STELLAR_OK, "dlocked", "{\"n\":1}");
-    ASSERT_EQ(2, length(h, "default"));
+    ASSERT_EQ(2, test_length(h, "default"));
     stellar_close(h);
 }
 
@@ -1095,9 +1069,9 @@ static void noop_logs_a_failure_and_counts_the_job_processed(struct test_ctx *t)
     reg(h, &task_quiet);
     start(h);
     enqueue_expect(h, STELLAR_OK, "quiet", "{\"why\":\"quiet failure 17\"}");
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
-    ASSERT_EQ(0, stat_of(h, "failed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
+    ASSERT_EQ(0, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_failed_count(h));
     ASSERT_EQ(1, plain());
     ASSERT_TRUE(log_has("quiet failure 17"));
     ASSERT_TRUE(log_has("noop"));
@@ -1261,7 +1235,7 @@ an_apps_plugin_can_veto_an_enqueue_and_nothing_is_stored(struct test_ctx *t)
                       "{\"veto_enqueue\":true}");
     enqueue_at_expect(h, STELLAR_VETOED, test_now_ms() + 1000, "guarded",
                       "{\"veto_enqueue\":true}");
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_length(h, "default"));
     ASSERT_EQ(0, timestamps(h));
     ASSERT_OK(stellar_queues(h, &queues, &e), &e);
     ASSERT_EQ(0, json_array_size(queues));
@@ -1269,7 +1243,7 @@ an_apps_plugin_can_veto_an_enqueue_and_nothing_is_stored(struct test_ctx *t)
     /* Every hook call above stopped at the veto: no afterEnqueue. */
     assert_trail("gate.beforeEnqueue gate.beforeEnqueue gate.beforeEnqueue");
     enqueue_expect(h, STELLAR_OK, "guarded", "{\"why\":\"x\"}");
-    ASSERT_EQ(1, length(h, "default"));
+    ASSERT_EQ(1, test_length(h, "default"));
     ASSERT_TRUE(!worker_in_enqueue); /* no worker in enqueue hooks */
     stellar_close(h);
 }
@@ -1286,10 +1260,10 @@ an_apps_plugin_vetoing_a_run_drops_the_job_uncounted(struct test_ctx *t)
     start(h);
     ASSERT_WAIT(gate_calls() == 1 && workers_idle(h), 5000);
     ASSERT_EQ(0, plain()); /* the task never ran */
-    ASSERT_EQ(0, stat_of(h, "processed"));
-    ASSERT_EQ(0, stat_of(h, "failed"));
-    ASSERT_EQ(0, failed_count(h));
-    ASSERT_EQ(0, length(h, "default"));
+    ASSERT_EQ(0, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_failed_count(h));
+    ASSERT_EQ(0, test_length(h, "default"));
     ASSERT_EQ(0, timestamps(h));
     pthread_mutex_lock(&hooks_mu);
     ASSERT_TRUE(worker_in_perform);
@@ -1310,16 +1284,16 @@ an_apps_after_perform_sees_the_error_and_may_clear_it(struct test_ctx *t)
     start(h);
     enqueue_expect(h, STELLAR_OK, "guarded",
                    "{\"why\":\"oops 42\",\"clear\":true}");
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
     pthread_mutex_lock(&hooks_mu);
     ASSERT_STR_EQ("oops 42", seen_error);
     pthread_mutex_unlock(&hooks_mu);
-    ASSERT_EQ(0, stat_of(h, "failed"));
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_EQ(0, test_stat(h, "failed"));
+    ASSERT_EQ(0, test_failed_count(h));
 
     /* Not cleared: the job fails with the task's error. */
     enqueue_expect(h, STELLAR_OK, "guarded", "{\"why\":\"oops 43\"}");
-    ASSERT_WAIT(failed_count(h) == 1, 5000);
+    ASSERT_WAIT(test_failed_count(h) == 1, 5000);
     pthread_mutex_lock(&hooks_mu);
     ASSERT_STR_EQ("oops 43", seen_error);
     pthread_mutex_unlock(&hooks_mu);
@@ -1327,8 +1301,8 @@ an_apps_after_perform_sees_the_error_and_may_clear_it(struct test_ctx *t)
     ASSERT_STR_EQ("oops 43", json_string_value(json_object_get(
                                  json_array_get(f, 0), "error")));
     json_decref(f);
-    ASSERT_EQ(1, stat_of(h, "processed"));
-    ASSERT_WAIT(stat_of(h, "failed") == 1, 5000);
+    ASSERT_EQ(1, test_stat(h, "processed"));
+    ASSERT_WAIT(test_stat(h, "failed") == 1, 5000);
     stellar_close(h);
 }
 
@@ -1351,7 +1325,7 @@ hooks_run_in_the_order_the_task_lists_its_plugins(struct test_ctx *t)
     enqueue_expect(h, STELLAR_OK, "ordered", NULL);
     start(h);
     /* Counted when the processor acks the job: after afterPerform. */
-    ASSERT_WAIT(stat_of(h, "processed") == 1, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 5000);
     assert_trail("orderB.beforeEnqueue orderA.beforeEnqueue "
                  "orderB.afterEnqueue orderA.afterEnqueue "
                  "orderB.beforePerform orderA.beforePerform "
@@ -1416,16 +1390,16 @@ plugin_options_apply_under_either_spelling_of_the_name(struct test_ctx *t)
     assert_lock_key(t, "workerslock:lockB:default:[{}]", 88);
     open_gate("go-lockA");
     open_gate("go-lockB");
-    ASSERT_WAIT(stat_of(h, "processed") == 2, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 2, 5000);
     ASSERT_EQ(0, locks_count(h));
 
     enqueue_expect(h, STELLAR_OK, "probedA", NULL);
-    ASSERT_WAIT(stat_of(h, "processed") == 3, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 3, 5000);
     pthread_mutex_lock(&hooks_mu);
     ASSERT_STR_EQ("{\"x\":1}", seen_options);
     pthread_mutex_unlock(&hooks_mu);
     enqueue_expect(h, STELLAR_OK, "probedB", NULL);
-    ASSERT_WAIT(stat_of(h, "processed") == 4, 5000);
+    ASSERT_WAIT(test_stat(h, "processed") == 4, 5000);
     pthread_mutex_lock(&hooks_mu);
     ASSERT_STR_EQ("{\"x\":2}", seen_options);
     pthread_mutex_unlock(&hooks_mu);
@@ -1454,8 +1428,8 @@ static void a_joblock_taken_is_released_when_a_later_plugin_vetoes_the_run(
     ASSERT_TRUE(kv_absent(
         t, "workerslock:lockedGate:default:[{\"veto_perform\":true}]"));
     ASSERT_EQ(0, locks_count(h));
-    ASSERT_EQ(0, stat_of(h, "processed"));
-    ASSERT_EQ(0, stat_of(h, "failed"));
+    ASSERT_EQ(0, test_stat(h, "processed"));
+    ASSERT_EQ(0, test_stat(h, "failed"));
     stellar_close(h);
 }
 
@@ -1493,8 +1467,8 @@ static void a_blocked_joblock_run_waits_behind_any_number_of_delayed_copies(
     h = open_h(t, &po);
     reg(h, &held);
     start(h);
-    ASSERT_WAIT(length(h, "default") == 0 && workers_idle(h), 10000);
-    ASSERT_EQ(0, failed_count(h));
+    ASSERT_WAIT(test_length(h, "default") == 0 && workers_idle(h), 10000);
+    ASSERT_EQ(0, test_failed_count(h));
     ASSERT_EQ(0, plain());
     ASSERT_EQ(N_WAITING + 1, scheduled(h, "held", NULL));
     stellar_close(h);

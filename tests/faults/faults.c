@@ -287,13 +287,6 @@ static int64_t queue_length(stellar *h, const char *queue)
     return n;
 }
 
-static int64_t failed_count(stellar *h)
-{
-    stellar_error e = {0};
-    int64_t n = 0;
-    ASSERT_OK(stellar_failed_count(h, &n, &e), &e);
-    return n;
-}
 
 /* Workers of process pid ("<host>:<pid>+<n>"), or of every process if pid
  * is 0; *busy: how many of them hold a job. */
@@ -539,7 +532,7 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
                 FAIL("processed %lld of %d jobs; %lld waiting, %lld failed",
                      (long long)stat_get(h, "processed"), n,
                      (long long)queue_length(h, "default"),
-                     (long long)failed_count(h));
+                     (long long)test_failed_count(h));
             test_sleep_ms(20);
         }
     }
@@ -569,8 +562,8 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
              restarts, extra, PROCS * kills, kills);
     ASSERT_TRUE(started_twice >= kills);
     ASSERT_EQ(stat_get(h, "processed"), n);
-    if (failed_count(h)) note_failed(h);
-    ASSERT_EQ(failed_count(h), 0);
+    if (test_failed_count(h)) note_failed(h);
+    ASSERT_EQ(test_failed_count(h), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
     stellar_close(h);
     st_free(runs);
@@ -617,7 +610,7 @@ job_that_kills_its_process_three_times_is_a_poison_pill(struct test_ctx *t)
         if (i < 3)
             ASSERT_WAIT(queue_length(h, "default") == 1, STUCK_MS * 4);
         else
-            ASSERT_WAIT(failed_count(h) == 1, STUCK_MS * 4);
+            ASSERT_WAIT(test_failed_count(h) == 1, STUCK_MS * 4);
     }
     ASSERT_EQ(queue_length(h, "default"), 0);
     failed = failed_entries(h);
@@ -632,7 +625,7 @@ job_that_kills_its_process_three_times_is_a_poison_pill(struct test_ctx *t)
     enqueue_jobs(h, 0, 1, 0, 0, test_path(t, "runs.txt"), false);
     ASSERT_WAIT(test_count_lines(test_path(t, "runs.txt")) == 1, 10000);
     assert_exit_0(stop_process(w, 10000), "fault_worker");
-    ASSERT_EQ(failed_count(h), 1);
+    ASSERT_EQ(test_failed_count(h), 1);
     stellar_close(h);
 }
 
@@ -642,11 +635,11 @@ job_that_kills_its_process_three_times_is_a_poison_pill(struct test_ctx *t)
 static int64_t wait_failed(stellar *h, int64_t n, int64_t timeout_ms, pid_t run)
 {
     int64_t t0 = test_mono_ms();
-    while (failed_count(h) < n) {
+    while (test_failed_count(h) < n) {
         assert_alive(run, "stellar run");
         if (test_mono_ms() - t0 > timeout_ms)
             FAIL("%lld failed entries after %lld ms, expected %lld",
-                 (long long)failed_count(h), (long long)timeout_ms,
+                 (long long)test_failed_count(h), (long long)timeout_ms,
                  (long long)n);
         test_sleep_ms(5);
     }
@@ -714,7 +707,7 @@ fork_isolation_fails_crashed_and_timed_out_jobs_only(struct test_ctx *t)
     ASSERT_EQ(failed_with(failed, "stubborn", "timed out"), 1);
     ASSERT_EQ(failed_with(failed, "slowThread", "timed out"), 1);
     json_decref(failed);
-    ASSERT_EQ(failed_count(h), 8);
+    ASSERT_EQ(test_failed_count(h), 8);
     ASSERT_EQ(stat_get(h, "failed"), 8);
 
     /* The same process, with the same processors, and no child left. */
@@ -764,7 +757,7 @@ static void sigterm_lets_eight_running_jobs_finish(struct test_ctx *t)
     assert_exit_0(status, "stellar run");
     ASSERT_TRUE(ms < 30000);
     ASSERT_EQ(stat_get(h, "processed"), 8);
-    ASSERT_EQ(failed_count(h), 0);
+    ASSERT_EQ(test_failed_count(h), 0);
     ASSERT_EQ(queue_length(h, "default"), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
     assert_runs(runs, 8, 1);
@@ -793,7 +786,7 @@ static void second_sigterm_puts_running_jobs_back(struct test_ctx *t)
         FAIL("stellar run still running 10 s after a second SIGTERM");
     assert_exit_0(status, "stellar run");
     ASSERT_EQ(stat_get(h, "processed"), 0);
-    ASSERT_EQ(failed_count(h), 0);
+    ASSERT_EQ(test_failed_count(h), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
 
     run = start_run(t, app, 8, "run2");
@@ -967,7 +960,7 @@ bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
         }
     }
     json_decref(failed);
-    ASSERT_EQ(failed_count(h), (int64_t)nfail);
+    ASSERT_EQ(test_failed_count(h), (int64_t)nfail);
     ASSERT_EQ(stat_get(h, "processed"), (int64_t)(nbad - nfail + 20));
     /* The good jobs ran, each once; the worker is the same one. */
     {
@@ -1506,8 +1499,8 @@ static void redis_outage(struct test_ctx *t, enum outage how)
                                  : "killed (SIGKILL) and restarted",
               (long long)stat_get(h, "processed"),
               (long long)stat_get(h, "failed"), alive, PROCS);
-    if (failed_count(h)) note_failed(h);
-    ASSERT_EQ(failed_count(h), 0);
+    if (test_failed_count(h)) note_failed(h);
+    ASSERT_EQ(test_failed_count(h), 0);
     assert_runs(runs, n, 1);
     ASSERT_EQ(stat_get(h, "processed"), n);
     ASSERT_EQ(alive, PROCS);
