@@ -58,10 +58,12 @@ void st_tasks_free(stellar *h);
 int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
                   const char *task, const json_t *params, const char *queue,
                   stellar_error *e);
-/* (Re)starts a periodic task: removes its queued and delayed copies, then
- * delays one copy to now + frequency (or now when immediate). */
-int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
-                         bool immediate, int64_t *removed, stellar_error *e);
+/* What st_recurrent() does after removing a periodic task's queued and
+ * delayed copies: nothing more (stop), queue one now, or delay one to now
+ * + frequency (after a run). */
+enum st_recur { ST_RECUR_STOP, ST_RECUR_NOW, ST_RECUR_LATER };
+int st_recurrent(stellar *h, st_backend *b, const st_task *t,
+                 enum st_recur then, int64_t *removed, stellar_error *e);
 /* Whether a periodic task has a delayed copy waiting. */
 bool st_recurrent_waiting(st_backend *b, const st_task *t);
 

@@ -565,7 +565,7 @@ static void *proc_main(void *arg)
             periodic = NULL;
         }
         if (periodic &&
-            st_recurrent_enqueue(h, w->conn, periodic, false, NULL, &err))
+            st_recurrent(h, w->conn, periodic, ST_RECUR_LATER, NULL, &err))
             st_log(&h->log, STELLAR_LOG_ERROR, "%s: re-enqueue of %s: %s",
                    w->name, periodic->def.name, err.msg);
         st_reserved_clear(&job);

@@ -84,7 +84,7 @@ static void enqueue_periodic(st_sched *s)
         /* A copy already waiting for its time (from the last leader) keeps
          * the task's rhythm; only a task with none is queued now. */
         if (st_recurrent_waiting(s->conn, t)) continue;
-        if (st_recurrent_enqueue(h, s->conn, t, true, NULL, &err))
+        if (st_recurrent(h, s->conn, t, ST_RECUR_NOW, NULL, &err))
             st_log(&h->log, STELLAR_LOG_ERROR,
                    "scheduler: enqueue periodic %s: %s", t->def.name, err.msg);
     }

@@ -110,8 +110,8 @@ bool st_recurrent_waiting(st_backend *b, const st_task *t)
     return waiting;
 }
 
-int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
-                         bool immediate, int64_t *removed, stellar_error *e)
+int st_recurrent(stellar *h, st_backend *b, const st_task *t,
+                 enum st_recur then, int64_t *removed, stellar_error *e)
 {
     char *payload = st_payload_build(t->def.name, t->def.queue, NULL, e);
     json_t *ts = NULL;
@@ -128,10 +128,10 @@ int st_recurrent_enqueue(stellar *h, st_backend *b, const st_task *t,
     if (rc == STELLAR_OK) rc = b->ops->del(b, t->def.queue, payload, 0, &n, e);
     if (rc == STELLAR_OK) {
         n += (int64_t)json_array_size(ts);
-        if (immediate)
+        if (then == ST_RECUR_NOW)
             rc = b->ops->push(b, t->def.queue, (const char *const *)&payload,
                               1, e);
-        else
+        else if (then == ST_RECUR_LATER)
             rc = b->ops->push_at(b, st_now_ms() + t->def.frequency,
                                  t->def.queue, payload, e);
     }
@@ -365,7 +365,7 @@ int stellar_enqueue_recurrent(stellar *h, const char *task, stellar_error *e)
     st_err_clear(e);
     pthread_mutex_lock(&h->lock);
     rc = periodic_task(h, task, &t, e);
-    if (rc == STELLAR_OK) rc = st_recurrent_enqueue(h, h->conn, t, true, NULL, e);
+    if (rc == STELLAR_OK) rc = st_recurrent(h, h->conn, t, ST_RECUR_NOW, NULL, e);
     if (rc == STELLAR_OK && h->pool) st_pool_wake(h->pool);
     pthread_mutex_unlock(&h->lock);
     return rc;
@@ -375,26 +375,15 @@ int stellar_stop_recurrent(stellar *h, const char *task, int64_t *removed,
                            stellar_error *e)
 {
     const st_task *t;
-    named_job j = {NULL, NULL};
-    json_t *ts = NULL;
     int rc;
 
     *removed = 0;
     st_err_clear(e);
     pthread_mutex_lock(&h->lock);
     rc = periodic_task(h, task, &t, e);
-    if (rc == STELLAR_OK &&
-        !(j.payload = st_payload_build(t->def.name, t->def.queue, NULL, e)))
-        rc = STELLAR_ENOMEM;
-    /* Delayed copies first, as in st_recurrent_enqueue. */
     if (rc == STELLAR_OK)
-        rc = h->conn->ops->del_delayed(h->conn, j.payload, &ts, e);
-    if (rc == STELLAR_OK)
-        rc = h->conn->ops->del(h->conn, t->def.queue, j.payload, 0, removed, e);
+        rc = st_recurrent(h, h->conn, t, ST_RECUR_STOP, removed, e);
     pthread_mutex_unlock(&h->lock);
-    *removed += (int64_t)json_array_size(ts);
-    json_decref(ts);
-    st_free(j.payload);
     return rc;
 }
 
