@@ -142,6 +142,14 @@ struct st_backend_ops {
     /* Removes every delayed job at ts_ms (all of them if ts_ms < 0). */
     int (*del_delayed_at)(st_backend *b, int64_t ts_ms, int64_t *removed,
                           stellar_error *e);
+    /* Removes every copy of payload from queue and from the delayed set,
+     * then pushes one copy, all in one atomic step: at the tail of queue if
+     * at_ms is ST_REPLACE_NOW, delayed at at_ms if at_ms > 0 (as push_at),
+     * none if ST_REPLACE_NONE. *removed: how many copies it removed. The
+     * (re)start, re-enqueue and stop of a periodic task: whatever runs at
+     * the same moment, one copy at most is left. */
+    int (*replace)(st_backend *b, const char *queue, const char *payload,
+                   int64_t at_ms, int64_t *removed, stellar_error *e);
     /* Moves up to max due delayed jobs (at <= now_ms) to their queues, in
      * time order, FIFO within a timestamp, each exactly once even with
      * several schedulers. *moved: how many; *next_ms: the earliest timestamp
@@ -240,6 +248,10 @@ struct st_backend_ops {
     int (*wait)(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
                 stellar_error *e);
 };
+
+/* replace()'s at_ms besides a timestamp. */
+#define ST_REPLACE_NOW 0
+#define ST_REPLACE_NONE (-1)
 
 /* The backends compiled in, looked up by URL scheme. */
 const st_backend_ops *st_backend_find(const char *url);

@@ -114,29 +114,17 @@ int st_recurrent(stellar *h, st_backend *b, const st_task *t,
                  enum st_recur then, int64_t *removed, stellar_error *e)
 {
     char *payload = st_payload_build(t->def.name, t->def.queue, NULL, e);
-    json_t *ts = NULL;
-    int64_t n = 0;
+    int64_t n = 0, at = ST_REPLACE_NONE;
     int rc;
 
     (void)h; /* the plugin hooks will need it */
     if (!payload) return STELLAR_ENOMEM;
-    /* Remove every delayed, then every queued copy first, so that one
-     * periodic task never has two copies waiting. In that order a copy the
-     * scheduler promotes meanwhile (atomically) is caught by the second
-     * step; in the other it would survive both. */
-    rc = b->ops->del_delayed(b, payload, &ts, e);
-    if (rc == STELLAR_OK) rc = b->ops->del(b, t->def.queue, payload, 0, &n, e);
-    if (rc == STELLAR_OK) {
-        n += (int64_t)json_array_size(ts);
-        if (then == ST_RECUR_NOW)
-            rc = b->ops->push(b, t->def.queue, (const char *const *)&payload,
-                              1, e);
-        else if (then == ST_RECUR_LATER)
-            rc = b->ops->push_at(b, st_now_ms() + t->def.frequency,
-                                 t->def.queue, payload, e);
-    }
+    if (then == ST_RECUR_NOW) at = ST_REPLACE_NOW;
+    if (then == ST_RECUR_LATER) at = st_now_ms() + t->def.frequency;
+    /* One atomic step: whatever a scheduler or another process does at the
+     * same moment, one periodic task never has two copies waiting. */
+    rc = b->ops->replace(b, t->def.queue, payload, at, &n, e);
     if (removed) *removed = n;
-    json_decref(ts);
     st_free(payload);
     return rc;
 }

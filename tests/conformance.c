@@ -1342,6 +1342,91 @@ a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
     stellar_close(h);
 }
 
+/* Four clients race on one periodic task, round after round: two restart
+ * it (stellar_enqueue_recurrent), one re-enqueues it as a processor does
+ * after a run (replace with a due time) and one promotes due jobs. After
+ * every round exactly one copy is stored. Done as separate steps (delete
+ * delayed, delete queued, push), two restarts interleave into two copies. */
+enum { RACE_ROUNDS = 100, RACERS = 4 };
+
+static const stellar_task race_every = {.name = "every",
+                                        .description = "periodic",
+                                        .queue = "clock",
+                                        .frequency = 60000,
+                                        .run = record_run};
+
+struct racer {
+    const struct test_ctx *t;
+    pthread_barrier_t *go, *done;
+    int id;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    const char *payload = "{\"class\":\"every\",\"queue\":\"clock\","
+                          "\"args\":[{}]}";
+    stellar *h = NULL;
+    st_backend *b = NULL;
+    stellar_error e = {0};
+    int64_t n, next;
+    int round;
+
+    if (r->id < 2) {
+        h = open_h(r->t, NULL);
+        reg(h, &race_every);
+    } else {
+        b = raw_open(r->t);
+    }
+    for (round = 0; round < RACE_ROUNDS; round++) {
+        pthread_barrier_wait(r->go);
+        if (r->id < 2)
+            ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
+        else if (r->id == 2)
+            ASSERT_OK(b->ops->replace(b, "clock", payload,
+                                      test_now_ms() - 2000, &n, &e),
+                      &e);
+        else
+            ASSERT_OK(b->ops->promote_due(b, test_now_ms(), 0, &n, &next, &e),
+                      &e);
+        pthread_barrier_wait(r->done);
+    }
+    if (h) stellar_close(h);
+    if (b) st_backend_close(b);
+    return NULL;
+}
+
+static void
+racing_restarts_of_a_recurrent_job_leave_one_copy(struct test_ctx *t)
+{
+    pthread_barrier_t go, done;
+    pthread_t th[RACERS];
+    struct racer r[RACERS];
+    st_backend *b = raw_open(t);
+    int i, round, bad = 0;
+
+    pthread_barrier_init(&go, NULL, RACERS + 1);
+    pthread_barrier_init(&done, NULL, RACERS + 1);
+    for (i = 0; i < RACERS; i++) {
+        r[i] = (struct racer){t, &go, &done, i};
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, race, &r[i]));
+    }
+    for (round = 0; round < RACE_ROUNDS; round++) {
+        int n;
+        pthread_barrier_wait(&go);
+        pthread_barrier_wait(&done);
+        n = copies_stored(b, "clock", "every");
+        if (n != 1 && bad++ == 0)
+            test_note("round %d: %d copies stored", round, n);
+    }
+    for (i = 0; i < RACERS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+    pthread_barrier_destroy(&done);
+    ASSERT_EQ(0, bad);
+    st_backend_close(b);
+}
+
 static void delayed_jobs_are_listed_by_ascending_timestamp(struct test_ctx *t)
 {
     stellar *h = open_h(t, NULL);
@@ -1965,6 +2050,8 @@ static const struct test tests[] = {
      del_queue_removes_the_queue_and_its_jobs, 0},
     {"a recurrent job is restarted without duplicates and stopped",
      a_recurrent_job_is_restarted_without_duplicates_and_stopped, 0},
+    {"racing restarts of a recurrent job leave one copy",
+     racing_restarts_of_a_recurrent_job_leave_one_copy, 0},
     {"delayed jobs are listed by ascending timestamp",
      delayed_jobs_are_listed_by_ascending_timestamp, 0},
     {"scheduledAt lists every time a job is delayed to",

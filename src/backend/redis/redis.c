@@ -846,6 +846,22 @@ static int eval(rb *b, int s, cmd *c, redisReply **r, bool retry,
     return rc;
 }
 
+/* eval() of a script that answers an integer: *out (if not NULL). */
+static int eval_int(rb *b, int s, cmd *c, bool retry, int64_t *out,
+                    stellar_error *e)
+{
+    redisReply *r = NULL;
+    int rc = eval(b, s, c, &r, retry, e);
+
+    if (rc != STELLAR_OK) return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        rc = reply_fail(e, "script", r);
+    else if (out)
+        *out = r->integer;
+    freeReplyObject(r);
+    return rc;
+}
+
 /*
  * Runs cv[0..n) inside MULTI/EXEC, then `after` (if not NULL) outside it,
  * all in one round trip. *exec: the EXEC reply, an array with one reply per
@@ -1429,6 +1445,29 @@ static int r_del_delayed(st_backend *base, const char *payload, json_t **ts_ms,
     return rc;
 }
 
+static int r_replace(st_backend *base, const char *queue, const char *payload,
+                     int64_t at_ms, int64_t *removed, stellar_error *e)
+{
+    rb *b = (rb *)base;
+    cmd c;
+    int rc;
+
+    script_cmd(b, &c, S_REPLACE);
+    arg(&c, payload);
+    arg(&c, queue);
+    if (at_ms == ST_REPLACE_NOW)
+        arg(&c, "now");
+    else if (at_ms > 0)
+        arg_int(&c, ms_to_s(at_ms));
+    else
+        arg(&c, "none");
+    /* Safe to send again after a lost reply: a second run leaves the same
+     * one copy (only *removed may then read 1 for our own push). */
+    rc = eval_int(b, S_REPLACE, &c, true, removed, e);
+    cmd_free(&c);
+    return rc;
+}
+
 static int r_scheduled_at(st_backend *base, const char *payload, json_t **ts_ms,
                           stellar_error *e)
 {
@@ -1543,17 +1582,7 @@ static int r_del_delayed_at(st_backend *base, int64_t ts_ms, int64_t *removed,
     if (ts_ms >= 0) arg_int(&c, ms_to_s(ts_ms));
     for (i = 0; i < n; i++)
         arg(&c, sv[i]);
-    {
-        redisReply *r = NULL;
-        rc = eval(b, S_DEL_DELAYED_AT, &c, &r, false, e);
-        if (rc == STELLAR_OK) {
-            if (r->type != REDIS_REPLY_INTEGER)
-                rc = reply_fail(e, "script", r);
-            else if (removed)
-                *removed = r->integer;
-            freeReplyObject(r);
-        }
-    }
+    rc = eval_int(b, S_DEL_DELAYED_AT, &c, false, removed, e);
     cmd_free(&c);
     free_strv(sv, n);
     return rc;
@@ -2529,7 +2558,6 @@ static int r_failed_remove(st_backend *base, const char *entry,
                            stellar_error *e)
 {
     rb *b = (rb *)base;
-    redisReply *r = NULL;
     cmd c;
     int rc;
 
@@ -2541,14 +2569,8 @@ static int r_failed_remove(st_backend *base, const char *entry,
     arg(&c, requeue ? "1" : "0");
     arg(&c, requeue ? requeue->queue : "");
     arg(&c, requeue ? requeue->payload : "");
-    rc = eval(b, S_FAILED_REMOVE, &c, &r, false, e);
+    rc = eval_int(b, S_FAILED_REMOVE, &c, false, removed, e);
     cmd_free(&c);
-    if (rc != STELLAR_OK) return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        rc = reply_fail(e, "failed_remove script", r);
-    else if (removed)
-        *removed = r->integer;
-    freeReplyObject(r);
     return rc;
 }
 
@@ -2606,7 +2628,6 @@ static int r_kv_del(st_backend *base, const char *k, const char *value,
                     int64_t *removed, stellar_error *e)
 {
     rb *b = (rb *)base;
-    redisReply *r = NULL;
     cmd c;
     int rc;
 
@@ -2619,14 +2640,8 @@ static int r_kv_del(st_backend *base, const char *k, const char *value,
     script_cmd(b, &c, S_KV_DEL);
     arg(&c, k);
     arg(&c, value);
-    rc = eval(b, S_KV_DEL, &c, &r, false, e);
+    rc = eval_int(b, S_KV_DEL, &c, false, removed, e);
     cmd_free(&c);
-    if (rc != STELLAR_OK) return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        rc = reply_fail(e, "kv_del script", r);
-    else if (removed)
-        *removed = r->integer;
-    freeReplyObject(r);
     return rc;
 }
 
@@ -2975,6 +2990,7 @@ const st_backend_ops st_redis_ops = {
     .del = r_del,
     .del_queue = r_del_queue,
     .del_delayed = r_del_delayed,
+    .replace = r_replace,
     .scheduled_at = r_scheduled_at,
     .timestamps = r_timestamps,
     .delayed_at = r_delayed_at,

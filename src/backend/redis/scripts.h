@@ -162,21 +162,49 @@ static const char lua_reserve[] =
     "end\n"
     "return false\n";
 
-/*
- * push_at: enqueueAt, with node-resque's duplicate check made atomic.
- * ARGV: P, seconds (decimal text), payload. Returns 1, or 0 if the payload
- * is already delayed at that second (nothing written).
- */
+/* push_at(s, payload): enqueueAt at second s, with node-resque's
+ * duplicate check made atomic. Returns 1, or 0 if the payload is already
+ * delayed at that second (nothing written). */
+#define ST_LUA_PUSH_AT                                                         \
+    "local function push_at(s, payload)\n"                                     \
+    "  local tkey = key('timestamps:' .. payload)\n"                           \
+    "  local m = 'delayed:' .. s\n"                                            \
+    "  if redis.call('SISMEMBER', tkey, m) == 1 then return 0 end\n"           \
+    "  redis.call('RPUSH', key('delayed:' .. s), payload)\n"                   \
+    "  redis.call('SADD', tkey, m)\n"                                          \
+    "  redis.call('ZADD', key('delayed_queue_schedule'), s, s)\n"              \
+    "  return 1\n"                                                             \
+    "end\n"
+
+/* del_delayed(payload): delDelayed (reference §3). Returns the seconds
+ * (text) it removed the payload from, and how many copies it removed.
+ * Unlike node-resque it also drops stale timestamps: members, and tidies
+ * the schedule entry of a list it emptied (node's scheduler would do that
+ * on its next pass anyway). */
+#define ST_LUA_DEL_DELAYED                                                     \
+    "local function del_delayed(payload)\n"                                    \
+    "  local tkey = key('timestamps:' .. payload)\n"                           \
+    "  local sched = key('delayed_queue_schedule')\n"                          \
+    "  local out, n = {}, 0\n"                                                 \
+    "  local members = redis.call('SMEMBERS', tkey)\n"                         \
+    "  for i = 1, #members do\n"                                               \
+    "    local m = members[i]\n"                                               \
+    "    local ts = string.match(m, '[^:]*$')\n"                               \
+    "    local dkey = key(m)\n"                                                \
+    "    local k = redis.call('LREM', dkey, 0, payload)\n"                     \
+    "    if k > 0 then out[#out + 1] = ts n = n + k end\n"                     \
+    "    redis.call('SREM', tkey, m)\n"                                        \
+    "    if redis.call('EXISTS', dkey) == 0 then\n"                            \
+    "      redis.call('ZREM', sched, ts)\n"                                    \
+    "    end\n"                                                                \
+    "  end\n"                                                                  \
+    "  return out, n\n"                                                        \
+    "end\n"
+
+/* push_at: ARGV: P, seconds (decimal text), payload. */
 static const char lua_push_at[] =
-    ST_LUA_PRELUDE
-    "local s, payload = ARGV[2], ARGV[3]\n"
-    "local tkey = key('timestamps:' .. payload)\n"
-    "local m = 'delayed:' .. s\n"
-    "if redis.call('SISMEMBER', tkey, m) == 1 then return 0 end\n"
-    "redis.call('RPUSH', key('delayed:' .. s), payload)\n"
-    "redis.call('SADD', tkey, m)\n"
-    "redis.call('ZADD', key('delayed_queue_schedule'), s, s)\n"
-    "return 1\n";
+    ST_LUA_PRELUDE ST_LUA_PUSH_AT
+    "return push_at(ARGV[2], ARGV[3])\n";
 
 /*
  * promote: the scheduler's move of due delayed jobs (reference §5.2), all
@@ -229,33 +257,32 @@ static const char lua_promote[] =
     "if #nxt == 0 then return {moved, '-1'} end\n"
     "return {moved, nxt[2]}\n";
 
-/*
- * del_delayed: delDelayed (reference §3), atomic. ARGV: P, payload.
- * Returns the seconds (text) it removed the payload from. Unlike
- * node-resque it also drops stale timestamps: members, and tidies the
- * schedule entry of a list it emptied (node's scheduler would do that on
- * its next pass anyway).
- */
+/* del_delayed: ARGV: P, payload. Returns the seconds (text). */
 static const char lua_del_delayed[] =
-    ST_LUA_PRELUDE
-    "local payload = ARGV[2]\n"
-    "local tkey = key('timestamps:' .. payload)\n"
-    "local sched = key('delayed_queue_schedule')\n"
-    "local out = {}\n"
-    "local members = redis.call('SMEMBERS', tkey)\n"
-    "for i = 1, #members do\n"
-    "  local m = members[i]\n"
-    "  local ts = string.match(m, '[^:]*$')\n"
-    "  local dkey = key(m)\n"
-    "  if redis.call('LREM', dkey, 0, payload) > 0 then\n"
-    "    out[#out + 1] = ts\n"
-    "  end\n"
-    "  redis.call('SREM', tkey, m)\n"
-    "  if redis.call('EXISTS', dkey) == 0 then\n"
-    "    redis.call('ZREM', sched, ts)\n"
-    "  end\n"
+    ST_LUA_PRELUDE ST_LUA_DEL_DELAYED
+    "return (del_delayed(ARGV[2]))\n";
+
+/*
+ * replace: a periodic task's (re)start, re-enqueue and stop in one atomic
+ * step, so that no interleaving with a scheduler's promotion or another
+ * process leaves two copies. Removes every delayed copy of the payload and
+ * every copy in its queue, then pushes one: "now" at the tail of the queue
+ * (with the wake-up), a number of seconds as push_at, "none" nothing.
+ * ARGV: P, payload, queue, what. Returns how many copies it removed.
+ */
+static const char lua_replace[] =
+    ST_LUA_PRELUDE ST_LUA_PUSH_AT ST_LUA_DEL_DELAYED
+    "local payload, q, what = ARGV[2], ARGV[3], ARGV[4]\n"
+    "local _, n = del_delayed(payload)\n"
+    "n = n + redis.call('LREM', key('queue', q), 0, payload)\n"
+    "if what == 'now' then\n"
+    "  redis.call('SADD', key('queues'), q)\n"
+    "  redis.call('RPUSH', key('queue', q), payload)\n"
+    "  redis.pcall('PUBLISH', P .. 'stellar:wake', q)\n"
+    "elseif what ~= 'none' then\n"
+    "  push_at(what, payload)\n"
     "end\n"
-    "return out\n";
+    "return n\n";
 
 /*
  * del_delayed_at: removes every job delayed at the given seconds, with
@@ -392,6 +419,7 @@ enum {
     S_PROMOTE,
     S_DEL_DELAYED,
     S_DEL_DELAYED_AT,
+    S_REPLACE,
     S_CLEAN,
     S_FAILED_REMOVE,
     S_KV_DEL,
@@ -402,7 +430,8 @@ enum {
 
 static const char *const lua_scripts[S_COUNT] = {
     lua_reserve,     lua_push_at,       lua_promote,
-    lua_del_delayed, lua_del_delayed_at, lua_clean,
+    lua_del_delayed, lua_del_delayed_at, lua_replace,
+    lua_clean,
     lua_failed_remove, lua_kv_del,      lua_kv_expire,
     lua_ready,
 };

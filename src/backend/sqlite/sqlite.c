@@ -1023,6 +1023,35 @@ fail:
     return rc;
 }
 
+static int sq_replace(st_backend *b, const char *queue, const char *payload,
+                      int64_t at_ms, int64_t *removed, stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t n;
+    int rc;
+
+    *removed = 0;
+    if ((rc = sq_begin(c, "replace", e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload)) < 0)
+        goto fail;
+    n = changes(c);
+    rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload, (int64_t)-1);
+    if (rc < 0) goto fail;
+    n += changes(c);
+    if (at_ms == ST_REPLACE_NOW) {
+        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
+        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payload);
+    } else if (at_ms > 0) {
+        rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
+    }
+    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    *removed = n;
+    return STELLAR_OK;
+fail:
+    sq_rollback(c);
+    return rc;
+}
+
 static int sq_scheduled_at(st_backend *b, const char *payload, json_t **ts_ms,
                            stellar_error *e)
 {
@@ -1889,6 +1918,7 @@ const st_backend_ops st_sqlite_ops = {
     .del = sq_del,
     .del_queue = sq_del_queue,
     .del_delayed = sq_del_delayed,
+    .replace = sq_replace,
     .scheduled_at = sq_scheduled_at,
     .timestamps = sq_timestamps,
     .delayed_at = sq_delayed_at,
