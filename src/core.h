@@ -106,6 +106,7 @@ struct stellar_job {
     char *error;         /* the run's error (owned), NULL if none */
     bool delayed;        /* enqueue hooks: enqueueAt / enqueueIn */
     bool retried;        /* retry re-scheduled it: ack with no counters */
+    struct st_proc *proc; /* perform hooks: the TaskProcessor running it */
 };
 
 /* Runs one hook of every plugin of job->task, in order. Returns STELLAR_OK,
@@ -117,6 +118,12 @@ int st_plugins_check(const st_task *t, stellar_error *e);
  * that timestamp already holds the same payload (so nothing is lost). */
 int st_delay_payload(st_backend *b, int64_t at_ms, const char *queue,
                      const char *payload, stellar_error *e);
+
+/* A lock the job that w runs holds (jobLock): the heartbeat renews its
+ * expiry to ttl_ms while it still holds value, so the lock lasts as long as
+ * the run and expires ttl_ms after a crash. key NULL: released. */
+void st_proc_hold(struct st_proc *w, const char *key, const char *value,
+                  int64_t ttl_ms);
 
 /* Pool and scheduler (pool.c, scheduler.c). */
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e);

@@ -307,9 +307,11 @@ static int queue_lock_before_perform(stellar_job *job, const json_t *o)
 
 /* ----------------------------------------------------------- jobLock --- */
 
+/* jobLock's lock is renewed by the heartbeat while its run lasts, so
+ * lockTimeout is how long it outlives a crashed run (docs/plugins.md). */
 static int job_lock_before_perform(stellar_job *job, const json_t *o)
 {
-    int64_t timeout_s = opt_int(o, "lockTimeout", 3600);
+    int64_t timeout_s = opt_int(o, "lockTimeout", 60);
     int64_t delay = opt_int(o, "enqueueTimeout", 1001);
     const json_t *re = json_object_get(o, "reEnqueue");
     char *key = lock_key(job, "workerslock", o), val[32];
@@ -328,6 +330,8 @@ static int job_lock_before_perform(stellar_job *job, const json_t *o)
             rc = st_delay_payload(job->b, st_now_ms() + delay, job->queue,
                                   job->payload, &e);
         if (rc == STELLAR_OK) rc = STELLAR_VETOED;
+    } else if (rc == STELLAR_OK && job->proc) {
+        st_proc_hold(job->proc, key, val, timeout_s * 1000);
     }
     if (rc < 0) stellar_job_set_error(job, e.msg);
     st_free(key);
@@ -342,6 +346,7 @@ static int job_lock_after_perform(stellar_job *job, const json_t *o)
     int rc;
 
     if (!key) return STELLAR_ENOMEM;
+    if (job->proc) st_proc_hold(job->proc, NULL, NULL, 0);
     rc = job->b->ops->kv_del(job->b, key, NULL, &removed, &e);
     st_free(key);
     /* Failing to release is logged by the expiry, not the job's fault. */

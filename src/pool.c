@@ -63,6 +63,8 @@ struct st_proc {
     bool abandoned;       /* stop put the running job back: don't ack it */
     bool exited;          /* the thread has left its loop */
     char *job_queue, *job_payload;
+    char *hold_key, *hold_value; /* st_proc_hold() */
+    int64_t hold_ttl_ms;
 
     char task_name[128]; /* the last job's class, for metrics (own thread) */
 };
@@ -358,6 +360,7 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     hj.queue = job->queue;
     hj.payload = job->payload;
     hj.worker = w->name;
+    hj.proc = w;
     snprintf(w->task_name, sizeof w->task_name, "(invalid payload)");
     if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
         hj.error = st_strdup(pe.msg);
@@ -593,6 +596,53 @@ static void *proc_main(void *arg)
 
 /* --------------------------------------------------------- Heartbeat --- */
 
+void st_proc_hold(st_proc *w, const char *key, const char *value,
+                  int64_t ttl_ms)
+{
+    char *k = key ? st_strdup(key) : NULL, *v = key ? st_strdup(value) : NULL;
+    char *old_k, *old_v;
+
+    if (!k || !v) { /* released, or out of memory: not renewed */
+        st_free(k);
+        st_free(v);
+        k = v = NULL;
+    }
+    pthread_mutex_lock(&w->lock);
+    old_k = w->hold_key;
+    old_v = w->hold_value;
+    w->hold_key = k;
+    w->hold_value = v;
+    w->hold_ttl_ms = ttl_ms;
+    pthread_mutex_unlock(&w->lock);
+    st_free(old_k);
+    st_free(old_v);
+}
+
+/* Renews the expiry of the locks held by running jobs (st_proc_hold). */
+static void renew_holds(st_pool *p, st_backend *conn)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        st_proc *w = &p->procs[i];
+        char *k = NULL, *v = NULL;
+        int64_t ttl;
+        stellar_error err;
+        bool set;
+
+        pthread_mutex_lock(&w->lock);
+        if (w->hold_key) {
+            k = st_strdup(w->hold_key);
+            v = st_strdup(w->hold_value);
+        }
+        ttl = w->hold_ttl_ms;
+        pthread_mutex_unlock(&w->lock);
+        if (k && v && conn->ops->kv_expire(conn, k, v, ttl, &set, &err))
+            st_log(&p->h->log, STELLAR_LOG_WARN, "heartbeat: lock %s: %s", k,
+                   err.msg);
+        st_free(k);
+        st_free(v);
+    }
+}
+
 static void *heartbeat_main(void *arg)
 {
     st_pool *p = arg;
@@ -614,6 +664,7 @@ static void *heartbeat_main(void *arg)
             conn->ops->ping(conn, ids, p->n, st_now_ms(), &err)) {
             st_log(&h->log, STELLAR_LOG_WARN, "heartbeat: ping: %s", err.msg);
         }
+        if (conn) renew_holds(p, conn);
         ts = deadline_ts(PING_MS);
         pthread_mutex_lock(&p->lock);
         while (!p->aux_stop)
@@ -637,6 +688,8 @@ static void pool_free(st_pool *p)
         st_proc *w = &p->procs[i];
         st_backend_close(w->conn);
         st_free(w->name);
+        st_free(w->hold_key);
+        st_free(w->hold_value);
         pthread_mutex_destroy(&w->lock);
     }
     st_free(p->procs);

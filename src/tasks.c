@@ -31,7 +31,12 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
         return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
     if (!queue || !*queue) queue = t ? t->def.queue : "default";
     args = params ? json_pack("[O]", params) : json_pack("[{}]");
-    job = (stellar_job){h, b, t, queue, args, NULL, NULL, NULL, delayed, false};
+    job = (stellar_job){.h = h,
+                        .b = b,
+                        .task = t,
+                        .queue = queue,
+                        .args = args,
+                        .delayed = delayed};
     job.payload = st_payload_build_args(task, queue, args, e);
     if (!args || !job.payload) {
         rc = STELLAR_ENOMEM;

@@ -281,6 +281,12 @@ static const stellar_task task_hang = {
     .plugins = (const char *const[]){"jobLock", NULL},
     .plugin_options = "{\"jobLock\":{\"lockTimeout\":5}}",
     .run = hang_run};
+static const stellar_task task_held = {
+    .name = "held",
+    .description = "jobLock with a 2 s lockTimeout; waits for its gate",
+    .plugins = (const char *const[]){"jobLock", NULL},
+    .plugin_options = "{\"jobLock\":{\"lockTimeout\":2}}",
+    .run = gated_run};
 static const stellar_task task_qlocked = {
     .name = "qlocked",
     .description = "queueLock; waits for its gate",
@@ -995,6 +1001,36 @@ a_joblock_left_by_a_killed_process_expires_and_the_job_runs(struct test_ctx *t)
     stellar_close(client);
 }
 
+/* The heartbeat renews a running job's lock: a run three times as long as
+ * lockTimeout keeps it, and the second copy waits its turn. */
+static void
+a_joblock_outlives_its_lock_timeout_while_its_run_lasts(struct test_ctx *t)
+{
+    stellar_options o = {.processors = 2};
+    stellar *h = open_h(t, &o);
+    const char *key = "workerslock:held:default:[{\"n\":1}]";
+    int64_t ttl = 0;
+    char *v;
+
+    snprintf(g_dir, sizeof g_dir, "%s", t->dir);
+    reg(h, &task_held);
+    enqueue_expect(h, STELLAR_OK, "held", "{\"n\":1}");
+    enqueue_expect(h, STELLAR_OK, "held", "{\"n\":1}");
+    start(h);
+    ASSERT_WAIT(gated() == 1, 5000);
+    test_sleep_ms(6000);
+    ASSERT_EQ(1, gated());
+    v = kv_read(t, key, &ttl);
+    ASSERT_TRUE(v != NULL);
+    free(v);
+    test_note("after 6 s of run, the lock expires in %lld ms", (long long)ttl);
+    ASSERT_TRUE(ttl > 0 && ttl <= 2000);
+    open_gate("go-held");
+    ASSERT_WAIT(gated_done() == 2 && test_stat(h, "processed") == 2, 15000);
+    ASSERT_TRUE(kv_absent(t, key));
+    stellar_close(h);
+}
+
 /* --------------------------------------------------------- queueLock --- */
 
 static void
@@ -1518,6 +1554,8 @@ static const struct test tests[] = {
      retry_writes_node_resques_counter_and_error_keys_after_a_failure, 0},
     {"a jobLock left by a killed process expires and the job runs",
      a_joblock_left_by_a_killed_process_expires_and_the_job_runs, 0},
+    {"a jobLock outlives its lockTimeout while its run lasts",
+     a_joblock_outlives_its_lock_timeout_while_its_run_lasts, 0},
     {"queueLock refuses a second copy until the first starts",
      queuelock_refuses_a_second_copy_until_the_first_starts, 0},
     {"delayQueueLock refuses an enqueue while the same job is delayed",
