@@ -167,7 +167,8 @@ example_app() {
         fail "appendLine did not write its line within 60 s"
     ok "enqueue appendLine: the line is in the file"
 
-    # enqueueIn 1500 must start between 1.5 s and 2.0 s later.
+    # enqueueIn 1500 must start 1.5 s later, and well under a second past
+    # that (seen from here, through a polling loop: 2.5 s at most).
     now; t0=$NOW
     st enqueueIn 1500 appendLine "{\"path\":\"$out\",\"line\":\"late\"}" ||
         fail "stellar enqueueIn"
@@ -175,7 +176,7 @@ example_app() {
     wait_until 5000 has_line "$out" late || fail "enqueueIn 1500: no line after 5 s"
     now; t2=$NOW
     [ $((t2 - t0)) -ge 1500 ] || fail "enqueueIn 1500 ran after only $((t2 - t0)) ms"
-    [ $((t2 - t1)) -le 2000 ] || fail "enqueueIn 1500 ran after $((t2 - t1)) ms (> 2000)"
+    [ $((t2 - t1)) -le 2500 ] || fail "enqueueIn 1500 ran after $((t2 - t1)) ms (> 2500)"
     ok "enqueueIn 1500: started $((t2 - t1))..$((t2 - t0)) ms after the enqueue"
 
     # enqueueAt: a time in the past runs at once.
