@@ -369,6 +369,13 @@ STELLAR_API int stellar_queues(stellar *h, json_t **out, stellar_error *e);
 STELLAR_API int stellar_length(stellar *h, const char *queue, int64_t *out,
                                stellar_error *e);
 
+/* The age (ms) of the oldest job waiting in queue: how long since it was
+ * enqueued, or since it was due if it was delayed. -1 if the queue is
+ * empty or the backend cannot tell: on Redis, where Resque payloads carry
+ * no enqueue time, it is always -1. */
+STELLAR_API int stellar_latency(stellar *h, const char *queue, int64_t *out,
+                                stellar_error *e);
+
 /* Every registered worker: {"<name>": {"queues": "...", "started": ms,
  * "ping": ms, "working_on": {"run_at": ms, "queue", "payload": {...}} or
  * null}}. */
@@ -430,7 +437,8 @@ STELLAR_API int stellar_del_delayed_at(stellar *h, int64_t ts_ms,
 STELLAR_API int stellar_del_all_delayed(stellar *h, int64_t *removed,
                                         stellar_error *e);
 
-/* {"queues": {"<q>": {"length": n}}, "workers": <stellar_workers>}. */
+/* {"queues": {"<q>": {"length": n, "latency_ms": ms or null}}, "workers":
+ * <stellar_workers>}; latency_ms as stellar_latency(), null for -1. */
 STELLAR_API int stellar_details(stellar *h, json_t **out, stellar_error *e);
 /* What one worker is doing: {"run_at": ms, "queue", "payload"} or null;
  * ENOTFOUND if no such worker. */

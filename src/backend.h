@@ -117,6 +117,11 @@ struct st_backend_ops {
     /* Raw payload strings from start to stop (LRANGE semantics). */
     int (*queued)(st_backend *b, const char *queue, int64_t start,
                   int64_t stop, json_t **payloads, stellar_error *e);
+    /* Optional (NULL: the backend cannot tell): when queue's oldest job
+     * entered it (epoch ms; a promoted job: when it was due), or -1 if the
+     * queue is empty or that job's time is unknown. */
+    int (*oldest)(st_backend *b, const char *queue, int64_t *enqueued_ms,
+                  stellar_error *e);
     /* Removes up to count (0: all) entries equal to payload, from the head
      * (count < 0: from the tail, as LREM). */
     int (*del)(st_backend *b, const char *queue, const char *payload,

@@ -203,6 +203,24 @@ int stellar_length(stellar *h, const char *queue, int64_t *out,
     return rc;
 }
 
+int stellar_latency(stellar *h, const char *queue, int64_t *out,
+                    stellar_error *e)
+{
+    int64_t at = -1;
+    int rc = STELLAR_OK;
+
+    *out = -1;
+    if (!queue || !*queue)
+        return st_fail(e, STELLAR_EINVAL, "latency: a queue name is required");
+    if (h->conn->ops->oldest)
+        WITH_CONN(h, h->conn->ops->oldest(h->conn, queue, &at, e));
+    if (rc == STELLAR_OK && at >= 0) {
+        int64_t age = st_now_ms() - at;
+        *out = age > 0 ? age : 0;
+    }
+    return rc;
+}
+
 static json_t *working_on_of(json_t *worker);
 
 int stellar_workers(stellar *h, json_t **out, stellar_error *e)
@@ -447,9 +465,14 @@ int stellar_details(stellar *h, json_t **out, stellar_error *e)
     queues = json_object();
     for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
         const char *q = json_string_value(json_array_get(names, i));
-        int64_t n = 0;
+        int64_t n = 0, age = -1;
         rc = stellar_length(h, q, &n, e);
-        json_object_set_new(queues, q, json_pack("{s:I}", "length", (json_int_t)n));
+        if (rc == STELLAR_OK) rc = stellar_latency(h, q, &age, e);
+        json_object_set_new(queues, q,
+                            json_pack("{s:I, s:o}", "length", (json_int_t)n,
+                                      "latency_ms",
+                                      age < 0 ? json_null()
+                                              : json_integer(age)));
     }
     if (rc == STELLAR_OK) rc = stellar_workers(h, &workers, e);
     json_decref(names);

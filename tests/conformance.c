@@ -22,6 +22,7 @@
 #include "stellar.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1427,6 +1428,137 @@ racing_restarts_of_a_recurrent_job_leave_one_copy(struct test_ctx *t)
     st_backend_close(b);
 }
 
+static int64_t latency(stellar *h, const char *queue)
+{
+    stellar_error e = {0};
+    int64_t ms = -2;
+    ASSERT_OK(stellar_latency(h, queue, &ms, &e), &e);
+    return ms;
+}
+
+/* The age of a queue's oldest job: since its enqueue, or since it was due
+ * for a promoted one. Redis cannot tell (no enqueue time in a Resque
+ * payload): always -1 there. */
+static void queue_latency_is_the_age_of_the_oldest_job(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    int64_t ms, moved, next, now;
+    json_t *d = NULL;
+
+    reg(h, &task_record);
+    ASSERT_EQ(-1, latency(h, "lat"));
+    enqueue(h, "record", "{\"n\":1}", "lat");
+    test_sleep_ms(300);
+    enqueue(h, "record", "{\"n\":2}", "lat");
+    ms = latency(h, "lat");
+    test_note("latency after 300 ms: %lld ms", (long long)ms);
+    if (is_redis(t))
+        ASSERT_EQ(-1, ms);
+    else
+        ASSERT_TRUE(ms >= 300 && ms < 10000);
+    ASSERT_OK(stellar_details(h, &d, &e), &e);
+    if (is_redis(t))
+        ASSERT_TRUE(json_is_null(
+            json_object_get(json_object_get(json_object_get(d, "queues"), "lat"),
+                            "latency_ms")));
+    else
+        ASSERT_TRUE(json_integer_value(json_object_get(
+                        json_object_get(json_object_get(d, "queues"), "lat"),
+                        "latency_ms")) >= 300);
+    json_decref(d);
+
+    /* A job due 5 s ago, promoted now, has waited 5 s. */
+    now = test_now_ms();
+    ASSERT_OK(b->ops->push_at(b, now - 5000, "due",
+                              "{\"class\":\"record\",\"queue\":\"due\","
+                              "\"args\":[{}]}",
+                              &e),
+              &e);
+    ASSERT_OK(b->ops->promote_due(b, now, 0, &moved, &next, &e), &e);
+    ASSERT_EQ(1, moved);
+    ms = latency(h, "due");
+    test_note("latency of a job promoted 5 s late: %lld ms", (long long)ms);
+    if (is_redis(t))
+        ASSERT_EQ(-1, ms);
+    else
+        ASSERT_TRUE(ms >= 5000 && ms < 15000);
+    ASSERT_EQ(STELLAR_EINVAL, stellar_latency(h, "", &ms, &e));
+    st_backend_close(b);
+    stellar_close(h);
+}
+
+/* A store written by schema version 1 (tests/fixtures/schema-v1.sql, with a
+ * row in every table) is migrated on open and keeps everything. */
+static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
+    struct test_ctx *t)
+{
+    char path[512], url[600], *sql = NULL;
+    stellar_options o = {0};
+    stellar_error e = {0};
+    json_t *v = NULL;
+    sqlite3 *db = NULL;
+    stellar *h = NULL;
+    long len;
+    FILE *f;
+
+    if (is_redis(t)) SKIP("SQLite's schema");
+    f = fopen(STELLAR_FIXTURES "/schema-v1.sql", "rb");
+    ASSERT_TRUE(f != NULL);
+    fseek(f, 0, SEEK_END);
+    len = ftell(f);
+    rewind(f);
+    sql = calloc(1, (size_t)len + 1);
+    ASSERT_TRUE(sql && fread(sql, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/v1.db", t->dir);
+    ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, sql, NULL, NULL, NULL));
+    sqlite3_close(db);
+    free(sql);
+
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    o.url = url;
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    reg(h, &task_record);
+    ASSERT_EQ(1, test_length(h, "old"));
+    ASSERT_EQ(-1, latency(h, "old")); /* a row from before: time unknown */
+    ASSERT_EQ(7, test_stat(h, "processed"));
+    ASSERT_EQ(1, test_failed_count(h));
+    ASSERT_OK(stellar_timestamps(h, &v, &e), &e);
+    ASSERT_JSON_EQ("[4102444800000]", v);
+    json_decref(v);
+    ASSERT_OK(stellar_locks(h, &v, &e), &e);
+    ASSERT_EQ(1, json_object_size(v));
+    json_decref(v);
+    ASSERT_OK(stellar_workers(h, &v, &e), &e);
+    ASSERT_TRUE(json_object_get(v, "host:1+1") != NULL);
+    json_decref(v);
+
+    /* It works on: the old job runs, a new one has a known age. */
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 1, 10000);
+    ASSERT_WAIT(test_length(h, "old") == 0, 5000);
+    enqueue(h, "record", "{\"n\":4}", "fresh");
+    ASSERT_TRUE(latency(h, "fresh") >= 0);
+    stellar_close(h);
+
+    ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
+    {
+        sqlite3_stmt *st = NULL;
+        ASSERT_EQ(SQLITE_OK,
+                  sqlite3_prepare_v2(db,
+                                     "SELECT value FROM meta WHERE key ="
+                                     " 'schema_version'",
+                                     -1, &st, NULL));
+        ASSERT_EQ(SQLITE_ROW, sqlite3_step(st));
+        ASSERT_STR_EQ("2", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
 static void delayed_jobs_are_listed_by_ascending_timestamp(struct test_ctx *t)
 {
     stellar *h = open_h(t, NULL);
@@ -1575,6 +1707,11 @@ static void details_lists_queues_with_lengths_and_workers(struct test_ctx *t)
     enqueue(h, "t", NULL, "b");
     fake_worker(b, "host:42+1", "a", test_now_ms(), false);
     ASSERT_OK(stellar_details(h, &d, &e), &e);
+    /* latency_ms: see queue_latency_is_the_age_of_the_oldest_job. */
+    json_object_del(json_object_get(json_object_get(d, "queues"), "a"),
+                    "latency_ms");
+    json_object_del(json_object_get(json_object_get(d, "queues"), "b"),
+                    "latency_ms");
     ASSERT_JSON_EQ("{\"a\":{\"length\":2},\"b\":{\"length\":1}}",
                    json_object_get(d, "queues"));
     ASSERT_EQ(1, json_object_size(json_object_get(d, "workers")));
@@ -2052,6 +2189,10 @@ static const struct test tests[] = {
      a_recurrent_job_is_restarted_without_duplicates_and_stopped, 0},
     {"racing restarts of a recurrent job leave one copy",
      racing_restarts_of_a_recurrent_job_leave_one_copy, 0},
+    {"queue latency is the age of the oldest job",
+     queue_latency_is_the_age_of_the_oldest_job, 0},
+    {"a schema 1 SQLite file is migrated and keeps its data",
+     a_schema_1_sqlite_file_is_migrated_and_keeps_its_data, 0},
     {"delayed jobs are listed by ascending timestamp",
      delayed_jobs_are_listed_by_ascending_timestamp, 0},
     {"scheduledAt lists every time a job is delayed to",

@@ -326,7 +326,9 @@
       el('tr', null,
         el('td', null, el('a', {href: '#queues/' + enc(q), class: 'mono'}, q)),
         el('td', {class: 'n'}, fmt(queues[q].length)),
-        el('td', {class: 'muted', title: 'Resque job payloads carry no enqueue time'}, 'unknown'),
+        queues[q].latency_ms === null
+          ? el('td', {class: 'muted', title: queues[q].length ? 'unknown on Redis: Resque job payloads carry no enqueue time' : 'empty'}, '–')
+          : el('td', {class: 'latency', title: 'age of the oldest job'}, dur(queues[q].latency_ms)),
         el('td', {class: 'actions'},
           el('button', {type: 'button', class: 'danger', onclick: () => {
             if (confirm('Delete the queue "' + q + '" and its ' + queues[q].length + ' jobs?'))

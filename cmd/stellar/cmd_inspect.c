@@ -204,9 +204,20 @@ int cmd_failed(cli *c)
 
 /* ------------------------------------------------------ queues, length --- */
 
+/* The LATENCY cell: how long the oldest job has waited ("12s"), "-" when
+ * unknown (Redis) or the queue is empty. */
+static const char *latency_cell(int64_t age_ms, char out[32])
+{
+    char rel[32];
+    if (age_ms < 0) return NULL;
+    out_rel(0, age_ms, rel); /* "12s ago" */
+    snprintf(out, 32, "%.*s", (int)strcspn(rel, " "), rel);
+    return out;
+}
+
 static int queues_table(cli *c, json_t *queues)
 {
-    out_table *t = out_table_new(2, "QUEUE", ">LENGTH");
+    out_table *t = out_table_new(3, "QUEUE", ">LENGTH", ">LATENCY");
     json_t *q;
     size_t i;
 
@@ -218,15 +229,17 @@ static int queues_table(cli *c, json_t *queues)
     json_array_foreach(queues, i, q)
     {
         stellar_error e = {0};
-        int64_t n = 0;
-        char buf[32];
+        int64_t n = 0, age = -1;
+        char buf[32], lat[32];
         int rc = stellar_length(c->h, json_string_value(q), &n, &e);
+        if (rc == STELLAR_OK)
+            rc = stellar_latency(c->h, json_string_value(q), &age, &e);
         if (rc != STELLAR_OK) {
             out_table_free(t);
             return cli_error(c, rc, &e);
         }
         snprintf(buf, sizeof buf, "%lld", (long long)n);
-        out_table_row(t, json_string_value(q), buf);
+        out_table_row(t, json_string_value(q), buf, latency_cell(age, lat));
     }
     return out_print(t);
 }
@@ -404,10 +417,10 @@ int cmd_queued(cli *c)
 
 static int details_table(cli *c, json_t *details)
 {
-    out_table *t = out_table_new(2, "QUEUE", ">LENGTH");
+    out_table *t = out_table_new(3, "QUEUE", ">LENGTH", ">LATENCY");
     json_t *queues = json_object_get(details, "queues"), *q;
     const char *name;
-    char buf[64];
+    char buf[64], lat[32];
 
     if (json_object_size(queues) == 0) {
         out_table_free(t);
@@ -415,8 +428,12 @@ static int details_table(cli *c, json_t *details)
     } else {
         json_object_foreach(queues, name, q)
         {
-            out_table_row(t, name,
-                          out_scalar(json_object_get(q, "length"), buf));
+            json_t *age = json_object_get(q, "latency_ms");
+            out_table_row(t, name, out_scalar(json_object_get(q, "length"), buf),
+                          latency_cell(json_is_integer(age)
+                                           ? json_integer_value(age)
+                                           : -1,
+                                       lat));
         }
         out_print(t);
     }

@@ -116,30 +116,17 @@ static int body_params(call *c, char **out, stellar_error *e)
 
 /* --------------------------------------------------------- Inspection --- */
 
-/* {"<queue>": {"length": n}}: the "queues" member of stellar_details(),
- * without its workers. Queue latency (the age of the oldest job) is not
- * given: a Resque payload carries no enqueue time. */
+/* {"<queue>": {"length": n, "latency_ms": ms or null}}: the "queues"
+ * member of stellar_details(). */
 static int get_queues(call *c, stellar_error *e)
 {
-    json_t *names = NULL, *doc;
-    size_t i;
-    int rc;
+    json_t *doc = NULL;
+    int rc = stellar_details(c->h, &doc, e);
 
-    if ((rc = stellar_queues(c->h, &names, e))) return rc;
-    doc = json_object();
-    for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
-        const char *q = json_string_value(json_array_get(names, i));
-        int64_t n = 0;
-        if ((rc = stellar_length(c->h, q, &n, e)) == STELLAR_OK)
-            json_object_set_new(doc, q,
-                                json_pack("{s:I}", "length", (json_int_t)n));
-    }
-    json_decref(names);
-    if (rc)
-        json_decref(doc);
-    else
-        c->out = doc;
-    return rc;
+    if (rc) return rc;
+    c->out = json_incref(json_object_get(doc, "queues"));
+    json_decref(doc);
+    return STELLAR_OK;
 }
 
 static int queue_exists(call *c, const char *q, stellar_error *e)

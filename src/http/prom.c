@@ -6,13 +6,15 @@
  *   failed and dropped by task and queue, job durations by task, scheduler
  *   lag, recovered jobs;
  * - gauges read from the backend at scrape time, the same for every
- *   process of a cluster: queue depth, workers alive and busy, failed jobs.
+ *   process of a cluster: queue depth and latency, workers alive and busy,
+ *   failed jobs.
  *   If the backend cannot be read, stellar_backend_up is 0 and those gauges
  *   are left out (the scrape still succeeds, so the counters are kept).
  *
- * Queue latency (the age of a queue's oldest job) is not exported: a Resque
- * payload carries no enqueue time, and inventing one would break the byte
- * layout other Resque clients read.
+ * Queue latency (the age of a queue's oldest job) is exported where the
+ * backend knows it (SQLite); not on Redis: a Resque payload carries no
+ * enqueue time, and inventing one would break the byte layout other Resque
+ * clients read.
  */
 #include "http/http.h"
 
@@ -33,44 +35,36 @@ static void gauge_line(st_buf *b, const char *name, const char *label,
 /* Appends the backend gauges; false if the backend failed. */
 static bool backend_gauges(stellar *h, st_buf *b)
 {
-    json_t *names = NULL, *workers = NULL, *w;
+    json_t *doc = NULL, *queues, *workers, *q, *w;
     stellar_error e = {0};
     int64_t nfailed = 0, busy = 0;
     const char *name;
-    size_t i;
-    st_buf depth = {0};
-    char *text;
-    bool ok = true;
 
-    if (stellar_queues(h, &names, &e) || stellar_workers(h, &workers, &e) ||
-        stellar_failed_count(h, &nfailed, &e)) {
+    if (stellar_details(h, &doc, &e) || stellar_failed_count(h, &nfailed, &e)) {
         st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
-        json_decref(names);
-        json_decref(workers);
+        json_decref(doc);
         return false;
     }
-    for (i = 0; ok && i < json_array_size(names); i++) {
-        const char *q = json_string_value(json_array_get(names, i));
-        int64_t n = 0;
-        if (stellar_length(h, q, &n, &e)) {
-            st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
-            ok = false;
-        } else {
-            gauge_line(&depth, "stellar_queue_depth", "queue", q, n);
-        }
-    }
-    json_decref(names);
-    if (!ok) {
-        st_buf_free(&depth);
-        json_decref(workers);
-        return false;
-    }
-
+    queues = json_object_get(doc, "queues");
+    workers = json_object_get(doc, "workers");
     st_prom_family(b, "stellar_queue_depth", "gauge",
                    "Jobs waiting in each queue (not counting delayed jobs).");
-    if ((text = st_buf_take(&depth))) st_buf_puts(b, text);
-    st_free(text);
-
+    json_object_foreach(queues, name, q)
+    {
+        gauge_line(b, "stellar_queue_depth", "queue", name,
+                   json_integer_value(json_object_get(q, "length")));
+    }
+    st_prom_family(b, "stellar_queue_latency_seconds", "gauge",
+                   "Age of the oldest job waiting in each queue (queues "
+                   "whose age is known: not on Redis).");
+    json_object_foreach(queues, name, q)
+    {
+        json_t *age = json_object_get(q, "latency_ms");
+        if (!json_is_integer(age)) continue;
+        st_buf_puts(b, "stellar_queue_latency_seconds{queue=\"");
+        st_prom_label_value(b, name);
+        st_buf_printf(b, "\"} %.3f\n", (double)json_integer_value(age) / 1000);
+    }
     json_object_foreach(workers, name, w)
     {
         if (json_is_object(json_object_get(w, "working_on"))) busy++;
@@ -85,7 +79,7 @@ static bool backend_gauges(stellar *h, st_buf *b)
     st_prom_family(b, "stellar_failed_jobs", "gauge",
                    "Entries in the failed list.");
     gauge_line(b, "stellar_failed_jobs", NULL, NULL, nfailed);
-    json_decref(workers);
+    json_decref(doc);
     return true;
 }
 

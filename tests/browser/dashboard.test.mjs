@@ -178,6 +178,9 @@ test('params, queue names and errors with markup show as text and run nothing', 
   await open('queues');
   const link = page.getByRole('link', {name: XSS_QUEUE});
   await link.waitFor();
+  // The queue's latency: the age of its oldest job (SQLite knows it).
+  const row = page.locator('#queues-table tr', {has: link});
+  assert.match(await row.locator('td.latency').textContent(), /^\d+(s|m \d+s)$/);
   await shot('queues-desktop');
   await link.click();
   await page.waitForSelector('#qd-table td');

@@ -57,7 +57,7 @@
  * migration path is exercised by every test. A file with a newer version
  * than this build knows is refused.
  */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
  * holds this many pages (1 KiB each): about 10 MiB. */
@@ -94,7 +94,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
     " expires_ms INTEGER) WITHOUT ROWID;"
     "CREATE INDEX kv_expires ON kv(expires_ms);",
+    /* 1 -> 2: when each job entered its queue (NULL for older rows). */
+    "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
 };
+
+/* The statement's time, epoch ms (SQLite's 'now' has ms precision). */
+#define SQ_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 /* --------------------------------------------------------- Statements --- */
 
@@ -110,9 +115,16 @@ static const char *const migrations[SCHEMA_VERSION] = {
     X(QUEUE_ADD, "INSERT OR IGNORE INTO queues(name) VALUES(?1)")              \
     X(QUEUES, "SELECT name FROM queues ORDER BY name")                         \
     X(QUEUE_DEL, "DELETE FROM queues WHERE name = ?1")                         \
-    X(JOB_PUSH, "INSERT INTO jobs(queue, payload) VALUES(?1, ?2)")             \
-    X(JOB_PUSH_HEAD, "INSERT INTO jobs(id, queue, payload) VALUES("            \
-                     "(SELECT coalesce(min(id), 1) - 1 FROM jobs), ?1, ?2)")   \
+    X(JOB_PUSH, "INSERT INTO jobs(queue, payload, enqueued_ms)"                \
+                " VALUES(?1, ?2, " SQ_NOW_MS ")")                              \
+    /* A job put back at the head waited at least as long as the head it      \
+     * goes before (FIFO): it takes that head's time. */                       \
+    X(JOB_PUSH_HEAD, "INSERT INTO jobs(id, queue, payload, enqueued_ms)"       \
+                     " VALUES((SELECT coalesce(min(id), 1) - 1 FROM jobs),"    \
+                     " ?1, ?2, coalesce((SELECT enqueued_ms FROM jobs"         \
+                     " WHERE queue = ?1 ORDER BY id LIMIT 1), " SQ_NOW_MS "))")\
+    X(JOB_OLDEST, "SELECT coalesce(enqueued_ms, -1) FROM jobs WHERE queue = ?1"\
+                  " ORDER BY id LIMIT 1")                                      \
     X(JOB_HEAD, "SELECT id, payload FROM jobs WHERE queue = ?1"                \
                 " ORDER BY id LIMIT 1")                                        \
     X(JOB_HEAD_ANY, "SELECT id, payload, queue FROM jobs"                      \
@@ -146,9 +158,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
       "INSERT OR IGNORE INTO queues(name) SELECT DISTINCT queue FROM"          \
       " (SELECT queue FROM delayed WHERE at_ms <= ?1"                          \
       " ORDER BY at_ms, id LIMIT ?2)")                                         \
+    /* A promoted job has waited since it was due. */                         \
     X(PROMOTE_JOBS,                                                            \
-      "INSERT INTO jobs(queue, payload) SELECT queue, payload FROM delayed"    \
-      " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")                        \
+      "INSERT INTO jobs(queue, payload, enqueued_ms) SELECT queue, payload,"   \
+      " at_ms FROM delayed WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")     \
     X(PROMOTE_DEL, "DELETE FROM delayed WHERE id IN (SELECT id FROM delayed"   \
                    " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2)")          \
     /* Workers */                                                              \
@@ -945,6 +958,18 @@ static int sq_length(st_backend *b, const char *queue, int64_t *n,
     c->op = "length";
     *n = 0;
     rc = sq_int(c, S_JOB_COUNT, n, e, "t", queue);
+    return rc < 0 ? rc : STELLAR_OK;
+}
+
+static int sq_oldest(st_backend *b, const char *queue, int64_t *enqueued_ms,
+                     stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int rc;
+
+    c->op = "oldest";
+    *enqueued_ms = -1;
+    rc = sq_int(c, S_JOB_OLDEST, enqueued_ms, e, "t", queue);
     return rc < 0 ? rc : STELLAR_OK;
 }
 
@@ -1918,6 +1943,7 @@ const st_backend_ops st_sqlite_ops = {
     .del = sq_del,
     .del_queue = sq_del_queue,
     .del_delayed = sq_del_delayed,
+    .oldest = sq_oldest,
     .replace = sq_replace,
     .scheduled_at = sq_scheduled_at,
     .timestamps = sq_timestamps,
