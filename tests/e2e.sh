@@ -150,6 +150,17 @@ new_app() {
     [ "$(stat_value failed)" = 0 ] || fail "greetUser failed: $(st failed --json)"
     ok "stellar run + enqueue: the new task ran"
     stop_run
+
+    # A bad config value: exit 1, one line naming the file, line and key.
+    cp stellar.json good.json
+    sed 's/"scheduler": true/"scheduler": "yes"/' good.json >stellar.json
+    local err line
+    err=$(st run 2>&1 >/dev/null) && fail "stellar run accepted scheduler \"yes\""
+    line=$(grep -n '"scheduler"' stellar.json | cut -d: -f1)
+    [[ "$err" == "stellar run: "*"/myapp/stellar.json:$line: tasks.scheduler must be true or false" ]] ||
+        fail "bad config value: $err"
+    mv good.json stellar.json
+    ok "a bad config value names file:line and the key"
 }
 
 # ------------------------------------------------------------ example_app ---

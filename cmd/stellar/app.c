@@ -29,6 +29,50 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* The line of stellar.json where `key` ("tasks.queues") is written: each
+ * part's first quoted occurrence after the previous part's, 0 if not found
+ * (jansson keeps no positions of values). */
+static int config_line(const cli *c, const char *key)
+{
+    char *path = st_asprintf("%s/stellar.json", c->app_dir);
+    char text[64 * 1024] = "";
+    const char *at = text, *part = key;
+    int line = 0;
+    FILE *f = path ? fopen(path, "r") : NULL;
+
+    if (f) {
+        text[fread(text, 1, sizeof text - 1, f)] = '\0';
+        fclose(f);
+    }
+    while (at && *part) {
+        size_t n = strcspn(part, ".");
+        char *quoted = st_asprintf("\"%.*s\"", (int)n, part);
+        at = quoted ? strstr(at, quoted) : NULL;
+        st_free(quoted);
+        part += n + (part[n] == '.');
+    }
+    if (at)
+        for (line = 1; at > text; at--)
+            line += at[-1] == '\n';
+    st_free(path);
+    return line;
+}
+
+int cli_config_fail(const cli *c, const char *key, const char *fmt, ...)
+{
+    char what[512];
+    int line = config_line(c, key);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (line > 0)
+        return cli_fail(c, "%s/stellar.json:%d: %s %s", c->app_dir, line, key,
+                        what);
+    return cli_fail(c, "%s/stellar.json: %s %s", c->app_dir, key, what);
+}
+
 int cli_app_find(cli *c, bool required)
 {
     const char *dir = c->app_opt ? c->app_opt : ".";
@@ -108,10 +152,7 @@ int cli_backend_resolve(cli *c)
         c->backend = st_strdup(env);
     } else if (b && !json_is_null(b)) {
         if (!json_is_string(b) || !*json_string_value(b))
-            return cli_fail(c,
-                            "%s/stellar.json: tasks.backend must be a "
-                            "URL string",
-                            c->app_dir);
+            return cli_config_fail(c, "tasks.backend", "must be a URL string");
         c->backend = config_url(c, json_string_value(b));
     } else {
         c->backend = st_strdup(DEFAULT_BACKEND);

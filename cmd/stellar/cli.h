@@ -98,6 +98,10 @@ bool cli_parse_int(const char *s, int64_t *out);
 /* Print "stellar CMD: message" on stderr and return the exit code. */
 int cli_usage(const cli *c, const char *fmt, ...) STELLAR_PRINTF(2, 3);
 int cli_fail(const cli *c, const char *fmt, ...) STELLAR_PRINTF(2, 3);
+/* A bad value in the app's config: "DIR/stellar.json:LINE: KEY <fmt>",
+ * KEY a dotted path ("tasks.queues"); exit code 1. */
+int cli_config_fail(const cli *c, const char *key, const char *fmt, ...)
+    STELLAR_PRINTF(3, 4);
 int cli_notfound(const cli *c, const char *fmt, ...) STELLAR_PRINTF(2, 3);
 /* Reports a library error: ENOTFOUND/ENOTASK exit 3, EINVAL 2, others 1. */
 int cli_error(const cli *c, int rc, const stellar_error *e);

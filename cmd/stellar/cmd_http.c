@@ -45,26 +45,20 @@ static int resolve(cli *c, bool dashboard, http_want *w)
     w->token = NULL;
     if (sec && !json_is_null(sec) && !json_is_false(sec)) {
         if (!json_is_object(sec))
-            return cli_fail(c,
-                            "%s/stellar.json: http must be an object such as "
-                            "{\"listen\": \"127.0.0.1:8080\"}, or false",
-                            c->app_dir);
+            return cli_config_fail(c, "http",
+                                   "must be an object such as {\"listen\": "
+                                   "\"127.0.0.1:8080\"}, or false");
         v = json_object_get(sec, "listen");
         if (v && !json_is_null(v)) {
             if (!json_is_string(v) || !*json_string_value(v))
-                return cli_fail(c,
-                                "%s/stellar.json: http.listen must be "
-                                "\"HOST:PORT\"",
-                                c->app_dir);
+                return cli_config_fail(c, "http.listen",
+                                       "must be \"HOST:PORT\"");
             w->listen = json_string_value(v);
         }
         v = json_object_get(sec, "token");
         if (v && !json_is_null(v)) {
             if (!json_is_string(v))
-                return cli_fail(c,
-                                "%s/stellar.json: http.token must be a "
-                                "string",
-                                c->app_dir);
+                return cli_config_fail(c, "http.token", "must be a string");
             w->token = json_string_value(v);
         }
         w->on = true;

@@ -76,11 +76,12 @@ static int config_int(cli *c, json_t *tasks, const char *key, int64_t min,
     json_t *v = json_object_get(tasks, key);
     *found = false;
     if (!v || json_is_null(v)) return CLI_OK;
-    if (!json_is_integer(v) || json_integer_value(v) < min)
-        return cli_fail(c,
-                        "%s/stellar.json: tasks.%s must be an integer >= "
-                        "%lld",
-                        c->app_dir, key, (long long)min);
+    if (!json_is_integer(v) || json_integer_value(v) < min) {
+        char path[96];
+        snprintf(path, sizeof path, "tasks.%s", key);
+        return cli_config_fail(c, path, "must be an integer >= %lld",
+                               (long long)min);
+    }
     *out = json_integer_value(v);
     *found = true;
     return CLI_OK;
@@ -118,10 +119,7 @@ static int resolve(cli *c, run_config *r)
             return cli_usage(c, "--queues wants names separated by commas");
     } else if (json_is_string(v)) {
         if (!split_queues(r, json_string_value(v)))
-            return cli_fail(c,
-                            "%s/stellar.json: tasks.queues has an empty "
-                            "name",
-                            c->app_dir);
+            return cli_config_fail(c, "tasks.queues", "has an empty name");
     } else if (json_is_array(v)) {
         json_t *q;
         size_t i;
@@ -129,16 +127,11 @@ static int resolve(cli *c, run_config *r)
         {
             if (!json_is_string(q) || !add_queue(r, json_string_value(q),
                                                  strlen(json_string_value(q))))
-                return cli_fail(c,
-                                "%s/stellar.json: tasks.queues must be "
-                                "non-empty strings",
-                                c->app_dir);
+                return cli_config_fail(c, "tasks.queues",
+                                       "must be non-empty strings");
         }
     } else if (v && !json_is_null(v)) {
-        return cli_fail(c,
-                        "%s/stellar.json: tasks.queues must be an array "
-                        "of names",
-                        c->app_dir);
+        return cli_config_fail(c, "tasks.queues", "must be an array of names");
     }
 
     /* Reliability: how long running jobs get at stop, when a silent
@@ -157,18 +150,13 @@ static int resolve(cli *c, run_config *r)
     else if (json_is_string(v) && strcmp(json_string_value(v), "thread") == 0)
         r->isolation = STELLAR_ISOLATION_THREAD;
     else if (v && !json_is_null(v))
-        return cli_fail(c,
-                        "%s/stellar.json: tasks.isolation must be \"thread\" "
-                        "or \"fork\"",
-                        c->app_dir);
+        return cli_config_fail(c, "tasks.isolation",
+                               "must be \"thread\" or \"fork\"");
 
     /* Scheduler: on unless --no-scheduler or tasks.scheduler is false. */
     v = json_object_get(tasks, "scheduler");
     if (v && !json_is_boolean(v) && !json_is_null(v))
-        return cli_fail(c,
-                        "%s/stellar.json: tasks.scheduler must be true or "
-                        "false",
-                        c->app_dir);
+        return cli_config_fail(c, "tasks.scheduler", "must be true or false");
     r->scheduler = !cli_flag_has(c, "no-scheduler") && !json_is_false(v);
     return CLI_OK;
 }
