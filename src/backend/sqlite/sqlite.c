@@ -949,28 +949,29 @@ static int sq_queues(st_backend *b, json_t **names, stellar_error *e)
     return query_array(c, S_QUEUES, false, names, e, "");
 }
 
-static int sq_length(st_backend *b, const char *queue, int64_t *n,
-                     stellar_error *e)
+/* One integer about queue (or `none` if the query has no row). */
+static int queue_int(st_backend *b, const char *op, int stmt, const char *queue,
+                     int64_t none, int64_t *out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     int rc;
 
-    c->op = "length";
-    *n = 0;
-    rc = sq_int(c, S_JOB_COUNT, n, e, "t", queue);
+    c->op = op;
+    *out = none;
+    rc = sq_int(c, stmt, out, e, "t", queue);
     return rc < 0 ? rc : STELLAR_OK;
+}
+
+static int sq_length(st_backend *b, const char *queue, int64_t *n,
+                     stellar_error *e)
+{
+    return queue_int(b, "length", S_JOB_COUNT, queue, 0, n, e);
 }
 
 static int sq_oldest(st_backend *b, const char *queue, int64_t *enqueued_ms,
                      stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    c->op = "oldest";
-    *enqueued_ms = -1;
-    rc = sq_int(c, S_JOB_OLDEST, enqueued_ms, e, "t", queue);
-    return rc < 0 ? rc : STELLAR_OK;
+    return queue_int(b, "oldest", S_JOB_OLDEST, queue, -1, enqueued_ms, e);
 }
 
 static int sq_queued(st_backend *b, const char *queue, int64_t start,
