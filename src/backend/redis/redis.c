@@ -2649,7 +2649,7 @@ static int r_kv_expire(st_backend *base, const char *k, const char *value,
                        int64_t ttl_ms, bool *set, stellar_error *e)
 {
     rb *b = (rb *)base;
-    redisReply *r = NULL;
+    int64_t n = 0;
     cmd c;
     int rc;
 
@@ -2657,14 +2657,9 @@ static int r_kv_expire(st_backend *base, const char *k, const char *value,
     arg(&c, k);
     arg(&c, value);
     arg_int(&c, ttl_ms);
-    rc = eval(b, S_KV_EXPIRE, &c, &r, false, e);
+    rc = eval_int(b, S_KV_EXPIRE, &c, false, &n, e);
     cmd_free(&c);
-    if (rc != STELLAR_OK) return rc;
-    if (r->type != REDIS_REPLY_INTEGER)
-        rc = reply_fail(e, "kv_expire script", r);
-    else if (set)
-        *set = r->integer == 1;
-    freeReplyObject(r);
+    if (set) *set = rc == STELLAR_OK && n == 1;
     return rc;
 }
 
