@@ -550,6 +550,38 @@ static void nopipe_leave(nopipe *np)
     pthread_sigmask(SIG_SETMASK, &np->old, NULL);
 }
 
+/* Connects a new context to b's server with its timeouts (and TCP
+ * keepalive), and appends AUTH if b has a password (its reply is the
+ * caller's to read). who prefixes the error message. */
+static int dial(rb *b, const char *who, redisContext **out, stellar_error *e)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+    redisContext *c;
+    int rc;
+
+    *out = NULL;
+    c = b->path ? redisConnectUnixWithTimeout(b->path, tv)
+                : redisConnectWithTimeout(b->host, b->port, tv);
+    if (!c) return oom(e);
+    if (c->err) {
+        rc = st_fail(e, STELLAR_ECONNECT, "%scannot connect to redis at %s: %s",
+                     who, b->where, c->errstr);
+        redisFree(c);
+        return rc;
+    }
+    tv.tv_sec = COMMAND_TIMEOUT_S;
+    redisSetTimeout(c, tv);
+    if (!b->path) redisEnableKeepAlive(c);
+    if (b->password) {
+        if (b->user)
+            redisAppendCommand(c, "AUTH %s %s", b->user, b->password);
+        else
+            redisAppendCommand(c, "AUTH %s", b->password);
+    }
+    *out = c;
+    return STELLAR_OK;
+}
+
 /*
  * Opens the socket, authenticates, selects the database, writes
  * connection_test_key as node-resque does and loads the scripts, in one
@@ -557,33 +589,14 @@ static void nopipe_leave(nopipe *np)
  */
 static int connect_io(rb *b, stellar_error *e)
 {
-    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     redisContext *c;
     redisReply *r = NULL;
     char *test = NULL;
     int rc = STELLAR_OK, i;
     int sent = 0, auth = -1, sel = -1, set, load;
 
-    c = b->path ? redisConnectUnixWithTimeout(b->path, tv)
-                : redisConnectWithTimeout(b->host, b->port, tv);
-    if (!c) return oom(e);
-    if (c->err) {
-        rc = st_fail(e, STELLAR_ECONNECT, "cannot connect to redis at %s: %s",
-                     b->where, c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    tv.tv_sec = COMMAND_TIMEOUT_S;
-    redisSetTimeout(c, tv);
-    if (!b->path) redisEnableKeepAlive(c);
-
-    if (b->password) {
-        if (b->user)
-            redisAppendCommand(c, "AUTH %s %s", b->user, b->password);
-        else
-            redisAppendCommand(c, "AUTH %s", b->password);
-        auth = sent++;
-    }
+    if ((rc = dial(b, "", &c, e)) != STELLAR_OK) return rc;
+    if (b->password) auth = sent++;
     if (b->db) {
         redisAppendCommand(c, "SELECT %d", b->db);
         sel = sent++;
@@ -2764,28 +2777,13 @@ static int r_kv_scan(st_backend *base, const char *prefix, json_t **out,
  * database number). */
 static int sub_open(rb *b, stellar_error *e)
 {
-    struct timeval tv = {CONNECT_TIMEOUT_S, 0};
     redisContext *c;
-    redisReply *r;
+    redisReply *r = NULL;
     int rc;
 
-    c = b->path ? redisConnectUnixWithTimeout(b->path, tv)
-                : redisConnectWithTimeout(b->host, b->port, tv);
-    if (!c) return oom(e);
-    if (c->err) {
-        rc = st_fail(e, STELLAR_ECONNECT,
-                     "wait: cannot connect to redis at "
-                     "%s: %s",
-                     b->where, c->errstr);
-        redisFree(c);
-        return rc;
-    }
-    tv.tv_sec = COMMAND_TIMEOUT_S;
-    redisSetTimeout(c, tv);
-    if (!b->path) redisEnableKeepAlive(c);
+    if ((rc = dial(b, "wait: ", &c, e)) != STELLAR_OK) return rc;
     if (b->password) {
-        r = b->user ? redisCommand(c, "AUTH %s %s", b->user, b->password)
-                    : redisCommand(c, "AUTH %s", b->password);
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) r = NULL;
         if (!r || r->type == REDIS_REPLY_ERROR) {
             rc = st_fail(e, STELLAR_ECONNECT,
                          "wait: redis at %s refused AUTH: %s", b->where,
