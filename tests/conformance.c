@@ -21,6 +21,10 @@
 #include "internal.h"
 #include "stellar.h"
 
+#ifdef STELLAR_HAVE_REDIS
+#include <hiredis/hiredis.h>
+#endif
+
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -1558,6 +1562,71 @@ static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
     sqlite3_close(db);
 }
 
+#ifdef STELLAR_HAVE_REDIS
+/* One command on the test's redis-server, raw; true if it did not fail. */
+static bool raw_redis(const struct test_ctx *t, const char *password,
+                      const char *cmd, const char *want_in_reply)
+{
+    redisContext *c = redisConnectUnix(t->url + strlen("redis+unix://"));
+    redisReply *r = NULL;
+    bool ok = false;
+
+    if (c && !c->err && password)
+        freeReplyObject(redisCommand(c, "AUTH %s", password));
+    if (c && !c->err) r = redisCommand(c, cmd);
+    ok = r && r->type != REDIS_REPLY_ERROR &&
+         (!want_in_reply ||
+          (r->type == REDIS_REPLY_STRING && strstr(r->str, want_in_reply)));
+    freeReplyObject(r);
+    redisFree(c);
+    return ok;
+}
+
+static bool wait_connection_subscribed(void *ud)
+{
+    return raw_redis(ud, "s3cret", "CLIENT LIST", "sub=1");
+}
+#endif
+
+/* A Redis that wants a password: a wrong or missing one is ECONNECT naming
+ * AUTH; the right one opens, and the idle processors' second connection
+ * (the wake-up subscriber) authenticates too. */
+static void redis_with_a_password_is_opened_or_refused_clearly(
+    struct test_ctx *t)
+{
+#ifdef STELLAR_HAVE_REDIS
+    stellar_options o = {.processors = 2};
+    stellar_error e = {0};
+    stellar *h = NULL;
+    char url[700];
+
+    if (!is_redis(t)) SKIP("Redis AUTH");
+    ASSERT_TRUE(raw_redis(t, NULL, "CONFIG SET requirepass s3cret", NULL));
+
+    snprintf(url, sizeof url, "%s?password=nope", t->url);
+    o.url = url;
+    ASSERT_EQ(STELLAR_ECONNECT, stellar_open(&h, &o, &e));
+    ASSERT_TRUE(strstr(e.msg, "refused AUTH") != NULL);
+    o.url = t->url;
+    ASSERT_EQ(STELLAR_ECONNECT, stellar_open(&h, &o, &e));
+    ASSERT_TRUE(strstr(e.msg, "NOAUTH") != NULL);
+
+    snprintf(url, sizeof url, "%s?password=s3cret", t->url);
+    o.url = url;
+    o.log_fn = test_log_fn;
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    reg(h, &task_record);
+    start(h);
+    ASSERT_WAIT(wait_connection_subscribed((void *)t), 10000);
+    enqueue(h, "record", "{\"n\":1}", NULL);
+    ASSERT_WAIT(runs_of("record", true) == 1, 10000);
+    stellar_close(h);
+#else
+    (void)t;
+    SKIP("built without Redis");
+#endif
+}
+
 static void delayed_jobs_are_listed_by_ascending_timestamp(struct test_ctx *t)
 {
     stellar *h = open_h(t, NULL);
@@ -2192,6 +2261,8 @@ static const struct test tests[] = {
      queue_latency_is_the_age_of_the_oldest_job, 0},
     {"a schema 1 SQLite file is migrated and keeps its data",
      a_schema_1_sqlite_file_is_migrated_and_keeps_its_data, 0},
+    {"Redis with a password is opened or refused clearly",
+     redis_with_a_password_is_opened_or_refused_clearly, 0},
     {"delayed jobs are listed by ascending timestamp",
      delayed_jobs_are_listed_by_ascending_timestamp, 0},
     {"scheduledAt lists every time a job is delayed to",
