@@ -67,6 +67,10 @@ int st_recurrent(stellar *h, st_backend *b, const st_task *t,
 /* Whether a periodic task has a delayed copy waiting. */
 bool st_recurrent_waiting(st_backend *b, const st_task *t);
 
+/* The "queues" member of stellar_details(): {"<q>": {"length": n,
+ * "latency_ms": ms or null}}. */
+int st_queues_detail(stellar *h, json_t **out, stellar_error *e);
+
 /* Removes workers whose last ping is older than age_ms; their in-flight
  * jobs go to failed, or back to their queue if requeue (to failed anyway,
  * as a poison pill, once a job has been held by max_crashes dead workers).

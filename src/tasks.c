@@ -454,9 +454,9 @@ int stellar_del_all_delayed(stellar *h, int64_t *removed, stellar_error *e)
     return rc;
 }
 
-int stellar_details(stellar *h, json_t **out, stellar_error *e)
+int st_queues_detail(stellar *h, json_t **out, stellar_error *e)
 {
-    json_t *names = NULL, *queues, *workers = NULL;
+    json_t *names = NULL, *queues;
     size_t i;
     int rc;
 
@@ -474,9 +474,23 @@ int stellar_details(stellar *h, json_t **out, stellar_error *e)
                                       age < 0 ? json_null()
                                               : json_integer(age)));
     }
-    if (rc == STELLAR_OK) rc = stellar_workers(h, &workers, e);
     json_decref(names);
     if (rc) {
+        json_decref(queues);
+        return rc;
+    }
+    *out = queues;
+    return STELLAR_OK;
+}
+
+int stellar_details(stellar *h, json_t **out, stellar_error *e)
+{
+    json_t *queues = NULL, *workers = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = st_queues_detail(h, &queues, e))) return rc;
+    if ((rc = stellar_workers(h, &workers, e))) {
         json_decref(queues);
         return rc;
     }

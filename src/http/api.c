@@ -120,13 +120,7 @@ static int body_params(call *c, char **out, stellar_error *e)
  * member of stellar_details(). */
 static int get_queues(call *c, stellar_error *e)
 {
-    json_t *doc = NULL;
-    int rc = stellar_details(c->h, &doc, e);
-
-    if (rc) return rc;
-    c->out = json_incref(json_object_get(doc, "queues"));
-    json_decref(doc);
-    return STELLAR_OK;
+    return st_queues_detail(c->h, &c->out, e);
 }
 
 static int queue_exists(call *c, const char *q, stellar_error *e)
