@@ -106,10 +106,13 @@ struct st_backend_ops {
 
     /* Adds payload to the delayed set at at_ms (queue: the payload's own,
      * which the Redis layout does not store separately) (Redis: second
-     * round(at_ms/1000), as node-resque). EEXISTS if the same payload is
-     * already delayed at that same timestamp (nothing written). */
+     * round(at_ms/1000), as node-resque). If the same payload is already
+     * delayed at that same timestamp: EEXISTS and nothing written, or, with
+     * `later`, it goes to the first later timestamp (SQLite: ms; Redis:
+     * second) that does not hold it, found and taken in the same atomic
+     * step, so any number of writers each store their copy. */
     int (*push_at)(st_backend *b, int64_t at_ms, const char *queue,
-                   const char *payload, stellar_error *e);
+                   const char *payload, bool later, stellar_error *e);
 
     int (*queues)(st_backend *b, json_t **names, stellar_error *e);
     int (*length)(st_backend *b, const char *queue, int64_t *n,

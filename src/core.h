@@ -118,11 +118,6 @@ struct stellar_job {
 int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e);
 /* EINVAL naming the task if one of its plugins is unknown. */
 int st_plugins_check(const st_task *t, stellar_error *e);
-/* Delays payload to at_ms with no hooks, moving to the next free second if
- * that timestamp already holds the same payload (so nothing is lost). */
-int st_delay_payload(st_backend *b, int64_t at_ms, const char *queue,
-                     const char *payload, stellar_error *e);
-
 /* A lock the job that w runs holds (jobLock): the heartbeat renews its
  * expiry to ttl_ms while it still holds value, so the lock lasts as long as
  * the run and expires ttl_ms after a crash. key NULL: released. */

@@ -184,50 +184,6 @@ void stellar_job_set_error(stellar_job *job, const char *error)
 
 /* ------------------------------------------------------------ Helpers --- */
 
-/* The first time from at_ms on at which one more copy of a payload that
- * is delayed at `taken` (ms) can be stored: not a taken ms (SQLite keeps
- * ms), and not in a taken second (Redis keeps round(ms / 1000) seconds,
- * so its timestamps are whole seconds). */
-static int64_t free_slot(const json_t *taken, int64_t at_ms)
-{
-    for (;;) {
-        int64_t second = (at_ms + 500) / 1000 * 1000; /* at_ms >= 0 */
-        bool same_ms = false, same_second = false;
-        size_t i;
-
-        for (i = 0; i < json_array_size(taken); i++) {
-            int64_t ts = json_integer_value(json_array_get(taken, i));
-            same_ms |= ts == at_ms;
-            same_second |= ts == second;
-        }
-        if (same_second)
-            at_ms = second + 500; /* the first ms of the next second */
-        else if (same_ms)
-            at_ms++;
-        else
-            return at_ms;
-    }
-}
-
-/* A payload can be delayed at most once per timestamp (once per second on
- * Redis), so however many identical copies wait (a jobLock job enqueued a
- * hundred times), this one takes the first free timestamp rather than
- * failing: one look at the timestamps the payload holds, then one push. */
-int st_delay_payload(st_backend *b, int64_t at_ms, const char *queue,
-                     const char *payload, stellar_error *e)
-{
-    int rc = b->ops->push_at(b, at_ms, queue, payload, e);
-    for (int tries = 0; rc == STELLAR_EEXISTS && tries < 10; tries++) {
-        json_t *taken = NULL;
-        /* Another process may take the slot first: look again. */
-        if ((rc = b->ops->scheduled_at(b, payload, &taken, e))) break;
-        at_ms = free_slot(taken, at_ms);
-        json_decref(taken);
-        rc = b->ops->push_at(b, at_ms, queue, payload, e);
-    }
-    return rc;
-}
-
 static int64_t opt_int(const json_t *o, const char *key, int64_t dflt)
 {
     const json_t *v = json_object_get(o, key);
@@ -327,8 +283,8 @@ static int job_lock_before_perform(stellar_job *job, const json_t *o)
     if (rc == STELLAR_OK && !set) {
         /* Another run holds it: put this one back for later (not lost). */
         if (!json_is_false(re))
-            rc = st_delay_payload(job->b, st_now_ms() + delay, job->queue,
-                                  job->payload, &e);
+            rc = job->b->ops->push_at(job->b, st_now_ms() + delay,
+                                      job->queue, job->payload, true, &e);
         if (rc == STELLAR_OK) rc = STELLAR_VETOED;
     } else if (rc == STELLAR_OK && job->proc) {
         st_proc_hold(job->proc, key, val, timeout_s * 1000);
@@ -475,8 +431,8 @@ static int retry_after_perform(stellar_job *job, const json_t *o)
                        : json_array_size(backoff) - 1;
         delay = (int64_t)json_number_value(json_array_get(backoff, k));
     }
-    rc = st_delay_payload(b, st_now_ms() + jitter(delay, o), job->queue,
-                          job->payload, &e);
+    rc = b->ops->push_at(b, st_now_ms() + jitter(delay, o), job->queue,
+                         job->payload, true, &e);
     if (rc) goto fail;
     /* A retried attempt counts as failed, not processed, and is not put on
      * the failed list (node-resque's totals, §6.5). */

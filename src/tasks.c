@@ -45,7 +45,7 @@ int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
     rc = st_hooks_run(ST_HOOK_BEFORE_ENQUEUE, &job, e);
     if (rc) goto out;
     if (delayed)
-        rc = b->ops->push_at(b, at_ms, queue, job.payload, e);
+        rc = b->ops->push_at(b, at_ms, queue, job.payload, false, e);
     else
         rc = b->ops->push(b, queue, &job.payload, 1, e);
     if (rc == STELLAR_OK) rc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, e);

@@ -1318,7 +1318,7 @@ a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
     reg(h, &task_record);
     /* Start from a mess: two queued copies and a delayed one. */
     ASSERT_OK(b->ops->push(b, "clock", two, 2, &e), &e);
-    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, &e), &e);
+    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, false, &e), &e);
     ASSERT_EQ(3, copies_stored(b, "clock", "every"));
 
     ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
@@ -1334,7 +1334,7 @@ a_recurrent_job_is_restarted_without_duplicates_and_stopped(struct test_ctx *t)
     ASSERT_EQ(0, removed);
 
     /* A delayed copy counts as one too. */
-    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, &e), &e);
+    ASSERT_OK(b->ops->push_at(b, later_s(), "clock", payload, false, &e), &e);
     ASSERT_OK(stellar_stop_recurrent(h, "every", &removed, &e), &e);
     ASSERT_EQ(1, removed);
     ASSERT_EQ(0, copies_stored(b, "clock", "every"));
@@ -1432,6 +1432,67 @@ racing_restarts_of_a_recurrent_job_leave_one_copy(struct test_ctx *t)
     st_backend_close(b);
 }
 
+/* Four writers delay one payload at one timestamp, fifty times each, as
+ * blocked jobLock runs and retries do: with `later` each copy takes the next
+ * free timestamp in the same atomic step, so none fails however the writers
+ * interleave (a read of the free slots then a push lost copies: CI saw it). */
+enum { DELAY_WRITERS = 4, DELAY_COPIES = 50 };
+#define PAYLOAD_Q "{\"class\":\"record\",\"queue\":\"q\",\"args\":[{}]}"
+
+struct delayer {
+    const struct test_ctx *t;
+    pthread_barrier_t *go;
+    int64_t at_ms;
+};
+
+static void *delay_copies(void *arg)
+{
+    struct delayer *d = arg;
+    st_backend *b = raw_open(d->t);
+    stellar_error e = {0};
+
+    pthread_barrier_wait(d->go);
+    for (int i = 0; i < DELAY_COPIES; i++)
+        ASSERT_OK(b->ops->push_at(b, d->at_ms, "q", PAYLOAD_Q, true, &e), &e);
+    st_backend_close(b);
+    return NULL;
+}
+
+static void racing_writers_each_delay_their_copy_of_one_payload(
+    struct test_ctx *t)
+{
+    pthread_barrier_t go;
+    pthread_t th[DELAY_WRITERS];
+    struct delayer d = {t, &go, later_s()};
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *ts = NULL;
+    size_t i;
+
+    pthread_barrier_init(&go, NULL, DELAY_WRITERS);
+    for (i = 0; i < DELAY_WRITERS; i++)
+        ASSERT_EQ(0, pthread_create(&th[i], NULL, delay_copies, &d));
+    for (i = 0; i < DELAY_WRITERS; i++)
+        pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+
+    ASSERT_OK(b->ops->scheduled_at(b, PAYLOAD_Q, &ts, &e), &e);
+    ASSERT_EQ(DELAY_WRITERS * DELAY_COPIES, (int)json_array_size(ts));
+    /* One copy per timestamp, from the asked one on, with no gap. */
+    for (i = 0; i < json_array_size(ts); i++)
+        ASSERT_EQ(d.at_ms + (int64_t)i * (is_redis(t) ? 1000 : 1),
+                  json_integer_value(json_array_get(ts, i)));
+    json_decref(ts);
+    /* Without `later`, the taken timestamp is refused and nothing stored. */
+    ASSERT_EQ(STELLAR_EEXISTS,
+              b->ops->push_at(b, d.at_ms, "q", PAYLOAD_Q, false, &e));
+    ASSERT_TRUE(strstr(e.msg, "already enqueued") != NULL);
+    ASSERT_OK(b->ops->scheduled_at(b, PAYLOAD_Q, &ts, &e), &e);
+    ASSERT_EQ(DELAY_WRITERS * DELAY_COPIES, (int)json_array_size(ts));
+    json_decref(ts);
+    st_backend_close(b);
+}
+
 static int64_t latency(stellar *h, const char *queue)
 {
     stellar_error e = {0};
@@ -1480,7 +1541,7 @@ static void queue_latency_is_the_age_of_the_oldest_job(struct test_ctx *t)
     ASSERT_OK(b->ops->push_at(b, now - 5000, "due",
                               "{\"class\":\"record\",\"queue\":\"due\","
                               "\"args\":[{}]}",
-                              &e),
+                              false, &e),
               &e);
     ASSERT_OK(b->ops->promote_due(b, now, 0, &moved, &next, &e), &e);
     ASSERT_EQ(1, moved);
@@ -2257,6 +2318,8 @@ static const struct test tests[] = {
      a_recurrent_job_is_restarted_without_duplicates_and_stopped, 0},
     {"racing restarts of a recurrent job leave one copy",
      racing_restarts_of_a_recurrent_job_leave_one_copy, 0},
+    {"racing writers each delay their copy of one payload",
+     racing_writers_each_delay_their_copy_of_one_payload, 0},
     {"queue latency is the age of the oldest job",
      queue_latency_is_the_age_of_the_oldest_job, 0},
     {"a schema 1 SQLite file is migrated and keeps its data",

@@ -1225,7 +1225,7 @@ static int r_push(st_backend *base, const char *queue,
 }
 
 static int r_push_at(st_backend *base, int64_t at_ms, const char *queue,
-                     const char *payload, stellar_error *e)
+                     const char *payload, bool later, stellar_error *e)
 {
     rb *b = (rb *)base;
     int64_t s = ms_to_s(at_ms);
@@ -1237,6 +1237,7 @@ static int r_push_at(st_backend *base, int64_t at_ms, const char *queue,
     script_cmd(b, &c, S_PUSH_AT);
     arg_int(&c, s);
     arg(&c, payload);
+    arg(&c, later ? "later" : "");
     rc = eval(b, S_PUSH_AT, &c, &r, false, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;

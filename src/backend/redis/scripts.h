@@ -201,10 +201,16 @@ static const char lua_reserve[] =
     "  return out, n\n"                                                        \
     "end\n"
 
-/* push_at: ARGV: P, seconds (decimal text), payload. */
+/* push_at: ARGV: P, seconds (decimal text), payload, "later" to take the
+ * first later second that does not hold the payload instead of failing. */
 static const char lua_push_at[] =
     ST_LUA_PRELUDE ST_LUA_PUSH_AT
-    "return push_at(ARGV[2], ARGV[3])\n";
+    "local s = tonumber(ARGV[2])\n"
+    "while push_at(s, ARGV[3]) == 0 do\n"
+    "  if ARGV[4] ~= 'later' then return 0 end\n"
+    "  s = s + 1\n"
+    "end\n"
+    "return 1\n";
 
 /*
  * promote: the scheduler's move of due delayed jobs (reference §5.2), all

@@ -916,7 +916,7 @@ static int push_head(sq_conn *c, const char *queue, const char *payload,
 }
 
 static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
-                      const char *payload, stellar_error *e)
+                      const char *payload, bool later, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     int64_t one;
@@ -926,7 +926,10 @@ static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
         return st_fail(e, STELLAR_EINVAL,
                        "sqlite push_at: no queue or payload");
     if ((rc = sq_begin(c, "push_at", e)) < 0) return rc;
-    rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms);
+    while ((rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms)) ==
+               1 &&
+           later)
+        at_ms++;
     if (rc < 0) goto fail;
     if (rc == 1) {
         rc = st_fail(e, STELLAR_EEXISTS,
