@@ -695,6 +695,26 @@ static char *dead_worker_entry(stellar *h, const char *name, json_t *on,
     return entry;
 }
 
+/* A dead worker's periodic job is back in its queue, and the leader may
+ * have queued a fresh copy when it took office (nothing was waiting then):
+ * if held is this process's periodic task, keep one copy, queued now. */
+static void one_periodic_copy(stellar *h, st_backend *b, const json_t *held,
+                              const char *raw)
+{
+    const char *name = json_string_value(json_object_get(held, "class"));
+    const st_task *t = name ? st_task_find(h, name) : NULL;
+    stellar_error e;
+    char *own;
+
+    if (!t || t->def.frequency <= 0) return;
+    own = st_payload_build(t->def.name, t->def.queue, NULL, &e);
+    if (own && strcmp(own, raw) == 0 &&
+        st_recurrent(h, b, t, ST_RECUR_NOW, NULL, &e))
+        st_log(&h->log, STELLAR_LOG_WARN, "periodic %s after recovery: %s",
+               t->def.name, e.msg);
+    st_free(own);
+}
+
 int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
                      json_t **cleaned, stellar_error *e)
 {
@@ -758,6 +778,7 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
                                              : ": its job is back in its queue")
                     : "");
         v = held ? st_json_parse(held, strlen(held), NULL) : NULL;
+        if (v && mode == ST_CLEAN_REQUEUE) one_periodic_copy(h, b, v, held);
         if (held && !v) v = json_string(held); /* not JSON: keep the text */
         json_object_set_new(res, name, v ? v : json_null());
         st_free(held);

@@ -2160,6 +2160,33 @@ clean_old_workers_with_requeue_puts_the_job_back_at_the_head(struct test_ctx *t)
     stellar_close(h);
 }
 
+/* A process died running a periodic task; the next leader, finding no copy
+ * waiting, queued a fresh one. Requeueing the dead worker's copy must not
+ * make two: the periodic task keeps one copy, queued. */
+static void
+recovering_a_periodic_job_keeps_one_copy_of_the_task(struct test_ctx *t)
+{
+    stellar *h = open_h(t, NULL);
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    json_t *cleaned = NULL;
+    int64_t now = test_now_ms();
+
+    reg(h, &race_every);
+    ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
+    fake_worker(b, "dead:1+1", "clock", now - 120000, true); /* takes it */
+    ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e); /* the fresh */
+    ASSERT_EQ(1, copies_stored(b, "clock", "every"));
+
+    ASSERT_OK(stellar_clean_old_workers(h, 60000, true, &cleaned, &e), &e);
+    ASSERT_EQ(1, json_object_size(cleaned));
+    json_decref(cleaned);
+    ASSERT_EQ(1, copies_stored(b, "clock", "every"));
+    ASSERT_EQ(1, test_length(h, "clock"));
+    st_backend_close(b);
+    stellar_close(h);
+}
+
 /* ------------------------------------------------------ Validation --- */
 
 static void expect_refusal(const struct test_ctx *t, const stellar_task *task,
@@ -2348,6 +2375,8 @@ static const struct test tests[] = {
      clean_old_workers_fails_the_job_of_a_silent_worker, 0},
     {"cleanOldWorkers with requeue puts the job back at the head",
      clean_old_workers_with_requeue_puts_the_job_back_at_the_head, 0},
+    {"recovering a periodic job keeps one copy of the task",
+     recovering_a_periodic_job_keeps_one_copy_of_the_task, 0},
     {"a task without a name is refused", a_task_without_a_name_is_refused, 0},
     {"a task without a description is refused",
      a_task_without_a_description_is_refused, 0},
