@@ -926,10 +926,11 @@ static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
         return st_fail(e, STELLAR_EINVAL,
                        "sqlite push_at: no queue or payload");
     if ((rc = sq_begin(c, "push_at", e)) < 0) return rc;
-    while ((rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms)) ==
-               1 &&
-           later)
-        at_ms++;
+    for (;;) {
+        rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms);
+        if (rc != 1 || !later) break;
+        at_ms++; /* taken: the next ms */
+    }
     if (rc < 0) goto fail;
     if (rc == 1) {
         rc = st_fail(e, STELLAR_EEXISTS,
