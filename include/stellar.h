@@ -14,8 +14,29 @@
  *   Strings and JSON handed out are new: free strings with stellar_free(),
  *   json_t with json_decref().
  * - Time is milliseconds since the Unix epoch, everywhere.
- * - A stellar handle is thread-safe: its calls may come from any thread,
- *   including from inside a running task.
+ * - A stellar handle is thread-safe; see "Threads" below.
+ *
+ * Threads
+ * - Every call on a handle may come from any thread at once: the embedding
+ *   program's, HTTP handlers', and the handle's own, that is from a task's
+ *   run(), a plugin hook (before/after enqueue and perform) and the log
+ *   callback. Each call checks out a backend connection of its own for its
+ *   length (up to 8 idle ones are kept per handle; more are opened as
+ *   needed and closed after), so calls do not wait for one another, and no
+ *   lock of the handle is held while user code (tasks, hooks, the log
+ *   callback) runs: they may call back into the same handle.
+ * - How long a call blocks: one or a few round trips to the backend (an
+ *   enqueue: its hooks' round trips plus one write). On SQLite a writer
+ *   waits up to 5 s for another writer's lock (then EBUSY); on Redis a
+ *   new connection waits up to 10 s to connect and a command up to 30 s
+ *   for its reply when the server does not answer (then ECONNECT). stellar_stop() blocks until
+ *   running tasks end (see there); stellar_close() includes a stop.
+ * - Exceptions: stellar_stop() and stellar_close() must not be called on a
+ *   handle from its own threads (a task, a hook, the log callback while the
+ *   handle's threads or a start or stop of it are running): they would wait
+ *   for themselves. Such a call is refused: it logs an error and returns
+ *   without effect. stellar_stop_now() may be called from anywhere.
+ *   Register tasks and plugins before stellar_start().
  */
 #ifndef STELLAR_H
 #define STELLAR_H
@@ -90,7 +111,10 @@ enum {
     STELLAR_LOG_ERROR = 3,
 };
 
-/* Called from any thread, one call per event; msg is borrowed. */
+/* Called from any thread, one call per event; msg is borrowed. No lock of
+ * Stellar's is held while it runs, so it may call the API (but see
+ * "Threads" for stellar_stop() and stellar_close()); a slow one slows only
+ * the thread that logs. */
 typedef void (*stellar_log_fn)(void *ud, int level, const char *msg);
 
 /* ------------------------------------------------------------- Handle --- */
@@ -134,7 +158,8 @@ typedef struct stellar_options {
 STELLAR_API int stellar_open(stellar **out, const stellar_options *o,
                              stellar_error *e);
 
-/* Stops what stellar_start() started (as stellar_stop(h)), then frees. */
+/* Stops what stellar_start() started (as stellar_stop(h)), then frees.
+ * Not from the handle's own threads (see "Threads"). */
 STELLAR_API void stellar_close(stellar *h);
 
 /* The URL in use (borrowed, valid until close). */
@@ -326,7 +351,9 @@ STELLAR_API int stellar_enqueue_many(stellar *h, const char *task,
 
 /*
  * Starts the TaskProcessors and the scheduler described by the options in
- * background threads, and returns at once. ESTATE if already started.
+ * background threads, and returns at once. ESTATE if already started (or
+ * while a stop is under way); ENOMEM if a thread cannot be created (then
+ * nothing is left running).
  */
 STELLAR_API int stellar_start(stellar *h, stellar_error *e);
 
@@ -337,7 +364,9 @@ STELLAR_API int stellar_start(stellar *h, stellar_error *e);
  * and their own ack is then skipped). Then workers unregister. Blocks until
  * every thread has ended, which includes waiting for tasks still running
  * past the deadline to return (stellar_should_stop() is true for them; a
- * forked job's child is waited for). Safe to call when not started.
+ * forked job's child is waited for). Safe to call when not started. Two
+ * threads may call it at once: the second waits for the first's stop to
+ * end. Not from the handle's own threads (see "Threads").
  */
 STELLAR_API void stellar_stop(stellar *h, int64_t timeout_ms);
 

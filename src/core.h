@@ -2,8 +2,10 @@
  * core.h: the handle and the pieces that share it (stellar.c, task.c,
  * tasks.c, pool.c, scheduler.c). Not exported.
  *
- * Lock order: stellar.lock, then st_proc.lock. No user code (tasks, hooks,
- * the log callback) ever runs holding either.
+ * Lock order: stellar.lock, then st_pool.lock, then st_proc.lock;
+ * stellar.conns_lock is a leaf. No user code (tasks, hooks, the log
+ * callback) ever runs holding any of them, and no network I/O happens under
+ * stellar.lock, st_pool.lock or st_proc.lock.
  */
 #ifndef ST_CORE_H
 #define ST_CORE_H
@@ -40,24 +42,47 @@ struct stellar {
     int max_crashes;
     int isolation; /* STELLAR_ISOLATION_THREAD or _FORK */
 
-    pthread_mutex_t lock; /* guards conn, tasks, pool */
-    st_backend *conn;     /* the handle's own connection, for API calls */
-    st_task **tasks;      /* frozen once started */
+    const st_backend_ops *ops; /* the backend's operations */
+
+    /* Connections for API calls, one checked out per call (st_conn_get):
+     * any number of threads call the API at once, each on its own. */
+    pthread_mutex_t conns_lock; /* guards idle, nidle */
+    st_backend *idle[8];
+    size_t nidle;
+
+    pthread_mutex_t lock;   /* guards tasks, pool, busy */
+    pthread_cond_t settled; /* busy went false */
+    st_task **tasks;        /* frozen while busy or started */
     size_t ntasks;
-    st_pool *pool;        /* non-NULL between start and stop */
+    st_pool *pool;          /* non-NULL from start until stop has joined */
+    bool busy;              /* a start or stop is under way (without lock) */
     st_metrics *metrics;  /* this process's counters (metrics.c); own lock */
 };
+
+/* A backend connection for the length of one call: taken from the idle
+ * ones or opened; st_conn_put() gives it back (or closes it if enough are
+ * idle). */
+int st_conn_get(stellar *h, st_backend **out, stellar_error *e);
+void st_conn_put(stellar *h, st_backend *b);
+
+/* Wakes this handle's idle processors and scheduler, if started. */
+void st_wake(stellar *h);
+
+/* Marks the calling thread as one of h's own (a processor, the heartbeat,
+ * the scheduler, or a start or stop under way), so that stellar_stop() and
+ * stellar_close() called from user code on it can refuse instead of
+ * waiting for themselves. NULL clears the mark. */
+void st_thread_mark(const stellar *h);
 
 /* Looks a task up by name; NULL if unknown. Call with h->lock held, or
  * after start (when the table no longer changes). */
 const st_task *st_task_find(const stellar *h, const char *name);
+/* The same, taking h->lock for the lookup: a task, once registered, lives
+ * as long as the handle. *any (if not NULL): no task is registered, so
+ * any name may be enqueued (a client-only handle). */
+const st_task *st_task_lookup(stellar *h, const char *name, bool *any);
 void st_tasks_free(stellar *h);
 
-/* Enqueue helpers shared by the API, workers and the scheduler. Each runs
- * on the connection given (so worker threads use their own). */
-int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
-                  const char *task, const json_t *params, const char *queue,
-                  stellar_error *e);
 /* What st_recurrent() does after removing a periodic task's queued and
  * delayed copies: nothing more (stop), queue one now, or delay one to now
  * + frequency (after a run). */
@@ -124,9 +149,12 @@ int st_plugins_check(const st_task *t, stellar_error *e);
 void st_proc_hold(struct st_proc *w, const char *key, const char *value,
                   int64_t ttl_ms);
 
-/* Pool and scheduler (pool.c, scheduler.c). */
+/* Pool and scheduler (pool.c, scheduler.c). Start and stop log; the
+ * caller holds no lock. st_pool_stop() joins every thread; st_pool_free()
+ * then frees (after the handle no longer points at the pool). */
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e);
 void st_pool_stop(st_pool *p, int64_t timeout_ms);
+void st_pool_free(st_pool *p);
 void st_pool_stop_now(st_pool *p);
 /* Wakes idle processors and the scheduler of this process (new work). */
 void st_pool_wake(st_pool *p);

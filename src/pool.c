@@ -59,7 +59,9 @@ struct st_proc {
     st_backend *conn; /* only this processor's thread uses it */
 
     pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t settled; /* requeueing went false */
     bool running;         /* a task is running now */
+    bool requeueing;      /* stop is putting the running job back */
     bool abandoned;       /* stop put the running job back: don't ack it */
     bool exited;          /* the thread has left its loop */
     char *job_queue, *job_payload;
@@ -459,6 +461,8 @@ static void idle_wait(st_pool *p, st_proc *w, uint64_t seen, bool any_work,
     int64_t deadline = st_mono_ms() + ms;
     struct timespec ts = deadline_ts(ms);
     bool watch = any_work && w->conn->ops->wait != NULL, watched = false;
+    stellar_error wait_err;
+    bool wait_failed = false;
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -482,8 +486,8 @@ static void idle_wait(st_pool *p, st_proc *w, uint64_t seen, bool any_work,
         pthread_mutex_lock(&p->lock);
         p->watching = false;
         if (rc != STELLAR_OK) {
-            st_log(&p->h->log, STELLAR_LOG_DEBUG, "%s: wait: %s", w->name,
-                   err.msg);
+            wait_err = err; /* logged below, outside the lock */
+            wait_failed = true;
             watch = false;
         } else if (early) {
             break;
@@ -492,6 +496,9 @@ static void idle_wait(st_pool *p, st_proc *w, uint64_t seen, bool any_work,
     /* The watch is free: the next idle processor takes it. */
     if (watched) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
+    if (wait_failed)
+        st_log(&p->h->log, STELLAR_LOG_DEBUG, "%s: wait: %s", w->name,
+               wait_err.msg);
 }
 
 static void *proc_main(void *arg)
@@ -504,6 +511,7 @@ static void *proc_main(void *arg)
     stellar_error err;
     int64_t backoff = 0;
 
+    st_thread_mark(h);
     for (;;) {
         st_reserved job = {0};
         uint64_t seen;
@@ -557,6 +565,8 @@ static void *proc_main(void *arg)
                        st_mono_ms() - started);
 
         pthread_mutex_lock(&w->lock);
+        while (w->requeueing) /* stop is deciding this job's fate */
+            pthread_cond_wait(&w->settled, &w->lock);
         w->running = false;
         abandoned = w->abandoned;
         w->abandoned = false;
@@ -652,6 +662,7 @@ static void *heartbeat_main(void *arg)
     stellar_error err;
     size_t i;
 
+    st_thread_mark(h);
     for (i = 0; ids && i < p->n; i++)
         ids[i] = &p->procs[i].id;
     for (;;) {
@@ -680,7 +691,7 @@ static void *heartbeat_main(void *arg)
 
 /* ------------------------------------------------------------- Pool --- */
 
-static void pool_free(st_pool *p)
+void st_pool_free(st_pool *p)
 {
     size_t i;
     if (!p) return;
@@ -690,6 +701,7 @@ static void pool_free(st_pool *p)
         st_free(w->name);
         st_free(w->hold_key);
         st_free(w->hold_value);
+        pthread_cond_destroy(&w->settled);
         pthread_mutex_destroy(&w->lock);
     }
     st_free(p->procs);
@@ -725,7 +737,7 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
     p->n = (size_t)h->processors;
     p->procs = st_calloc(p->n, sizeof *p->procs);
     if (!p->procs) {
-        pool_free(p);
+        st_pool_free(p);
         return st_fail(e, STELLAR_ENOMEM, "out of memory");
     }
     /* Open and register every processor before any thread starts, so a
@@ -734,6 +746,7 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
         st_proc *w = &p->procs[i];
         w->pool = p;
         pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->settled, NULL);
         /* Slot numbers are unique in the process, so two handles never
          * share a worker name (and so records and counters). */
         w->name = st_asprintf("%s:%ld+%d", h->name, (long)getpid(),
@@ -757,16 +770,25 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
             if (p->procs[i].conn)
                 p->procs[i].conn->ops->worker_unregister(
                     p->procs[i].conn, &p->procs[i].id, &ignored);
-        pool_free(p);
+        st_pool_free(p);
         return rc;
     }
-    for (i = 0; i < p->n; i++) {
-        pthread_create(&p->procs[i].thread, NULL, proc_main, &p->procs[i]);
-        p->procs[i].started = true;
+    for (i = 0; i < p->n && rc == 0; i++) {
+        rc = pthread_create(&p->procs[i].thread, NULL, proc_main, &p->procs[i]);
+        p->procs[i].started = rc == 0;
     }
-    if (p->n) {
-        pthread_create(&p->heartbeat, NULL, heartbeat_main, p);
-        p->heartbeat_started = true;
+    if (rc == 0 && p->n) {
+        rc = pthread_create(&p->heartbeat, NULL, heartbeat_main, p);
+        p->heartbeat_started = rc == 0;
+    }
+    if (rc) {
+        /* What started is stopped, every worker unregistered, and nothing
+         * was reserved yet by a processor that did not start. */
+        int err = rc;
+        st_pool_stop(p, 0);
+        st_pool_free(p);
+        return st_fail(e, STELLAR_ENOMEM, "cannot start a thread: %s",
+                       strerror(err));
     }
     st_log(&h->log, STELLAR_LOG_INFO,
            "started %zu TaskProcessor(s) on %s, queues %s%s", p->n, h->url,
@@ -791,7 +813,10 @@ void st_pool_stop_now(st_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Puts the running jobs of processors still busy back in their queues. */
+/* Puts the running jobs of processors still busy back in their queues.
+ * The backend call runs outside w->lock: `requeueing` holds the processor
+ * (which may finish its task meanwhile) until the job's fate is known, so
+ * a job is either put back or acked by its processor, never both. */
 static void requeue_running(st_pool *p)
 {
     stellar *h = p->h;
@@ -801,25 +826,35 @@ static void requeue_running(st_pool *p)
 
     for (i = 0; i < p->n; i++) {
         st_proc *w = &p->procs[i];
+        st_done back = {ST_DONE_REQUEUE, NULL, NULL, NULL};
+        bool ok = false;
+
         pthread_mutex_lock(&w->lock);
         if (w->running && !w->abandoned) {
-            st_done back = {ST_DONE_REQUEUE, NULL, w->job_queue,
-                            w->job_payload};
-            if (!conn && st_backend_open(&conn, h->url, NULL, &err))
-                conn = NULL;
-            if (conn && conn->ops->reserve(conn, &w->id, &back, st_now_ms(),
-                                           NULL, &err) == STELLAR_OK) {
-                w->abandoned = true;
-                st_log(&h->log, STELLAR_LOG_WARN,
-                       "%s: still running at the stop deadline: its job is "
-                       "back at the head of %s",
-                       w->name, w->job_queue);
-            } else {
-                st_log(&h->log, STELLAR_LOG_ERROR,
-                       "%s: cannot put its running job back: %s", w->name,
-                       err.msg);
-            }
+            w->requeueing = true;
+            back.queue = w->job_queue; /* stable while requeueing */
+            back.payload = w->job_payload;
         }
+        pthread_mutex_unlock(&w->lock);
+        if (!back.queue) continue;
+
+        if (!conn && st_backend_open(&conn, h->url, NULL, &err)) conn = NULL;
+        ok = conn && conn->ops->reserve(conn, &w->id, &back, st_now_ms(), NULL,
+                                        &err) == STELLAR_OK;
+        if (ok)
+            st_log(&h->log, STELLAR_LOG_WARN,
+                   "%s: still running at the stop deadline: its job is back "
+                   "at the head of %s",
+                   w->name, back.queue);
+        else
+            st_log(&h->log, STELLAR_LOG_ERROR,
+                   "%s: cannot put its running job back: %s", w->name,
+                   err.msg);
+
+        pthread_mutex_lock(&w->lock);
+        w->abandoned = ok;
+        w->requeueing = false;
+        pthread_cond_broadcast(&w->settled);
         pthread_mutex_unlock(&w->lock);
     }
     st_backend_close(conn);
@@ -863,6 +898,6 @@ void st_pool_stop(st_pool *p, int64_t timeout_ms)
                    err.msg);
     }
     st_sched_stop(p->sched);
+    p->sched = NULL;
     st_log(&p->h->log, STELLAR_LOG_INFO, "stopped");
-    pool_free(p);
 }

@@ -15,6 +15,7 @@
 #include "scheduler.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #define LEADER_KEY "resque_scheduler_leader_lock"
@@ -119,6 +120,7 @@ static void *sched_main(void *arg)
     stellar_error err;
     bool was_leader = false;
 
+    st_thread_mark(s->h);
     for (;;) {
         int64_t wait = TICK_MS, moved = 0, next = -1;
 
@@ -174,7 +176,13 @@ int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
         st_free(s);
         return rc;
     }
-    pthread_create(&s->thread, NULL, sched_main, s);
+    if ((rc = pthread_create(&s->thread, NULL, sched_main, s))) {
+        st_backend_close(s->conn);
+        st_free(s->name);
+        st_free(s);
+        return st_fail(e, STELLAR_ENOMEM, "cannot start the scheduler thread: %s",
+                       strerror(rc));
+    }
     *out = s;
     return STELLAR_OK;
 }

@@ -1,10 +1,15 @@
 /*
- * stellar.c: the handle (open on a backend URL, options, close), enqueue and
- * the inspection calls, written against backend.h only.
+ * stellar.c: the handle (open on a backend URL, options, close), its
+ * connections for API calls, and start/stop of its processors.
  *
- * The handle's own backend connection serves API calls from any thread,
- * one at a time under h->lock; TaskProcessors and the scheduler have their
- * own connections (pool.c, scheduler.c).
+ * An API call checks out a backend connection of its own for its length
+ * (st_conn_get), so calls from any number of threads (the embedding
+ * program, HTTP handlers, tasks, plugin hooks) run at once and never wait
+ * for each other on a handle-wide lock. TaskProcessors and the scheduler
+ * have their own connections (pool.c, scheduler.c).
+ *
+ * Start and stop log and wait for tasks, so they run without h->lock:
+ * `busy` marks one under way, and a second stop waits for the first.
  */
 #include "core.h"
 
@@ -79,6 +84,8 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     h = st_calloc(1, sizeof *h);
     if (!h) return st_fail(e, STELLAR_ENOMEM, "out of memory");
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->conns_lock, NULL);
+    pthread_cond_init(&h->settled, NULL);
     h->log.fn = o->log_fn;
     h->log.ud = o->log_ud;
     h->log.level = o->log_level;
@@ -116,8 +123,12 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
         rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
         goto fail;
     }
-    rc = st_backend_open(&h->conn, h->url, NULL, e);
+    /* The first connection proves the URL works; it becomes the first
+     * idle one. */
+    rc = st_backend_open(&h->idle[0], h->url, NULL, e);
     if (rc) goto fail;
+    h->nidle = 1;
+    h->ops = h->idle[0]->ops;
     *out = h;
     return STELLAR_OK;
 fail:
@@ -125,17 +136,41 @@ fail:
     return rc;
 }
 
+/* The handle whose own thread this is (st_thread_mark), or NULL. */
+static __thread const stellar *own_thread;
+
+void st_thread_mark(const stellar *h)
+{
+    own_thread = h;
+}
+
+/* stellar_stop() or stellar_close() on a thread of h's own would wait for
+ * itself: refused, loudly. */
+static bool refused_inside(stellar *h, const char *call)
+{
+    if (own_thread != h) return false;
+    st_log(&h->log, STELLAR_LOG_ERROR,
+           "%s called from a task, a hook or the log callback of the same "
+           "handle: ignored (it would wait for itself)",
+           call);
+    return true;
+}
+
 void stellar_close(stellar *h)
 {
     if (!h) return;
+    if (refused_inside(h, "stellar_close")) return;
     stellar_stop(h, -1);
-    st_backend_close(h->conn);
+    while (h->nidle > 0)
+        st_backend_close(h->idle[--h->nidle]);
     st_metrics_free(h->metrics);
     st_tasks_free(h);
     strv_free(h->queues);
     st_free(h->queues_str);
     st_free(h->name);
     st_free(h->url);
+    pthread_cond_destroy(&h->settled);
+    pthread_mutex_destroy(&h->conns_lock);
     pthread_mutex_destroy(&h->lock);
     st_free(h);
 }
@@ -145,22 +180,58 @@ const char *stellar_url(const stellar *h)
     return h->url;
 }
 
+/* -------------------------------------------------------- Connections --- */
+
+int st_conn_get(stellar *h, st_backend **out, stellar_error *e)
+{
+    *out = NULL;
+    pthread_mutex_lock(&h->conns_lock);
+    if (h->nidle > 0) *out = h->idle[--h->nidle];
+    pthread_mutex_unlock(&h->conns_lock);
+    if (*out) return STELLAR_OK;
+    return st_backend_open(out, h->url, NULL, e);
+}
+
+void st_conn_put(stellar *h, st_backend *b)
+{
+    size_t cap = sizeof h->idle / sizeof h->idle[0];
+
+    pthread_mutex_lock(&h->conns_lock);
+    if (h->nidle < cap) {
+        h->idle[h->nidle++] = b;
+        b = NULL;
+    }
+    pthread_mutex_unlock(&h->conns_lock);
+    st_backend_close(b); /* enough are idle */
+}
+
 /* --------------------------------------------------------- Processors --- */
 
 int stellar_start(stellar *h, stellar_error *e)
 {
-    int rc;
+    st_pool *p = NULL;
+    int rc = STELLAR_OK;
 
     st_err_clear(e);
     pthread_mutex_lock(&h->lock);
-    if (h->pool) {
+    if (h->pool || h->busy) {
         pthread_mutex_unlock(&h->lock);
-        return st_fail(e, STELLAR_ESTATE, "already started");
+        return st_fail(e, STELLAR_ESTATE, h->busy ? "a start or stop is under way"
+                                                  : "already started");
     }
-    for (size_t i = 0; i < h->ntasks; i++)
-        if ((rc = st_plugins_check(h->tasks[i], e))) goto out;
-    rc = st_pool_start(h, &h->pool, e);
-out:
+    h->busy = true; /* the task table is frozen from here */
+    pthread_mutex_unlock(&h->lock);
+
+    st_thread_mark(h);
+    for (size_t i = 0; i < h->ntasks && rc == STELLAR_OK; i++)
+        rc = st_plugins_check(h->tasks[i], e);
+    if (rc == STELLAR_OK) rc = st_pool_start(h, &p, e);
+    st_thread_mark(NULL);
+
+    pthread_mutex_lock(&h->lock);
+    h->pool = p;
+    h->busy = false;
+    pthread_cond_broadcast(&h->settled);
     pthread_mutex_unlock(&h->lock);
     return rc;
 }
@@ -169,20 +240,39 @@ void stellar_stop(stellar *h, int64_t timeout_ms)
 {
     st_pool *p;
 
+    if (refused_inside(h, "stellar_stop")) return;
     pthread_mutex_lock(&h->lock);
+    while (h->busy) /* another start or stop: wait for its end */
+        pthread_cond_wait(&h->settled, &h->lock);
     p = h->pool;
+    h->busy = p != NULL;
     pthread_mutex_unlock(&h->lock);
     if (!p) return;
-    /* The pool stops without h->lock: tasks may call the API meanwhile. */
+
+    /* Without h->lock: tasks may call the API meanwhile. */
+    st_thread_mark(h);
     st_pool_stop(p, timeout_ms < 0 ? h->shutdown_timeout_ms : timeout_ms);
+    st_thread_mark(NULL);
+
     pthread_mutex_lock(&h->lock);
     h->pool = NULL;
+    h->busy = false;
+    pthread_cond_broadcast(&h->settled);
     pthread_mutex_unlock(&h->lock);
+    /* Nobody can reach the pool now: st_wake() reads h->pool under lock. */
+    st_pool_free(p);
 }
 
 void stellar_stop_now(stellar *h)
 {
     pthread_mutex_lock(&h->lock);
     if (h->pool) st_pool_stop_now(h->pool);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void st_wake(stellar *h)
+{
+    pthread_mutex_lock(&h->lock);
+    if (h->pool) st_pool_wake(h->pool);
     pthread_mutex_unlock(&h->lock);
 }

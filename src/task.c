@@ -45,6 +45,17 @@ const st_task *st_task_find(const stellar *h, const char *name)
     return NULL;
 }
 
+const st_task *st_task_lookup(stellar *h, const char *name, bool *any)
+{
+    const st_task *t;
+
+    pthread_mutex_lock(&h->lock);
+    t = name ? st_task_find(h, name) : NULL;
+    if (any) *any = h->ntasks == 0;
+    pthread_mutex_unlock(&h->lock);
+    return t;
+}
+
 static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
 {
     const char *n = t->name && *t->name ? t->name : "(unnamed)";
@@ -143,7 +154,7 @@ int stellar_task_register(stellar *h, const stellar_task *t, stellar_error *e)
     st_err_clear(e);
     if (!t) return st_fail(e, STELLAR_EINVAL, "task: NULL definition");
     pthread_mutex_lock(&h->lock);
-    if (h->pool) {
+    if (h->pool || h->busy) {
         rc = st_fail(e, STELLAR_ESTATE,
                      "task '%s': cannot register while processors run",
                      t->name ? t->name : "");

@@ -2,8 +2,10 @@
  * tasks.c: enqueue, enqueueAt, enqueueIn, recurrent (periodic) jobs and the
  * management and inspection calls, written against backend.h only.
  *
- * API calls run on the handle's own connection under h->lock; the worker and
- * scheduler threads call the st_ helpers here with their own connections.
+ * Each API call runs on a connection checked out for its length
+ * (st_conn_get) and holds no lock while plugin hooks run, so hooks and
+ * tasks may call the API on their own handle; the worker and scheduler
+ * threads call the st_ helpers here with their own connections.
  */
 #include "core.h"
 
@@ -12,23 +14,34 @@
 
 /* ------------------------------------------------------------ Enqueue --- */
 
-int st_enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
-                  const char *task, const json_t *params, const char *queue,
-                  stellar_error *e)
+/* The task an enqueue of `task` runs: *t NULL when no task is registered
+ * (a client-only handle enqueues any name). */
+static int enqueue_target(stellar *h, const char *task, const st_task **t,
+                          stellar_error *e)
+{
+    bool any;
+
+    if (!task || !*task)
+        return st_fail(e, STELLAR_EINVAL, "enqueue: a task name is required");
+    *t = st_task_lookup(h, task, &any);
+    if (!*t && !any)
+        return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
+    return STELLAR_OK;
+}
+
+static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
+                      const char *task, const json_t *params,
+                      const char *queue, stellar_error *e)
 {
     const st_task *t;
     stellar_job job = {0};
     json_t *args;
     int rc;
 
-    if (!task || !*task)
-        return st_fail(e, STELLAR_EINVAL, "enqueue: a task name is required");
+    if ((rc = enqueue_target(h, task, &t, e))) return rc;
     if (params && !json_is_object(params))
         return st_fail(e, STELLAR_EINVAL,
                        "enqueue %s: params must be a JSON object", task);
-    t = st_task_find(h, task);
-    if (!t && h->ntasks > 0)
-        return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
     if (!queue || !*queue) queue = t ? t->def.queue : "default";
     args = params ? json_pack("[O]", params) : json_pack("[{}]");
     job = (stellar_job){.h = h,
@@ -60,6 +73,7 @@ static int enqueue(stellar *h, int64_t at_ms, bool delayed, const char *task,
                    const char *params, const char *queue, stellar_error *e)
 {
     json_t *p = NULL;
+    st_backend *b;
     stellar_error pe;
     int rc;
 
@@ -70,10 +84,12 @@ static int enqueue(stellar *h, int64_t at_ms, bool delayed, const char *task,
             return st_fail(e, STELLAR_EINVAL, "enqueue %s: params: %s",
                            task ? task : "", pe.msg);
     }
-    pthread_mutex_lock(&h->lock);
-    rc = st_enqueue_on(h, h->conn, at_ms, delayed, task, p, queue, e);
-    if (rc == STELLAR_OK && h->pool) st_pool_wake(h->pool);
-    pthread_mutex_unlock(&h->lock);
+    rc = st_conn_get(h, &b, e);
+    if (rc == STELLAR_OK) {
+        rc = enqueue_on(h, b, at_ms, delayed, task, p, queue, e);
+        st_conn_put(h, b);
+    }
+    if (rc == STELLAR_OK) st_wake(h);
     json_decref(p);
     return rc;
 }
@@ -136,20 +152,24 @@ int st_recurrent(stellar *h, st_backend *b, const st_task *t,
 
 /* --------------------------------------------------------- Inspection --- */
 
-/* Runs one backend query on the handle's connection. */
-#define WITH_CONN(h, call)                                                     \
+/* Runs `call` on a connection b checked out for it; rc: its result, or
+ * the failure to get a connection. */
+#define WITH_CONN(h, b, call)                                                  \
     do {                                                                       \
+        st_backend *b;                                                         \
         st_err_clear(e);                                                       \
-        pthread_mutex_lock(&(h)->lock);                                        \
-        rc = (call);                                                           \
-        pthread_mutex_unlock(&(h)->lock);                                      \
+        rc = st_conn_get(h, &b, e);                                            \
+        if (rc == STELLAR_OK) {                                                \
+            rc = (call);                                                       \
+            st_conn_put(h, b);                                                 \
+        }                                                                      \
     } while (0)
 
 int stellar_stats(stellar *h, json_t **out, stellar_error *e)
 {
     int rc;
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->stats(h->conn, out, e));
+    WITH_CONN(h, b, b->ops->stats(b, out, e));
     return rc;
 }
 
@@ -157,7 +177,7 @@ int stellar_failed_count(stellar *h, int64_t *out, stellar_error *e)
 {
     int rc;
     *out = 0;
-    WITH_CONN(h, h->conn->ops->failed_count(h->conn, out, e));
+    WITH_CONN(h, b, b->ops->failed_count(b, out, e));
     return rc;
 }
 
@@ -179,7 +199,7 @@ int stellar_failed(stellar *h, int64_t start, int64_t stop, json_t **out,
 {
     int rc;
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->failed_range(h->conn, start, stop, out, e));
+    WITH_CONN(h, b, b->ops->failed_range(b, start, stop, out, e));
     if (rc == STELLAR_OK) parse_entries(*out);
     return rc;
 }
@@ -188,7 +208,7 @@ int stellar_queues(stellar *h, json_t **out, stellar_error *e)
 {
     int rc;
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->queues(h->conn, out, e));
+    WITH_CONN(h, b, b->ops->queues(b, out, e));
     return rc;
 }
 
@@ -199,7 +219,7 @@ int stellar_length(stellar *h, const char *queue, int64_t *out,
     *out = 0;
     if (!queue || !*queue)
         return st_fail(e, STELLAR_EINVAL, "length: a queue name is required");
-    WITH_CONN(h, h->conn->ops->length(h->conn, queue, out, e));
+    WITH_CONN(h, b, b->ops->length(b, queue, out, e));
     return rc;
 }
 
@@ -212,8 +232,8 @@ int stellar_latency(stellar *h, const char *queue, int64_t *out,
     *out = -1;
     if (!queue || !*queue)
         return st_fail(e, STELLAR_EINVAL, "latency: a queue name is required");
-    if (h->conn->ops->oldest)
-        WITH_CONN(h, h->conn->ops->oldest(h->conn, queue, &at, e));
+    if (h->ops->oldest)
+        WITH_CONN(h, b, b->ops->oldest(b, queue, &at, e));
     if (rc == STELLAR_OK && at >= 0) {
         int64_t age = st_now_ms() - at;
         *out = age > 0 ? age : 0;
@@ -230,7 +250,7 @@ int stellar_workers(stellar *h, json_t **out, stellar_error *e)
     int rc;
 
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->workers(h->conn, out, e));
+    WITH_CONN(h, b, b->ops->workers(b, out, e));
     /* Payloads come out parsed, as in failed entries. */
     json_object_foreach(rc == STELLAR_OK ? *out : NULL, name, w)
     {
@@ -245,7 +265,7 @@ int stellar_timestamps(stellar *h, json_t **out, stellar_error *e)
 {
     int rc;
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->timestamps(h->conn, out, e));
+    WITH_CONN(h, b, b->ops->timestamps(b, out, e));
     return rc;
 }
 
@@ -278,11 +298,9 @@ static int name_job(stellar *h, const char *queue, const char *task,
             return st_fail(e, STELLAR_EINVAL, "params must be a JSON object");
         }
     }
-    pthread_mutex_lock(&h->lock);
-    t = st_task_find(h, task);
+    t = st_task_lookup(h, task, NULL);
     j->queue = queue && *queue ? queue : t ? t->def.queue : "default";
     j->payload = st_payload_build(task, j->queue, p, e);
-    pthread_mutex_unlock(&h->lock);
     json_decref(p);
     return j->payload ? STELLAR_OK : STELLAR_ENOMEM;
 }
@@ -294,7 +312,7 @@ int stellar_queued(stellar *h, const char *queue, int64_t start, int64_t stop,
     *out = NULL;
     if (!queue || !*queue)
         return st_fail(e, STELLAR_EINVAL, "queued: a queue name is required");
-    WITH_CONN(h, h->conn->ops->queued(h->conn, queue, start, stop, out, e));
+    WITH_CONN(h, b, b->ops->queued(b, queue, start, stop, out, e));
     if (rc == STELLAR_OK) parse_entries(*out);
     return rc;
 }
@@ -309,7 +327,7 @@ int stellar_del(stellar *h, const char *queue, const char *task,
     *removed = 0;
     if (count < 0) return st_fail(e, STELLAR_EINVAL, "del: count must be >= 0");
     if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
-    WITH_CONN(h, h->conn->ops->del(h->conn, j.queue, j.payload, count, removed,
+    WITH_CONN(h, b, b->ops->del(b, j.queue, j.payload, count, removed,
                                    e));
     st_free(j.payload);
     return rc;
@@ -324,7 +342,7 @@ int stellar_del_delayed(stellar *h, const char *queue, const char *task,
 
     *timestamps = NULL;
     if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
-    WITH_CONN(h, h->conn->ops->del_delayed(h->conn, j.payload, timestamps, e));
+    WITH_CONN(h, b, b->ops->del_delayed(b, j.payload, timestamps, e));
     st_free(j.payload);
     return rc;
 }
@@ -337,7 +355,7 @@ int stellar_scheduled_at(stellar *h, const char *queue, const char *task,
 
     *out = NULL;
     if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
-    WITH_CONN(h, h->conn->ops->scheduled_at(h->conn, j.payload, out, e));
+    WITH_CONN(h, b, b->ops->scheduled_at(b, j.payload, out, e));
     st_free(j.payload);
     return rc;
 }
@@ -349,7 +367,7 @@ int stellar_del_queue(stellar *h, const char *queue, stellar_error *e)
 
     if (!queue || !*queue)
         return st_fail(e, STELLAR_EINVAL, "delQueue: a queue name is required");
-    WITH_CONN(h, h->conn->ops->del_queue(h->conn, queue, &removed, e));
+    WITH_CONN(h, b, b->ops->del_queue(b, queue, &removed, e));
     if (rc == STELLAR_OK && !removed)
         return st_fail(e, STELLAR_ENOTFOUND, "delQueue: no queue '%s'", queue);
     return rc;
@@ -358,7 +376,7 @@ int stellar_del_queue(stellar *h, const char *queue, stellar_error *e)
 static int periodic_task(stellar *h, const char *task, const st_task **t,
                          stellar_error *e)
 {
-    *t = task ? st_task_find(h, task) : NULL;
+    *t = st_task_lookup(h, task, NULL);
     if (!*t)
         return st_fail(e, STELLAR_ENOTASK, "unknown task '%s'",
                        task ? task : "");
@@ -374,11 +392,9 @@ int stellar_enqueue_recurrent(stellar *h, const char *task, stellar_error *e)
     int rc;
 
     st_err_clear(e);
-    pthread_mutex_lock(&h->lock);
-    rc = periodic_task(h, task, &t, e);
-    if (rc == STELLAR_OK) rc = st_recurrent(h, h->conn, t, ST_RECUR_NOW, NULL, e);
-    if (rc == STELLAR_OK && h->pool) st_pool_wake(h->pool);
-    pthread_mutex_unlock(&h->lock);
+    if ((rc = periodic_task(h, task, &t, e))) return rc;
+    WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_NOW, NULL, e));
+    if (rc == STELLAR_OK) st_wake(h);
     return rc;
 }
 
@@ -390,11 +406,8 @@ int stellar_stop_recurrent(stellar *h, const char *task, int64_t *removed,
 
     *removed = 0;
     st_err_clear(e);
-    pthread_mutex_lock(&h->lock);
-    rc = periodic_task(h, task, &t, e);
-    if (rc == STELLAR_OK)
-        rc = st_recurrent(h, h->conn, t, ST_RECUR_STOP, removed, e);
-    pthread_mutex_unlock(&h->lock);
+    if ((rc = periodic_task(h, task, &t, e))) return rc;
+    WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_STOP, removed, e));
     return rc;
 }
 
@@ -403,7 +416,7 @@ int stellar_delayed_at(stellar *h, int64_t ts_ms, json_t **out,
 {
     int rc;
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->delayed_at(h->conn, ts_ms, out, e));
+    WITH_CONN(h, b, b->ops->delayed_at(b, ts_ms, out, e));
     if (rc == STELLAR_OK) parse_entries(*out);
     return rc;
 }
@@ -415,7 +428,7 @@ int stellar_all_delayed(stellar *h, json_t **out, stellar_error *e)
     int rc;
 
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->timestamps(h->conn, &ts, e));
+    WITH_CONN(h, b, b->ops->timestamps(b, &ts, e));
     if (rc) return rc;
     all = json_object();
     for (i = 0; rc == STELLAR_OK && i < json_array_size(ts); i++) {
@@ -442,7 +455,7 @@ int stellar_del_delayed_at(stellar *h, int64_t ts_ms, int64_t *removed,
     *removed = 0;
     if (ts_ms < 0)
         return st_fail(e, STELLAR_EINVAL, "delDelayedAt: negative timestamp");
-    WITH_CONN(h, h->conn->ops->del_delayed_at(h->conn, ts_ms, removed, e));
+    WITH_CONN(h, b, b->ops->del_delayed_at(b, ts_ms, removed, e));
     return rc;
 }
 
@@ -450,7 +463,7 @@ int stellar_del_all_delayed(stellar *h, int64_t *removed, stellar_error *e)
 {
     int rc;
     *removed = 0;
-    WITH_CONN(h, h->conn->ops->del_delayed_at(h->conn, -1, removed, e));
+    WITH_CONN(h, b, b->ops->del_delayed_at(b, -1, removed, e));
     return rc;
 }
 
@@ -557,9 +570,9 @@ int stellar_locks(stellar *h, json_t **out, stellar_error *e)
     int rc;
 
     *out = NULL;
-    WITH_CONN(h, h->conn->ops->kv_scan(h->conn, "lock:", out, e));
+    WITH_CONN(h, b, b->ops->kv_scan(b, "lock:", out, e));
     if (rc == STELLAR_OK)
-        WITH_CONN(h, h->conn->ops->kv_scan(h->conn, "workerslock:", &more, e));
+        WITH_CONN(h, b, b->ops->kv_scan(b, "workerslock:", &more, e));
     if (rc == STELLAR_OK) json_object_update(*out, more);
     json_decref(more);
     if (rc) {
@@ -578,7 +591,7 @@ int stellar_del_lock(stellar *h, const char *name, int64_t *removed,
         return st_fail(e, STELLAR_EINVAL,
                        "delLock: '%s' is not a lock name (lock:... or "
                        "workerslock:...)", name ? name : "");
-    WITH_CONN(h, h->conn->ops->kv_del(h->conn, name, NULL, removed, e));
+    WITH_CONN(h, b, b->ops->kv_del(b, name, NULL, removed, e));
     return rc;
 }
 
@@ -595,11 +608,11 @@ static char *failed_text(stellar *h, const json_t *job, stellar_error *e)
     int rc;
 
     if (!canon || json_is_string(job)) return canon;
-    WITH_CONN(h, h->conn->ops->failed_count(h->conn, &n, e));
+    WITH_CONN(h, b, b->ops->failed_count(b, &n, e));
     for (start = 0; rc == STELLAR_OK && start < n; start += 100) {
         json_t *raw = NULL;
         size_t i;
-        WITH_CONN(h, h->conn->ops->failed_range(h->conn, start, start + 99,
+        WITH_CONN(h, b, b->ops->failed_range(b, start, start + 99,
                                                 &raw, e));
         for (i = 0; rc == STELLAR_OK && i < json_array_size(raw); i++) {
             json_t *s = json_array_get(raw, i), *v;
@@ -647,14 +660,10 @@ static int failed_take(stellar *h, const json_t *job, bool retry,
         return st_fail(e, STELLAR_ENOMEM, "out of memory");
     }
     requeue.payload = payload;
-    WITH_CONN(h, h->conn->ops->failed_remove(h->conn, entry,
+    WITH_CONN(h, b, b->ops->failed_remove(b, entry,
                                              retry ? &requeue : NULL, removed,
                                              e));
-    if (rc == STELLAR_OK && retry && *removed) {
-        pthread_mutex_lock(&h->lock);
-        if (h->pool) st_pool_wake(h->pool);
-        pthread_mutex_unlock(&h->lock);
-    }
+    if (rc == STELLAR_OK && retry && *removed) st_wake(h);
     st_free(entry);
     st_free(payload);
     return rc;
@@ -702,7 +711,7 @@ static void one_periodic_copy(stellar *h, st_backend *b, const json_t *held,
                               const char *raw)
 {
     const char *name = json_string_value(json_object_get(held, "class"));
-    const st_task *t = name ? st_task_find(h, name) : NULL;
+    const st_task *t = st_task_lookup(h, name, NULL);
     stellar_error e;
     char *own;
 
@@ -799,7 +808,7 @@ int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
     *cleaned = NULL;
     if (age_ms < 0)
         return st_fail(e, STELLAR_EINVAL, "cleanOldWorkers: negative age");
-    WITH_CONN(h, st_clean_workers(h, h->conn, age_ms, requeue, cleaned, e));
+    WITH_CONN(h, b, st_clean_workers(h, b, age_ms, requeue, cleaned, e));
     return rc;
 }
 
@@ -807,9 +816,10 @@ int stellar_clean_old_workers(stellar *h, int64_t age_ms, bool requeue,
 
 /*
  * stellar_enqueue_many (see stellar.h): every params text is parsed before
- * anything else, so a bad one stores nothing; then, under the handle's
- * lock, each job is built and passed through its before_enqueue hooks, the
- * jobs that passed go out in one push, and their after_enqueue hooks run.
+ * anything else, so a bad one stores nothing; then, on one connection and
+ * under no lock, each job is built and passed through its before_enqueue
+ * hooks, the jobs that passed go out in one push, and their after_enqueue
+ * hooks run.
  * A task without plugins skips the args array that only hooks look at.
  */
 int stellar_enqueue_many(stellar *h, const char *task,
@@ -818,6 +828,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
 {
     json_t **parsed = NULL, **args = NULL, *empty = NULL;
     char **payloads = NULL;
+    st_backend *b;
     stellar_error pe, first;
     const st_task *t;
     size_t i, npush = 0;
@@ -854,13 +865,8 @@ int stellar_enqueue_many(stellar *h, const char *task,
         }
     }
 
-    pthread_mutex_lock(&h->lock);
-    t = st_task_find(h, task);
-    if (!t && h->ntasks > 0) {
-        pthread_mutex_unlock(&h->lock);
-        rc = st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
+    if ((rc = enqueue_target(h, task, &t, e)) || (rc = st_conn_get(h, &b, e)))
         goto out;
-    }
     if (!queue || !*queue) queue = t ? t->def.queue : "default";
     hooks = t && t->plugins && t->plugins[0];
     for (i = 0; i < n; i++) {
@@ -881,7 +887,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
         }
         if (hooks) {
             job = (stellar_job){.h = h,
-                                .b = h->conn,
+                                .b = b,
                                 .task = t,
                                 .queue = queue,
                                 .args = args[npush],
@@ -904,11 +910,11 @@ int stellar_enqueue_many(stellar *h, const char *task,
         payloads[npush++] = payload;
     }
     if (npush)
-        rc = h->conn->ops->push(h->conn, queue, (const char *const *)payloads,
+        rc = b->ops->push(b, queue, (const char *const *)payloads,
                                 npush, e);
     for (i = 0; rc == STELLAR_OK && hooks && i < npush; i++) {
         stellar_job job = {.h = h,
-                           .b = h->conn,
+                           .b = b,
                            .task = t,
                            .queue = queue,
                            .args = args[i],
@@ -921,8 +927,8 @@ int stellar_enqueue_many(stellar *h, const char *task,
             if (before_rc == STELLAR_OK) first = ae;
         }
     }
-    if (rc == STELLAR_OK && npush && h->pool) st_pool_wake(h->pool);
-    pthread_mutex_unlock(&h->lock);
+    st_conn_put(h, b);
+    if (rc == STELLAR_OK && npush) st_wake(h);
 
     if (rc == STELLAR_OK && (before_rc < 0 || after_rc < 0)) {
         rc = before_rc < 0 ? before_rc : after_rc;
