@@ -61,6 +61,10 @@ extern "C" {
 
 #define STELLAR_VERSION "0.1.0"
 
+/* The latest time a job may be delayed to: 9999-12-31T23:59:59.999Z, in ms
+ * since the epoch. Later times (and delays that reach past it) are EINVAL. */
+#define STELLAR_TIME_MAX 253402300799999LL
+
 /* ------------------------------------------------------------- Errors --- */
 
 #define STELLAR_ERRNO_MAP(X)                                                   \

@@ -74,6 +74,12 @@ void st_wake(stellar *h);
  * waiting for themselves. NULL clears the mark. */
 void st_thread_mark(const stellar *h);
 
+/* Queue and task names: 1 to ST_NAME_MAX bytes of valid UTF-8, no control
+ * characters (C0, DEL, C1), not only spaces. EINVAL naming `what` ("queue",
+ * "task") and the fault otherwise. The one rule for every entry point. */
+#define ST_NAME_MAX 256
+int st_name_check(const char *what, const char *name, stellar_error *e);
+
 /* Looks a task up by name; NULL if unknown. Call with h->lock held, or
  * after start (when the table no longer changes). */
 const st_task *st_task_find(const stellar *h, const char *name);

@@ -114,6 +114,8 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
         rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
         goto fail;
     }
+    for (char **q = h->queues; q[0] && strcmp(q[0], "*") != 0; q++)
+        if ((rc = st_name_check("queue", *q, e))) goto fail;
     if (strchr(h->name, ':')) {
         rc = st_fail(e, STELLAR_EINVAL,
                      "worker name '%s' may not contain ':'", h->name);

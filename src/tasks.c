@@ -19,13 +19,23 @@
 static int enqueue_target(stellar *h, const char *task, const st_task **t,
                           stellar_error *e)
 {
+    stellar_error ne;
     bool any;
 
-    if (!task || !*task)
-        return st_fail(e, STELLAR_EINVAL, "enqueue: a task name is required");
+    if (st_name_check("task", task, &ne))
+        return st_fail(e, STELLAR_EINVAL, "enqueue: %s", ne.msg);
     *t = st_task_lookup(h, task, &any);
     if (!*t && !any)
         return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
+    return STELLAR_OK;
+}
+
+/* A queue given to an enqueue (NULL or "": the task's). */
+static int enqueue_queue(const char *task, const char *queue, stellar_error *e)
+{
+    stellar_error ne;
+    if (queue && *queue && st_name_check("queue", queue, &ne))
+        return st_fail(e, STELLAR_EINVAL, "enqueue %s: %s", task, ne.msg);
     return STELLAR_OK;
 }
 
@@ -38,7 +48,9 @@ static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
     json_t *args;
     int rc;
 
-    if ((rc = enqueue_target(h, task, &t, e))) return rc;
+    if ((rc = enqueue_target(h, task, &t, e)) ||
+        (rc = enqueue_queue(task, queue, e)))
+        return rc;
     if (params && !json_is_object(params))
         return st_fail(e, STELLAR_EINVAL,
                        "enqueue %s: params must be a JSON object", task);
@@ -105,16 +117,26 @@ int stellar_enqueue_at(stellar *h, int64_t at_ms, const char *task,
 {
     if (at_ms < 0)
         return st_fail(e, STELLAR_EINVAL, "enqueueAt: negative timestamp");
+    if (at_ms > STELLAR_TIME_MAX)
+        return st_fail(e, STELLAR_EINVAL,
+                       "enqueueAt: %lld ms is after the year 9999 (at most "
+                       "%lld)", (long long)at_ms, (long long)STELLAR_TIME_MAX);
     return enqueue(h, at_ms, true, task, params, queue, e);
 }
 
 int stellar_enqueue_in(stellar *h, int64_t delay_ms, const char *task,
                        const char *params, const char *queue, stellar_error *e)
 {
+    int64_t now = st_now_ms();
+
     if (delay_ms < 0)
         return st_fail(e, STELLAR_EINVAL, "enqueueIn: negative delay %lld",
                        (long long)delay_ms);
-    return enqueue(h, st_now_ms() + delay_ms, true, task, params, queue, e);
+    if (delay_ms > STELLAR_TIME_MAX - now) /* now + delay would pass it */
+        return st_fail(e, STELLAR_EINVAL,
+                       "enqueueIn: a delay of %lld ms ends after the year 9999",
+                       (long long)delay_ms);
+    return enqueue(h, now + delay_ms, true, task, params, queue, e);
 }
 
 
@@ -217,8 +239,7 @@ int stellar_length(stellar *h, const char *queue, int64_t *out,
 {
     int rc;
     *out = 0;
-    if (!queue || !*queue)
-        return st_fail(e, STELLAR_EINVAL, "length: a queue name is required");
+    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
     WITH_CONN(h, b, b->ops->length(b, queue, out, e));
     return rc;
 }
@@ -230,8 +251,7 @@ int stellar_latency(stellar *h, const char *queue, int64_t *out,
     int rc = STELLAR_OK;
 
     *out = -1;
-    if (!queue || !*queue)
-        return st_fail(e, STELLAR_EINVAL, "latency: a queue name is required");
+    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
     if (h->ops->oldest)
         WITH_CONN(h, b, b->ops->oldest(b, queue, &at, e));
     if (rc == STELLAR_OK && at >= 0) {
@@ -288,8 +308,9 @@ static int name_job(stellar *h, const char *queue, const char *task,
 
     st_err_clear(e);
     j->payload = NULL;
-    if (!task || !*task)
-        return st_fail(e, STELLAR_EINVAL, "a task name is required");
+    if (st_name_check("task", task, e) ||
+        (queue && *queue && st_name_check("queue", queue, e)))
+        return STELLAR_EINVAL;
     if (params && *params) {
         p = st_json_parse(params, strlen(params), &pe);
         if (!p) return st_fail(e, STELLAR_EINVAL, "params: %s", pe.msg);
@@ -310,8 +331,7 @@ int stellar_queued(stellar *h, const char *queue, int64_t start, int64_t stop,
 {
     int rc;
     *out = NULL;
-    if (!queue || !*queue)
-        return st_fail(e, STELLAR_EINVAL, "queued: a queue name is required");
+    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
     WITH_CONN(h, b, b->ops->queued(b, queue, start, stop, out, e));
     if (rc == STELLAR_OK) parse_entries(*out);
     return rc;
@@ -365,8 +385,7 @@ int stellar_del_queue(stellar *h, const char *queue, stellar_error *e)
     int64_t removed = 0;
     int rc;
 
-    if (!queue || !*queue)
-        return st_fail(e, STELLAR_EINVAL, "delQueue: a queue name is required");
+    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
     WITH_CONN(h, b, b->ops->del_queue(b, queue, &removed, e));
     if (rc == STELLAR_OK && !removed)
         return st_fail(e, STELLAR_ENOTFOUND, "delQueue: no queue '%s'", queue);
@@ -837,8 +856,9 @@ int stellar_enqueue_many(stellar *h, const char *task,
 
     st_err_clear(e);
     st_err_clear(&first);
-    if (!task || !*task)
-        return st_fail(e, STELLAR_EINVAL, "enqueue: a task name is required");
+    if ((rc = enqueue_target(h, task, &t, e)) ||
+        (rc = enqueue_queue(task, queue, e)))
+        return rc;
     if (n == 0) return STELLAR_OK;
     parsed = st_calloc(n, sizeof *parsed);
     args = st_calloc(n, sizeof *args);
@@ -865,8 +885,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
         }
     }
 
-    if ((rc = enqueue_target(h, task, &t, e)) || (rc = st_conn_get(h, &b, e)))
-        goto out;
+    if ((rc = st_conn_get(h, &b, e))) goto out;
     if (!queue || !*queue) queue = t ? t->def.queue : "default";
     hooks = t && t->plugins && t->plugins[0];
     for (i = 0; i < n; i++) {

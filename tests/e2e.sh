@@ -198,7 +198,9 @@ example_app() {
     ok "enqueueAt"
 
     # Bad input: one line on stderr, exit code 2, nothing queued.
-    for args in "enqueue appendLine {bad" "enqueueIn -5 appendLine" "enqueue appendLine {} default --no-such-flag"; do
+    for args in "enqueue appendLine {bad" "enqueueIn -5 appendLine" "enqueue appendLine {} default --no-such-flag" \
+        "enqueueIn 9223372036854775807 appendLine" "enqueueAt 9223372036854775807 appendLine" \
+        "enqueueAt 253402300800000 appendLine"; do
         rc=0
         # shellcheck disable=SC2086
         err=$(st $args 2>&1 >/dev/null) || rc=$?
@@ -206,7 +208,16 @@ example_app() {
         lines=$(printf '%s\n' "$err" | grep -c .)
         [ "$lines" = 1 ] || fail "stellar $args: $lines lines on stderr, expected 1: $err"
     done
-    ok "bad JSON, negative delay, unknown flag: exit 2 with a one-line error"
+    for q in ' ' '   ' "$(printf 'bell\a')" "$(printf '\377')"; do
+        rc=0
+        err=$(st enqueue appendLine '{}' "$q" 2>&1 >/dev/null) || rc=$?
+        [ "$rc" = 2 ] || fail "stellar enqueue appendLine {} '$q': exit $rc, expected 2"
+        case "$err" in *"queue name"*) ;; *) fail "enqueue to '$q': $err" ;; esac
+    done
+    for ts in $(st timestamps --json | tr -d '[],'); do
+        [ "$ts" -ge 0 ] && [ "$ts" -le 253402300799999 ] || fail "a refused job was delayed at $ts"
+    done
+    ok "bad JSON, negative delay, time past 9999, bad queue name, unknown flag: exit 2 with a one-line error"
 
     # A failing task: listed by failed, counted by stats.
     st enqueue failAlways || fail "stellar enqueue failAlways"

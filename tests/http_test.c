@@ -431,6 +431,24 @@ static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
                  400, "EINVAL");
     ASSERT_ERROR(post(port, "/api/enqueue", "{\"task\":"), 400, "EINVAL");
     ASSERT_ERROR(post(port, "/api/enqueue", NULL), 400, "EINVAL");
+    /* Hostile names and times: 400, nothing stored (issue: hardening). */
+    ASSERT_ERROR(post(port, "/api/enqueue",
+                      "{\"task\":\"echo\",\"in\":9223372036854775807}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(post(port, "/api/enqueue",
+                      "{\"task\":\"echo\",\"at\":9223372036854775807}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(post(port, "/api/enqueue",
+                      "{\"task\":\"echo\",\"queue\":\"a\\u0000b\"}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(post(port, "/api/enqueue",
+                      "{\"task\":\"echo\",\"queue\":\"   \"}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(post(port, "/api/enqueue",
+                      "{\"task\":\"echo\",\"queue\":\"bell\\u0007\"}"),
+                 400, "EINVAL");
+    ASSERT_EQ(0, test_length(h, "a"));
+    ASSERT_EQ(0, test_length(h, "default"));
     finish(s, h);
 }
 
@@ -1115,8 +1133,8 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     enqueue(h, "boom", NULL, "default");
     enqueue(h, "boom", NULL, "default");
     /* Parked (no processor takes it); its name needs escaping. */
-    enqueue(h, "echo", NULL, "pa\"rk\\ed\nq");
-    enqueue(h, "echo", "{\"i\":2}", "pa\"rk\\ed\nq");
+    enqueue(h, "echo", NULL, "pa\"rk\\ed q");
+    enqueue(h, "echo", "{\"i\":2}", "pa\"rk\\ed q");
     /* Four echo jobs and the periodic tick's first run. */
     ASSERT_WAIT(test_stat(h, "processed") == 5 && test_stat(h, "failed") == 2,
                 10000);
@@ -1152,7 +1170,7 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
         prev = x.smp[i].value;
     }
     ASSERT_EQ(2, (int64_t)sample(&x, "stellar_queue_depth",
-                                 "queue=\"pa\\\"rk\\\\ed\\nq\""));
+                                 "queue=\"pa\\\"rk\\\\ed q\""));
     ASSERT_EQ(0,
               (int64_t)sample(&x, "stellar_queue_depth", "queue=\"default\""));
     ASSERT_EQ(2, (int64_t)sample(&x, "stellar_workers_alive", ""));

@@ -62,8 +62,9 @@ static int enqueue(cli *c, enum when_kind kind, int64_t when, char **rest,
         rc = stellar_enqueue_at(c->h, when, task, params, queue, &e);
         break;
     default:
-        at = st_now_ms() + when;
+        at = st_now_ms();
         rc = stellar_enqueue_in(c->h, when, task, params, queue, &e);
+        if (rc >= 0) at += when; /* in range: no overflow */
         break;
     }
     if (rc < 0) return cli_error(c, rc, &e);

@@ -94,6 +94,9 @@ static int body_str(call *c, const char *name, const char **out,
     if (!json_is_string(v) || !*json_string_value(v))
         return st_fail(e, STELLAR_EINVAL, "%s must be a non-empty string",
                        name);
+    if (strlen(json_string_value(v)) != json_string_length(v))
+        return st_fail(e, STELLAR_EINVAL, "%s must not contain a NUL (\\u0000)",
+                       name);
     *out = json_string_value(v);
     return STELLAR_OK;
 }
@@ -510,9 +513,10 @@ static int post_enqueue(call *c, stellar_error *e)
         when = json_integer_value(at);
         rc = stellar_enqueue_at(c->h, when, task, params, queue, e);
     } else if (in) {
-        when = st_now_ms() + json_integer_value(in);
+        when = st_now_ms();
         rc = stellar_enqueue_in(c->h, json_integer_value(in), task, params,
                                 queue, e);
+        if (rc >= 0) when += json_integer_value(in); /* in range: no overflow */
     } else {
         when = st_now_ms();
         rc = stellar_enqueue(c->h, task, params, queue, e);
