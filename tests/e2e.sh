@@ -7,6 +7,10 @@
 #   manage       the management commands on the example app: exit codes
 #                for bad input, --json documents, retryAndRemoveFailed
 #                --all, `stellar run --http` answering /api/stats
+#   config       stellar.json: keys stellar does not have and a
+#                minTaskProcessors other than maxTaskProcessors are
+#                refused naming file:line; maxTaskProcessors is the number
+#                of TaskProcessors
 #   embed        the embedding example program exits 0
 #
 # ctest passes STELLAR_BIN (build/stellar), STELLAR_SRC (the source tree)
@@ -16,7 +20,7 @@ set -euo pipefail
 export LC_ALL=C
 unset STELLAR_BACKEND
 
-scenario=${1:?usage: e2e.sh new_app|example_app|manage|embed}
+scenario=${1:?usage: e2e.sh new_app|example_app|manage|config|embed}
 : "${STELLAR_BIN:?}" "${STELLAR_SRC:?}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-e2e-XXXXXX")
 run_pid=""
@@ -424,6 +428,108 @@ manage() {
     ok "retryAndRemoveFailed --all queues every failed job again"
 }
 
+# ----------------------------------------------------------------- config ---
+# write_config TASKS_JSON [HTTP_JSON]: the app's stellar.json, one key a
+# line, so that errors can be checked against the line of a key.
+write_config() {
+    local http=${2:-'{ "listen": "127.0.0.1:0" }'}
+    {
+        echo '{'
+        echo '  "tasks": {'
+        echo '    "backend": "sqlite:./stellar.db",'
+        printf '%s\n' "$1"
+        echo '  },'
+        echo "  \"http\": $http"
+        echo '}'
+    } >stellar.json
+}
+
+# refused KEY CMD...: `stellar CMD` exits 1 at once, with one line on
+# stderr naming stellar.json, the line where KEY is written, and the dotted
+# KEY; sets ERR to that line. (A `stellar run` that accepted the config
+# would run: `timeout` ends it, and the check fails.)
+refused() {
+    local key=$1 rc=0 line
+    shift
+    ERR=$(timeout 60 "$STELLAR_BIN" "$@" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 1 ] || fail "stellar $* with $(tr -d '\n' <stellar.json): exit $rc, expected 1: $ERR"
+    [ "$(printf '%s\n' "$ERR" | grep -c .)" = 1 ] || fail "stellar $*: expected one line: $ERR"
+    line=$(grep -n "\"${key##*.}\"" stellar.json | head -n1 | cut -d: -f1)
+    [[ "$ERR" == "stellar $1: $PWD/stellar.json:$line: $key "* ]] ||
+        fail "stellar $*: the error does not name stellar.json:$line and $key: $ERR"
+}
+
+config() {
+    local err pid w
+    cd "$tmp"
+    st new cfg >/dev/null || fail "stellar new cfg"
+    cd cfg
+    grep -q minTaskProcessors stellar.json &&
+        fail "stellar new wrote minTaskProcessors: $(cat stellar.json)"
+    grep -q minTaskProcessors "$STELLAR_SRC/examples/app/stellar.json" &&
+        fail "examples/app/stellar.json sets minTaskProcessors"
+    ok "stellar new and examples/app write no minTaskProcessors"
+
+    # minTaskProcessors below maxTaskProcessors: no scaling, so refused.
+    write_config '    "minTaskProcessors": 1,
+    "maxTaskProcessors": 2,
+    "scheduler": false'
+    refused tasks.minTaskProcessors run
+    [[ "$ERR" == *"tasks.minTaskProcessors is 1, but stellar runs a fixed number of TaskProcessors (maxTaskProcessors: 2)"*"set it to 2" ]] ||
+        fail "minTaskProcessors 1, maxTaskProcessors 2: $ERR"
+    write_config '    "minTaskProcessors": 2,
+    "scheduler": false'
+    refused tasks.minTaskProcessors run
+    [[ "$ERR" == *"(maxTaskProcessors, 1 when not set: 1)"* ]] ||
+        fail "minTaskProcessors 2 alone: $ERR"
+    ok "minTaskProcessors other than maxTaskProcessors: refused with file:line"
+
+    write_config '    "workers": 2,
+    "maxTaskProcessors": 3'
+    refused tasks.workers run
+    ok "workers and maxTaskProcessors that disagree: refused"
+
+    # Under 3 s the library would quietly raise it to 3 s.
+    write_config '    "stuckWorkerTimeout": 1000'
+    refused tasks.stuckWorkerTimeout run
+    [[ "$ERR" == *"tasks.stuckWorkerTimeout must be an integer >= 3000" ]] ||
+        fail "stuckWorkerTimeout 1000: $ERR"
+    ok "stuckWorkerTimeout under 3000: refused"
+
+    # A key stellar does not have, in each section, for every command.
+    write_config '    "maxTaskProcessors": 2,
+    "checkTimeout": 500'
+    refused tasks.checkTimeout run
+    [[ "$ERR" == *"tasks.checkTimeout is not a setting of stellar (tasks has: backend, queues, "* ]] ||
+        fail "unknown tasks key: $ERR"
+    refused tasks.checkTimeout enqueue greet
+    refused tasks.checkTimeout stats
+    write_config '    "maxTaskProcessors": 2' '{ "listen": "127.0.0.1:0", "port": 8080 }'
+    refused http.port run
+    write_config '    "maxTaskProcessors": 2
+  },
+  "redis": {
+    "host": "127.0.0.1"'
+    refused redis run
+    [[ "$ERR" == *"redis is not a setting of stellar (the top level has: tasks, http)" ]] ||
+        fail "unknown top-level key: $ERR"
+    ok "a key stellar does not have: refused with file:line, by every command"
+
+    # Equal minimum and maximum: accepted; that many TaskProcessors run.
+    write_config '    "minTaskProcessors": 3,
+    "maxTaskProcessors": 3,
+    "scheduler": false'
+    start_run "$PWD"
+    pid=$run_pid
+    # shellcheck disable=SC2016 # expanded by eval, at each poll
+    wait_until 60000 eval '[ "$(st workers --json | grep -o "\"[^\"]*:$pid+[0-9]*\"" | wc -l)" -ge 3 ]' ||
+        fail "3 TaskProcessors expected: $(st workers --json)"
+    w=$(st workers --json | grep -o "\"[^\"]*:$pid+[0-9]*\"" | wc -l)
+    [ "$w" = 3 ] || fail "$w TaskProcessors, expected 3: $(st workers --json)"
+    ok "minTaskProcessors = maxTaskProcessors = 3: three TaskProcessors"
+    stop_run
+}
+
 # ------------------------------------------------------------------ embed ---
 embed() {
     local bin=${STELLAR_EMBED_BIN:-} rc=0
@@ -436,7 +542,7 @@ embed() {
 }
 
 case $scenario in
-new_app | example_app | manage | embed) "$scenario" ;;
+new_app | example_app | manage | config | embed) "$scenario" ;;
 *) fail "unknown scenario $scenario" ;;
 esac
 passed=1

@@ -73,6 +73,72 @@ int cli_config_fail(const cli *c, const char *key, const char *fmt, ...)
     return cli_fail(c, "%s/stellar.json: %s %s", c->app_dir, key, what);
 }
 
+/* The keys stellar.json may hold (README.md's table says what each does).
+ * Any other key is refused, naming its line: a misspelt setting, or one of
+ * the Stellar framework's that stellar does not have, must not look as if
+ * it worked. */
+static const char *const top_keys[] = {"tasks", "http", NULL};
+static const char *const tasks_keys[] = {"backend",
+                                         "queues",
+                                         "maxTaskProcessors",
+                                         "workers",
+                                         "minTaskProcessors",
+                                         "scheduler",
+                                         "timeout",
+                                         "shutdownTimeout",
+                                         "stuckWorkerTimeout",
+                                         "maxCrashes",
+                                         "isolation",
+                                         NULL};
+static const char *const http_keys[] = {"listen", "token", NULL};
+
+/* CLI_OK if every key of obj is in known, else the error naming the first
+ * one that is not; section is "" for the top level. */
+static int check_keys(const cli *c, json_t *obj, const char *section,
+                      const char *const *known)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        char path[160];
+        st_buf list = {0};
+        size_t i;
+        bool ok = false;
+        int rc;
+
+        for (i = 0; known[i]; i++)
+            ok = ok || strcmp(key, known[i]) == 0;
+        if (ok) continue;
+        for (i = 0; known[i]; i++) {
+            st_buf_puts(&list, i ? ", " : "");
+            st_buf_puts(&list, known[i]);
+        }
+        snprintf(path, sizeof path, "%s%s%s", section, *section ? "." : "",
+                 key);
+        rc = cli_config_fail(
+            c, path, "is not a setting of stellar (%s has: %s)",
+            *section ? section : "the top level", list.p ? list.p : "");
+        st_buf_free(&list);
+        return rc;
+    }
+    return CLI_OK;
+}
+
+static int check_config(const cli *c)
+{
+    json_t *http = json_object_get(c->config, "http");
+    int rc;
+
+    if ((rc = check_keys(c, c->config, "", top_keys)) != CLI_OK ||
+        (rc = check_keys(c, cli_tasks_config(c), "tasks", tasks_keys)) !=
+            CLI_OK)
+        return rc;
+    return json_is_object(http) ? check_keys(c, http, "http", http_keys)
+                                : CLI_OK;
+}
+
 int cli_app_find(cli *c, bool required)
 {
     const char *dir = c->app_opt ? c->app_opt : ".";
@@ -115,7 +181,8 @@ int cli_app_find(cli *c, bool required)
     if (!abs) return cli_fail(c, "%s: %s", dir, strerror(errno));
     c->app_dir = st_strdup(abs);
     free(abs);
-    return c->app_dir ? CLI_OK : cli_fail(c, "out of memory");
+    if (!c->app_dir) return cli_fail(c, "out of memory");
+    return check_config(c);
 }
 
 json_t *cli_tasks_config(const cli *c)

@@ -87,29 +87,71 @@ static int config_int(cli *c, json_t *tasks, const char *key, int64_t min,
     return CLI_OK;
 }
 
+/*
+ * The number of TaskProcessors is fixed for the life of the process:
+ * --processors, else tasks.maxTaskProcessors, else tasks.workers (another
+ * name of the same setting), else 1. Stellar does not grow and shrink them
+ * with the backlog as the Stellar framework does, so minTaskProcessors is
+ * accepted only where it changes nothing, equal to that number; any other
+ * value is refused rather than ignored. More processors on one machine:
+ * raise the number, or start another `stellar run` of the app.
+ */
+static int resolve_processors(cli *c, json_t *tasks, run_config *r)
+{
+    int64_t n = 1, workers = 0, max = 0, min = 0;
+    bool has_workers, has_max, has_min;
+    const char *flag;
+    int rc;
+
+    if ((rc = config_int(c, tasks, "workers", 0, &workers, &has_workers)) !=
+            CLI_OK ||
+        (rc = config_int(c, tasks, "maxTaskProcessors", 0, &max, &has_max)) !=
+            CLI_OK ||
+        (rc = config_int(c, tasks, "minTaskProcessors", 0, &min, &has_min)) !=
+            CLI_OK)
+        return rc;
+    if (has_workers && has_max && workers != max)
+        return cli_config_fail(c, "tasks.workers",
+                               "is %lld but maxTaskProcessors is %lld: they "
+                               "are two names of one setting; keep one",
+                               (long long)workers, (long long)max);
+    if (has_max)
+        n = max;
+    else if (has_workers)
+        n = workers;
+    if (n > 1024)
+        return cli_config_fail(
+            c, has_max ? "tasks.maxTaskProcessors" : "tasks.workers",
+            "must be at most 1024");
+    if (has_min && min != n)
+        return cli_config_fail(
+            c, "tasks.minTaskProcessors",
+            "is %lld, but stellar runs a fixed number of TaskProcessors "
+            "(%s: %lld) and does not scale them with the backlog; remove "
+            "minTaskProcessors or set it to %lld",
+            (long long)min,
+            has_max       ? "maxTaskProcessors"
+            : has_workers ? "workers"
+                          : "maxTaskProcessors, 1 when not set",
+            (long long)n, (long long)n);
+    if ((flag = cli_flag_get(c, "processors")) &&
+        (!cli_parse_int(flag, &n) || n < 0 || n > 1024))
+        return cli_usage(c, "--processors must be an integer from 0 to 1024");
+    r->processors = (int)n;
+    return CLI_OK;
+}
+
 static int resolve(cli *c, run_config *r)
 {
     json_t *tasks = cli_tasks_config(c), *v;
     const char *flag;
-    int64_t n = 1, min = 0, poll = 0;
+    int64_t poll = 0;
     bool found;
     int rc;
 
-    /* Processors: --processors, else maxTaskProcessors, else workers. */
-    if ((rc = config_int(c, tasks, "workers", 0, &n, &found)) != CLI_OK ||
-        (rc = config_int(c, tasks, "maxTaskProcessors", 0, &n, &found)) !=
-            CLI_OK ||
-        (rc = config_int(c, tasks, "minTaskProcessors", 0, &min, &found)) !=
-            CLI_OK ||
+    if ((rc = resolve_processors(c, tasks, r)) != CLI_OK ||
         (rc = config_int(c, tasks, "timeout", 1, &poll, &found)) != CLI_OK)
         return rc;
-    if ((flag = cli_flag_get(c, "processors")) &&
-        (!cli_parse_int(flag, &n) || n < 0 || n > 1024))
-        return cli_usage(c, "--processors must be an integer from 0 to 1024");
-    if (n > 1024)
-        return cli_fail(c, "%s/stellar.json: at most 1024 TaskProcessors",
-                        c->app_dir);
-    r->processors = (int)n;
     r->poll_ms = poll;
 
     /* Queues: --queues a,b, else tasks.queues (an array or "a,b"). */
@@ -139,10 +181,12 @@ static int resolve(cli *c, run_config *r)
      * whether jobs run in a child process. */
     if ((rc = config_int(c, tasks, "shutdownTimeout", 1,
                          &r->shutdown_timeout_ms, &found)) != CLI_OK ||
-        (rc = config_int(c, tasks, "stuckWorkerTimeout", 1,
+        /* The library would raise less than 3 s (workers ping once a
+         * second) to 3 s: refused here rather than changed quietly. */
+        (rc = config_int(c, tasks, "stuckWorkerTimeout", 3000,
                          &r->stuck_worker_timeout_ms, &found)) != CLI_OK ||
-        (rc = config_int(c, tasks, "maxCrashes", 1, &r->max_crashes,
-                         &found)) != CLI_OK)
+        (rc = config_int(c, tasks, "maxCrashes", 1, &r->max_crashes, &found)) !=
+            CLI_OK)
         return rc;
     v = json_object_get(tasks, "isolation");
     if (json_is_string(v) && strcmp(json_string_value(v), "fork") == 0)

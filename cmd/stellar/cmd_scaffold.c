@@ -83,10 +83,10 @@ int cmd_new(cli *c)
         rc = cli_fail(c, "cannot create %s: %s", modules, strerror(errno));
         goto done;
     }
-    tasks = json_pack("{s:s, s:[s], s:i, s:i, s:b, s:i}", "backend",
+    tasks = json_pack("{s:s, s:[s], s:i, s:b, s:i}", "backend",
                       c->backend_opt ? c->backend_opt : "sqlite:./stellar.db",
-                      "queues", "*", "minTaskProcessors", 1,
-                      "maxTaskProcessors", 2, "scheduler", 1, "timeout", 100);
+                      "queues", "*", "maxTaskProcessors", 2, "scheduler", 1,
+                      "timeout", 100);
     /* The dashboard and API, on loopback only (no token needed there). */
     cfg = tasks ? json_pack("{s:o, s:{s:s}}", "tasks", tasks, "http", "listen",
                             "127.0.0.1:8080")

@@ -356,8 +356,9 @@ const cli_cmd cli_commands[] = {
     {"new", cmd_new, "scaffold", "", 1, 1, "DIR",
      "create an app: DIR/stellar.json and DIR/modules/",
      "Writes DIR/stellar.json (a tasks section: backend, queues,\n"
-     "minTaskProcessors, maxTaskProcessors, scheduler, timeout; and an http\n"
-     "section: the dashboard on 127.0.0.1:8080) and creates DIR/modules/.\n"
+     "maxTaskProcessors, scheduler, timeout; and an http section: the\n"
+     "dashboard on 127.0.0.1:8080) and creates DIR/modules/. README.md\n"
+     "lists every setting of stellar.json.\n"
      "Refuses if DIR/stellar.json exists. With --backend, the URL is\n"
      "written as the app's backend.\n"
      "\n"
