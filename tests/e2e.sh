@@ -11,6 +11,9 @@
 #                minTaskProcessors other than maxTaskProcessors are
 #                refused naming file:line; maxTaskProcessors is the number
 #                of TaskProcessors
+#   two_runs     two `stellar run` of one app with http.listen: the second
+#                logs that the address is in use and processes jobs
+#                without HTTP; `--http` on a taken address exits 1
 #   embed        the embedding example program exits 0
 #
 # ctest passes STELLAR_BIN (build/stellar), STELLAR_SRC (the source tree)
@@ -20,22 +23,30 @@ set -euo pipefail
 export LC_ALL=C
 unset STELLAR_BACKEND
 
-scenario=${1:?usage: e2e.sh new_app|example_app|manage|config|embed}
+scenario=${1:?usage: e2e.sh new_app|example_app|manage|config|two_runs|embed}
 : "${STELLAR_BIN:?}" "${STELLAR_SRC:?}"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-e2e-XXXXXX")
 run_pid=""
+run2_pid="" # a second `stellar run` (two_runs), logging to run2.log
 passed=0
 
 cleanup() {
-    if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
-        kill -KILL "$run_pid" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "$run_pid" "$run2_pid"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
     if [ "$passed" = 1 ]; then
         rm -rf "$tmp"
     else
         if [ -f "$tmp/run.log" ]; then
             echo "--- last lines of stellar run's output ---" >&2
             tail -n 40 "$tmp/run.log" >&2
+        fi
+        if [ -f "$tmp/run2.log" ]; then
+            echo "--- last lines of the second stellar run's output ---" >&2
+            tail -n 40 "$tmp/run2.log" >&2
         fi
         echo "(kept $tmp)" >&2
     fi
@@ -49,13 +60,16 @@ ok() { echo "ok - $*"; }
 now() { local us=${EPOCHREALTIME/[.,]/}; NOW=$((10#$us / 1000)); }
 
 # wait_until TIMEOUT_MS COMMAND...: polls every 20 ms; fails early if
-# `stellar run` has died.
+# `stellar run` (or the second one) has died.
 wait_until() {
     local deadline
     now; deadline=$((NOW + $1)); shift
     until "$@"; do
         if [ -n "$run_pid" ] && ! kill -0 "$run_pid" 2>/dev/null; then
             fail "stellar run exited while waiting for: $*"
+        fi
+        if [ -n "$run2_pid" ] && ! kill -0 "$run2_pid" 2>/dev/null; then
+            fail "the second stellar run exited while waiting for: $*"
         fi
         now; [ "$NOW" -le "$deadline" ] || return 1
         sleep 0.02
@@ -109,17 +123,23 @@ http_get() {
     printf '%s\n' "${reply#*$'\r\n\r\n'}"
 }
 
-stop_run() { # SIGTERM; `stellar run` must exit 0 within 30 s
-    local rc=0 deadline
-    kill -TERM "$run_pid"
+# stop_pid PID: SIGTERM; the process must exit 0 within 30 s.
+stop_pid() {
+    local pid=$1 rc=0 deadline
+    kill -TERM "$pid"
     now; deadline=$((NOW + 30000))
-    while kill -0 "$run_pid" 2>/dev/null; do
-        now; [ "$NOW" -le "$deadline" ] || fail "stellar run still running 30 s after SIGTERM"
+    while kill -0 "$pid" 2>/dev/null; do
+        now; [ "$NOW" -le "$deadline" ] || fail "stellar run ($pid) still running 30 s after SIGTERM"
         sleep 0.02
     done
-    wait "$run_pid" || rc=$?
+    wait "$pid" || rc=$?
+    [ "$rc" = 0 ] || fail "stellar run ($pid) exited $rc after SIGTERM, expected 0"
+}
+
+stop_run() { # SIGTERM; `stellar run` must exit 0 within 30 s
+    local pid=$run_pid
     run_pid=""
-    [ "$rc" = 0 ] || fail "stellar run exited $rc after SIGTERM, expected 0"
+    stop_pid "$pid"
     ok "SIGTERM: stellar run exits 0"
 }
 
@@ -530,6 +550,74 @@ config() {
     stop_run
 }
 
+# --------------------------------------------------------------- two_runs ---
+# Two `stellar run` of one app, with http.listen in stellar.json: the way
+# to add processors on one machine. The first serves the dashboard; the
+# second finds the address taken, says so in one line, and processes jobs.
+two_runs() {
+    local app=$tmp/app out=$tmp/out.txt port body rc=0 err n pid
+    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
+    cp -r "$STELLAR_SRC/examples/app" "$app"
+    rm -rf "$app"/stellar.db* "$app/.stellar"
+    cd "$app"
+
+    # The first takes a free port from the kernel (port 0 in stellar.json);
+    # then stellar.json names that port, already taken, for the second.
+    sed 's/"listen": "127.0.0.1:8080"/"listen": "127.0.0.1:0"/' stellar.json >cfg.tmp
+    mv cfg.tmp stellar.json
+    grep -q '"listen": "127.0.0.1:0"' stellar.json || fail "no http.listen in examples/app/stellar.json"
+    start_run "$app"
+    port=$(http_port)
+    [ -n "$port" ] || fail "no HTTP port in the log of the first stellar run"
+    sed "s/\"listen\": \"127.0.0.1:0\"/\"listen\": \"127.0.0.1:$port\"/" stellar.json >cfg.tmp
+    mv cfg.tmp stellar.json
+
+    (cd "$app" && exec "$STELLAR_BIN" run) >"$tmp/run2.log" 2>&1 &
+    run2_pid=$!
+    wait_until 60000 grep -qs "http: 127.0.0.1:$port (from stellar.json) is in use" "$tmp/run2.log" ||
+        fail "the second stellar run did not log that 127.0.0.1:$port is in use"
+    n=$(grep -c "127.0.0.1:$port" "$tmp/run2.log")
+    [ "$n" = 1 ] || fail "the second stellar run logged $n lines about the address, expected 1"
+    wait_until 60000 grep -qs 'started [0-9]* TaskProcessor' "$tmp/run2.log" ||
+        fail "the second stellar run started no TaskProcessors"
+    grep -q 'dashboard and API on' "$tmp/run2.log" &&
+        fail "the second stellar run claims to serve HTTP"
+    body=$(http_get "$port" /api/stats) || fail "GET /api/stats on the first run's port $port failed"
+    case $body in "{"*"}") ;; *) fail "GET /api/stats on port $port: $body" ;; esac
+    ok "second stellar run: one line says 127.0.0.1:$port is in use; it runs on; the first serves it"
+
+    # --http on the command line: an address that cannot be had is an
+    # error (no processors, so that it takes no job meanwhile).
+    err=$(timeout 60 "$STELLAR_BIN" run --processors 0 --no-scheduler --http "127.0.0.1:$port" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 1 ] || fail "stellar run --http 127.0.0.1:$port (taken): exit $rc, expected 1: $err"
+    grep -q "^stellar run: --http 127.0.0.1:$port: the address is in use" <<<"$err" ||
+        fail "stellar run --http on a taken address: $err"
+    ok "stellar run --http on a taken address: exit 1, $(grep "^stellar run: " <<<"$err")"
+
+    for n in 1 2 3 4; do
+        st enqueue appendLine "{\"path\":\"$out\",\"line\":\"both $n\"}" >/dev/null ||
+            fail "stellar enqueue appendLine"
+    done
+    wait_until 60000 has_line "$out" "both 4" || fail "appendLine did not run with two processes"
+    ok "jobs run with two processes"
+
+    # The second alone: only it can run this job.
+    stop_run
+    kill -0 "$run2_pid" 2>/dev/null || fail "the second stellar run exited with the first"
+    st enqueue appendLine "{\"path\":\"$out\",\"line\":\"second\"}" >/dev/null ||
+        fail "stellar enqueue appendLine"
+    wait_until 60000 has_line "$out" second ||
+        fail "the second stellar run did not process a job within 60 s"
+    grep -q "processed:[^\"]*:$run2_pid+[0-9]*\"" <<<"$(st stats --json)" ||
+        fail "stats count no job for the second process ($run2_pid): $(st stats --json)"
+    ok "the second stellar run processes jobs on its own"
+
+    pid=$run2_pid
+    run2_pid=""
+    stop_pid "$pid"
+    ok "SIGTERM: the second stellar run exits 0"
+}
+
 # ------------------------------------------------------------------ embed ---
 embed() {
     local bin=${STELLAR_EMBED_BIN:-} rc=0
@@ -542,7 +630,7 @@ embed() {
 }
 
 case $scenario in
-new_app | example_app | manage | config | embed) "$scenario" ;;
+new_app | example_app | manage | config | two_runs | embed) "$scenario" ;;
 *) fail "unknown scenario $scenario" ;;
 esac
 passed=1

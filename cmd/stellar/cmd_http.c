@@ -9,6 +9,12 @@
  * else $STELLAR_HTTP_TOKEN (kept out of `ps`), else the config's; the
  * library refuses a non-loopback address without one.
  *
+ * A second `stellar run` of an app (more processors on one machine) finds
+ * the config's address taken by the first: when the address comes from
+ * stellar.json and another socket listens there, `run` says so in one line
+ * and goes on without HTTP. An address given with --http, and `stellar
+ * dashboard`, whose only work is serving, fail instead.
+ *
  * The server is started after stellar_start() and stopped before
  * stellar_stop() (cli_cleanup() stops it on every other path), so it
  * never serves over a handle being torn down. Without libmicrohttpd
@@ -18,10 +24,14 @@
 #include "cli.h"
 #include "internal.h"
 
+#include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define DEFAULT_LISTEN "127.0.0.1:8080"
 
@@ -29,6 +39,7 @@
 typedef struct http_want {
     bool on;
     const char *listen; /* borrowed from argv or the config */
+    bool from_config;   /* stellar.json's http section chose it */
     const char *token;  /* NULL: none */
 } http_want;
 
@@ -42,6 +53,7 @@ static int resolve(cli *c, bool dashboard, http_want *w)
 
     w->on = dashboard;
     w->listen = DEFAULT_LISTEN;
+    w->from_config = false;
     w->token = NULL;
     if (sec && !json_is_null(sec) && !json_is_false(sec)) {
         if (!json_is_object(sec))
@@ -62,6 +74,7 @@ static int resolve(cli *c, bool dashboard, http_want *w)
             w->token = json_string_value(v);
         }
         w->on = true;
+        w->from_config = true;
     }
     if (cli_flag_has(c, "no-http")) {
         if (flag || token)
@@ -72,6 +85,7 @@ static int resolve(cli *c, bool dashboard, http_want *w)
     if (flag) {
         if (!*flag) return cli_usage(c, "--http wants HOST:PORT");
         w->listen = flag;
+        w->from_config = false;
         w->on = true;
     }
     if (token) {
@@ -105,6 +119,45 @@ static void host_of(const char *listen, char *out, size_t n)
         snprintf(out, n, "127.0.0.1");
     }
 }
+
+/* Whether another socket listens on `listen`, a string the library has
+ * parsed already ("host:port", "[v6]:port", ":port", "port"): a bind of
+ * our own there, with the library's options, fails with EADDRINUSE. Asked
+ * only after the library failed to listen, to tell that case from the
+ * others. */
+static bool address_in_use(const char *listen)
+{
+    char host[128], port[16];
+    const char *colon = strrchr(listen, ':');
+    struct addrinfo hints, *res = NULL;
+    bool in_use = false;
+    int fd, one = 1;
+
+    if (listen[0] == '[') {
+        const char *end = strchr(listen, ']');
+        if (!end) return false;
+        snprintf(host, sizeof host, "%.*s", (int)(end - listen - 1),
+                 listen + 1);
+    } else if (colon && colon != listen) {
+        snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    } else {
+        snprintf(host, sizeof host, "127.0.0.1");
+    }
+    snprintf(port, sizeof port, "%s", colon ? colon + 1 : listen);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host, port, &hints, &res) != 0 || !res) return false;
+    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) == 0 &&
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+        in_use = errno == EADDRINUSE;
+    if (fd >= 0) close(fd);
+    freeaddrinfo(res);
+    return in_use;
+}
 #endif
 
 int cli_http_check(cli *c, bool dashboard)
@@ -131,6 +184,23 @@ int cli_http_start(cli *c, bool dashboard)
         rc = stellar_http_start(c->h, &ho, &c->http, &e);
         if (rc != STELLAR_OK) {
             c->http = NULL;
+            if (rc == STELLAR_EIO && address_in_use(w.listen)) {
+                if (w.from_config && !dashboard) {
+                    cli_logf(STELLAR_LOG_WARN,
+                             "http: %s (from stellar.json) is in use by "
+                             "another process (another `stellar run` of "
+                             "this app serving the dashboard?); this "
+                             "process runs without HTTP",
+                             w.listen);
+                    return CLI_OK;
+                }
+                return cli_fail(c,
+                                "%s%s: the address is in use (another "
+                                "process listens there); choose another "
+                                "port, or port 0 for any free one",
+                                cli_flag_get(c, "http") ? "--http " : "",
+                                w.listen);
+            }
             return cli_fail(c, "cannot serve HTTP on %s: %s", w.listen,
                             e.msg[0] ? e.msg : stellar_strerror(rc));
         }
