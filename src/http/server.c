@@ -113,6 +113,10 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+/* fmt comes from libmicrohttpd, not a literal: the format attribute tells
+ * the compiler (clang's -Wformat-nonliteral) to trust it as a format. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+    STELLAR_PRINTF(2, 0);
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     stellar_http *s = cls;
