@@ -267,7 +267,9 @@ static int64_t stat_get(stellar *h, const char *key)
     return n;
 }
 
-/* The same, 0 while the backend is unreachable (during an outage). */
+#ifdef STELLAR_HAVE_REDIS
+/* The same, 0 while the backend is unreachable (during an outage); the
+ * Redis outage tests only. */
 static int64_t stat_try(stellar *h, const char *key)
 {
     json_t *stats = NULL;
@@ -278,6 +280,7 @@ static int64_t stat_try(stellar *h, const char *key)
     json_decref(stats);
     return n;
 }
+#endif
 
 static int64_t queue_length(stellar *h, const char *queue)
 {
@@ -413,7 +416,8 @@ static bool file_contains(const char *path, const char *needle)
     return found;
 }
 
-/* Number of lines of a file containing needle. */
+#ifdef STELLAR_HAVE_REDIS
+/* Number of lines of a file containing needle (the Redis outage tests). */
 static int count_matching(const char *path, const char *needle)
 {
     FILE *f = fopen(path, "r");
@@ -426,6 +430,7 @@ static int count_matching(const char *path, const char *needle)
     fclose(f);
     return n;
 }
+#endif
 
 /* The failed entries, parsed: new reference. */
 static json_t *failed_entries(stellar *h)
@@ -1304,6 +1309,8 @@ file_size_limit_fails_enqueue_and_keeps_what_was_stored(struct test_ctx *t)
 
 /* ---------------------------------------------------- Redis outages --- */
 
+enum outage { PAUSED, RESTARTED, CRASHED };
+
 #ifdef STELLAR_HAVE_REDIS
 /* A redis-server of the test's own on <dir>/<sub>/redis.sock with an
  * append-only file fsynced at every write, so a restart keeps the data. */
@@ -1383,9 +1390,6 @@ static pid_t redis_pid(struct test_ctx *t)
     ASSERT_TRUE(pid > 0);
     return (pid_t)pid;
 }
-#endif
-
-enum outage { PAUSED, RESTARTED, CRASHED };
 
 /* Per-worker processed counters, for "every processor still works". */
 static json_t *per_worker_processed(stellar *h)
@@ -1421,6 +1425,7 @@ static int fresh_pings(stellar *h, int64_t since_ms)
     json_decref(all);
     return n;
 }
+#endif
 
 /*
  * Redis goes away for 5 s mid-run: PAUSED (SIGSTOP/SIGCONT: the server
