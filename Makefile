@@ -1,17 +1,29 @@
 # Thin wrapper around CMake, so that make, make test and make install work.
+#
+# `make` only builds: when a Debian package it needs is missing it says
+# which and stops. `make deps` installs them (apt-get); `make run` and
+# `make test` call it first.
 BUILD ?= build
 CMAKE_ARGS ?=
 APP ?= examples/app
+DEPS_FOR ?= test
 
 .PHONY: all deps test asan tsan install run bench clean
 
-all:
-	@./scripts/deps.sh build
-	cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
-	cmake --build $(BUILD) -j2
+define cmake_build
+cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
+cmake --build $(BUILD) -j2
+endef
 
-test: all
-	@./scripts/deps.sh test
+all:
+	@./scripts/deps.sh check build
+	$(cmake_build)
+
+deps:
+	@./scripts/deps.sh install $(DEPS_FOR)
+
+test: deps
+	$(cmake_build)
 	ctest --test-dir $(BUILD) --output-on-failure -j2
 
 asan:
@@ -23,13 +35,14 @@ tsan:
 install: all
 	cmake --install $(BUILD)
 
-run: all
+run: DEPS_FOR = build
+run: deps
+	$(cmake_build)
 	cd $(APP) && ../../$(BUILD)/stellar run
 
 # Benchmarks against node-resque and the limits (bench/README.md); not part
 # of `make test`. A Release build of its own in build-bench.
-bench:
-	@./scripts/deps.sh test
+bench: deps
 	cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-bench -j2
 	cmake -S bench -B build-bench/bench -DCMAKE_BUILD_TYPE=Release \

@@ -1,16 +1,52 @@
 #!/bin/sh
-# Installs the Debian packages Stellar needs, if any is missing.
-# Usage: scripts/deps.sh build|test
+# scripts/deps.sh check|install build|test: the Debian packages Stellar needs
+# to build (build), and to build and test it (test: also redis-server).
+#
+#   check    says which are missing and exits 1 if any is. `make` runs
+#            this: building never installs anything.
+#   install  installs the missing ones with apt-get (through sudo when not
+#            root). `make deps` runs this; `make run` and `make test` call
+#            it.
 set -e
-pkgs="cmake gcc make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev libmicrohttpd-dev"
-[ "$1" = test ] && pkgs="$pkgs redis-server"
+usage() {
+    echo "usage: $0 check|install build|test" >&2
+    exit 2
+}
+[ $# -eq 2 ] || usage
+mode=$1 what=$2
+case $mode in check | install) ;; *) usage ;; esac
+case $what in build | test) ;; *) usage ;; esac
+cd "$(dirname "$0")/.."
+
+pkgs="cmake gcc libc6-dev make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev libmicrohttpd-dev"
+[ "$what" = test ] && pkgs="$pkgs redis-server"
+
 missing=""
-for p in $pkgs; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
-[ -z "$missing" ] && exit 0
-echo "installing:$missing" >&2
-sudo=""
-[ "$(id -u)" = 0 ] || sudo="sudo"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+if command -v dpkg-query >/dev/null 2>&1; then
+    for p in $pkgs; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+            missing="$missing $p"
+    done
+elif [ "$mode" = install ]; then
+    echo "make deps: not a Debian system (no dpkg-query); install the" \
+        "equivalents of:$pkgs" >&2
+    exit 1
+fi
+
+if [ "$mode" = check ]; then
+    [ -z "$missing" ] && exit 0
+    echo "make: missing Debian packages:$missing" >&2
+    echo "make: 'make deps' installs them (apt-get, through sudo when not" \
+        "root); 'make run' and 'make test' do that first" >&2
+    exit 1
+fi
+
+if [ -n "$missing" ]; then
+    echo "make deps: installing the Debian packages Stellar needs to $what:$missing" \
+        "(apt-get install)" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    # shellcheck disable=SC2086 # $missing is a list of names.
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
