@@ -1,8 +1,8 @@
 # Thin wrapper around CMake, so that make, make test and make install work.
 #
 # `make` only builds: when a Debian package it needs is missing it says
-# which and stops. `make deps` installs them (apt-get); `make run` and
-# `make test` call it first.
+# which and stops. `make deps` installs them (apt-get, and npm ci for the
+# node suites); `make run` and `make test` call it first.
 BUILD ?= build
 CMAKE_ARGS ?=
 APP ?= examples/app
@@ -22,9 +22,13 @@ all:
 deps:
 	@./scripts/deps.sh install $(DEPS_FOR)
 
+# ctest's console output also goes to $(BUILD)/ctest.log, from which the
+# last lines list the tests that did not run here, and why.
 test: deps
 	$(cmake_build)
-	ctest --test-dir $(BUILD) --output-on-failure -j2
+	@rc=0; ctest --test-dir $(BUILD) --output-on-failure -j2 \
+		-O $(BUILD)/ctest.log || rc=$$?; \
+	./scripts/test-summary.sh $(BUILD) $(BUILD)/ctest.log; exit $$rc
 
 asan:
 	$(MAKE) BUILD=build-asan CMAKE_ARGS="-DSTELLAR_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" test

@@ -5,8 +5,9 @@
 #   check    says which are missing and exits 1 if any is. `make` runs
 #            this: building never installs anything.
 #   install  installs the missing ones with apt-get (through sudo when not
-#            root). `make deps` runs this; `make run` and `make test` call
-#            it.
+#            root), and for test also the pinned npm packages of the node
+#            suites (tests/interop, tests/browser) when node and npm are
+#            here. `make deps` runs this; `make run` and `make test` call it.
 set -e
 usage() {
     echo "usage: $0 check|install build|test" >&2
@@ -50,3 +51,25 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086 # $missing is a list of names.
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
+[ "$what" = test ] || exit 0
+
+# The node suites' pinned packages (package-lock.json), installed when
+# node_modules is missing or older than the lock file. Without node or npm,
+# or when npm ci fails (offline), those suites skip and `make test` lists
+# them at its end.
+for dir in tests/interop tests/browser; do
+    [ ! -d "$dir/node_modules" ] ||
+        [ -n "$(find "$dir/package-lock.json" -newer "$dir/node_modules")" ] ||
+        continue
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        echo "make deps: no node or npm: not installing $dir's packages;" \
+            "its suite will be skipped" >&2
+        continue
+    fi
+    echo "make deps: npm ci --prefix $dir (its pinned packages, for its suite)" >&2
+    if ! npm ci --prefix "$dir" --no-audit --no-fund >/dev/null; then
+        rm -rf "$dir/node_modules" # so that the next run tries again
+        echo "make deps: npm ci --prefix $dir failed; its suite will be" \
+            "skipped" >&2
+    fi
+done
