@@ -55,4 +55,4 @@ bench: deps
 	bench/run.sh build-bench
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-clang build-gcc-no-* build-clang-no-*
