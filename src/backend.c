@@ -36,6 +36,7 @@ int st_backend_open(st_backend **out, const char *url,
     st_backend_cfg zero = {0};
 
     *out = NULL;
+    st_alloc_init(); /* jansson through st_malloc (internal.h) */
     if (!ops)
         return st_fail(e, STELLAR_EINVAL,
                        "unsupported backend URL '%s' (expected sqlite:PATH, "

@@ -20,6 +20,36 @@ void *st_realloc(void *p, size_t n);
 char *st_strdup(const char *s);
 char *st_strndup(const char *s, size_t n);
 void st_free(void *p);
+
+/*
+ * The allocation-failure hook, for tests (tests/oom.c), compiled in always:
+ * disarmed, it costs one thread-local check per allocation.
+ *
+ * st_alloc_fail_after(n, repeat) arms it on the calling thread only: the
+ * nth st_malloc/st_calloc/st_realloc from now (st_strdup and the rest
+ * count through these) returns NULL, and with repeat every one after it
+ * too, until it is armed again; n = 0 disarms it. Other threads never see
+ * a failure (processors, the heartbeat and the scheduler allocate on their
+ * own), so a test looping over n fails the same allocation every time.
+ * st_alloc_failures() is how many allocations it has failed on this thread
+ * since it was armed: 0 after a call means the call got through untouched.
+ *
+ * jansson allocates through st_malloc/st_free as well, once st_alloc_init()
+ * has run (the first backend open, or the first arming; it does nothing
+ * if the program installed allocators of its own with
+ * json_set_alloc_funcs). SQLite and hiredis allocate on their own and are
+ * not hooked.
+ */
+void st_alloc_fail_after(int64_t n, bool repeat);
+int64_t st_alloc_failures(void);
+void st_alloc_init(void);
+/* For a call into code whose own allocation failures are not safe to
+ * simulate one by one (jansson's parser, json.c): st_alloc_ok() counts as
+ * one allocation and is false if the hook fails it (fail the call as a
+ * whole then); st_alloc_pause(true) ... (false) around the call lets its
+ * allocations through. */
+bool st_alloc_ok(void);
+void st_alloc_pause(bool pause);
 /* malloc'ed printf. NULL on failure. */
 char *st_asprintf(const char *fmt, ...) STELLAR_PRINTF(1, 2);
 
@@ -73,7 +103,8 @@ void st_json_put_string(st_buf *b, const char *s, size_t n);
 /* Encodes a double as JSON.stringify does into b. */
 void st_json_put_number(st_buf *b, double d);
 /* Parses JSON text as JSON.parse would accept it; integers too large for
- * 64 bits are read as doubles. NULL with e filled on failure. */
+ * 64 bits are read as doubles. NULL with e filled on failure: EINVAL, or
+ * ENOMEM (then the text may well be JSON). */
 json_t *st_json_parse(const char *s, size_t n, stellar_error *e);
 
 /* ---------------------------------------------------------------- Job --- */

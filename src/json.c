@@ -243,9 +243,18 @@ char *st_json_dumps(const json_t *v)
 json_t *st_json_parse(const char *s, size_t n, stellar_error *e)
 {
     json_error_t je;
-    /* JSON.parse accepts "\u0000" in strings; so must we. */
-    json_t *v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    json_t *v;
 
+    /* jansson's parser does not survive an allocation failing inside it
+     * (2.14 drops a byte from a string, leaks, or reports a syntax error):
+     * under the hook (internal.h) a parse fails as a whole, up front. */
+    if (!st_alloc_ok()) {
+        st_fail(e, STELLAR_ENOMEM, "out of memory parsing JSON");
+        return NULL;
+    }
+    st_alloc_pause(true);
+    /* JSON.parse accepts "\u0000" in strings; so must we. */
+    v = json_loadb(s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     /* JSON.parse reads any number; jansson refuses integers beyond 64
      * bits unless told to read every number as a double. */
     if (!v && strstr(je.text, "too big"))
@@ -253,7 +262,12 @@ json_t *st_json_parse(const char *s, size_t n, stellar_error *e)
                        JSON_DECODE_ANY | JSON_ALLOW_NUL |
                            JSON_DECODE_INT_AS_REAL,
                        &je);
-    if (!v)
+    st_alloc_pause(false);
+    /* jansson names every syntax error; it fails without a word, or says
+     * so, only when it is out of memory. */
+    if (!v && (!je.text[0] || json_error_code(&je) == json_error_out_of_memory))
+        st_fail(e, STELLAR_ENOMEM, "out of memory parsing JSON");
+    else if (!v)
         st_fail(e, STELLAR_EINVAL, "invalid JSON at line %d, column %d: %s",
                 je.line, je.column, je.text);
     return v;

@@ -5,6 +5,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,70 @@
 
 /* ------------------------------------------------------------ Memory --- */
 
+/*
+ * The allocation-failure hook (internal.h). Its state is per thread, so a
+ * test that arms it fails allocations on its own thread only, never in the
+ * processors, the heartbeat or the scheduler running beside it. Disarmed,
+ * it costs one thread-local load per allocation.
+ */
+static _Thread_local int64_t fail_in;     /* fail the allocation this many
+                                              from now; 0: disarmed */
+static _Thread_local bool fail_repeat;    /* and every one after it */
+static _Thread_local int64_t fail_count;  /* failed since last armed */
+static _Thread_local int64_t fail_paused; /* fail_in, while paused */
+
+void st_alloc_fail_after(int64_t n, bool repeat)
+{
+    st_alloc_init();
+    fail_in = n > 0 ? n : 0;
+    fail_repeat = repeat;
+    fail_count = 0;
+}
+
+int64_t st_alloc_failures(void)
+{
+    return fail_count;
+}
+
+static bool alloc_fails(void)
+{
+    if (--fail_in > 0) return false;
+    fail_count++;
+    fail_in = fail_repeat ? 1 : 0;
+    return true;
+}
+
+bool st_alloc_ok(void)
+{
+    return !(fail_in && alloc_fails());
+}
+
+void st_alloc_pause(bool pause)
+{
+    if (pause) {
+        fail_paused = fail_in;
+        fail_in = 0;
+    } else {
+        fail_in = fail_paused;
+        fail_paused = 0;
+    }
+}
+
 void *st_malloc(size_t n)
 {
+    if (fail_in && alloc_fails()) return NULL;
     return malloc(n ? n : 1);
 }
 
 void *st_calloc(size_t n, size_t size)
 {
+    if (fail_in && alloc_fails()) return NULL;
     return calloc(n ? n : 1, size ? size : 1);
 }
 
 void *st_realloc(void *p, size_t n)
 {
+    if (fail_in && alloc_fails()) return NULL;
     return realloc(p, n ? n : 1);
 }
 
@@ -35,6 +88,27 @@ void st_free(void *p)
 void stellar_free(void *p)
 {
     st_free(p);
+}
+
+/* jansson's own allocations go through st_malloc and st_free, so that the
+ * hook fails them too. Its functions are process-wide: they are set once,
+ * and only while they are still jansson's defaults (libc's malloc and
+ * free), never over a program's own. Values jansson allocated before the
+ * switch are freed by st_free, which is libc's free as well. */
+static pthread_once_t json_alloc_once = PTHREAD_ONCE_INIT;
+
+static void json_alloc_init(void)
+{
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+
+    json_get_alloc_funcs(&m, &f);
+    if (m == malloc && f == free) json_set_alloc_funcs(st_malloc, st_free);
+}
+
+void st_alloc_init(void)
+{
+    pthread_once(&json_alloc_once, json_alloc_init);
 }
 
 char *st_strndup(const char *s, size_t n)
