@@ -37,7 +37,13 @@ char *st_payload_build(const char *task, const char *queue,
                        const json_t *params, stellar_error *e)
 {
     json_t *empty = params ? NULL : json_object();
-    char *s = st_payload_build_args(task, queue, params ? params : empty, e);
+    char *s;
+
+    if (!params && !empty) { /* NULL args would build "args":[] */
+        st_fail(e, STELLAR_ENOMEM, "out of memory building a payload");
+        return NULL;
+    }
+    s = st_payload_build_args(task, queue, params ? params : empty, e);
     json_decref(empty);
     return s;
 }
@@ -49,6 +55,8 @@ int st_payload_parse(st_payload *p, const char *s, size_t n, stellar_error *e)
 
     memset(p, 0, sizeof *p);
     p->root = st_json_parse(s, n, &pe);
+    if (!p->root && pe.code == STELLAR_ENOMEM)
+        return st_fail(e, STELLAR_ENOMEM, "payload: %s", pe.msg);
     if (!p->root)
         return st_fail(e, STELLAR_EINVAL, "payload is not valid JSON (%s)",
                        pe.msg);
@@ -82,8 +90,10 @@ char *st_failed_entry(const char *worker, const char *queue,
 {
     st_buf b = {0};
     char date[80];
-    json_t *payload = st_json_parse(payload_raw, strlen(payload_raw), NULL);
+    stellar_error pe;
+    json_t *payload = st_json_parse(payload_raw, strlen(payload_raw), &pe);
 
+    if (!payload && pe.code == STELLAR_ENOMEM) return NULL;
     st_js_date(now_ms, date);
     st_buf_puts(&b, "{\"worker\":");
     st_json_put_string(&b, worker, strlen(worker));

@@ -188,6 +188,7 @@ static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
     if (src->plugin_options && *src->plugin_options) {
         t->plugin_options = st_json_parse(src->plugin_options,
                                           strlen(src->plugin_options), &pe);
+        if (!t->plugin_options && pe.code == STELLAR_ENOMEM) goto oom;
         if (!t->plugin_options || !json_is_object(t->plugin_options)) {
             int rc = st_fail(e, STELLAR_EINVAL,
                              "task '%s': field 'pluginOptions' must be a JSON "
@@ -197,6 +198,7 @@ static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
             return rc;
         }
         t->def.plugin_options = st_strdup(src->plugin_options);
+        if (!t->def.plugin_options) goto oom;
     }
     *out = t;
     return STELLAR_OK;
@@ -242,13 +244,20 @@ json_t *stellar_tasks_json(stellar *h)
     for (i = 0; arr && i < h->ntasks; i++) {
         const st_task *t = h->tasks[i];
         json_t *plugins = json_array();
-        for (j = 0; t->plugins && t->plugins[j]; j++)
-            json_array_append_new(plugins, json_string(t->plugins[j]));
-        json_array_append_new(
-            arr, json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", t->def.name,
-                           "description", t->def.description, "queue",
-                           t->def.queue, "frequency",
-                           (json_int_t)t->def.frequency, "plugins", plugins));
+        for (j = 0; plugins && t->plugins && t->plugins[j]; j++)
+            if (json_array_append_new(plugins, json_string(t->plugins[j]))) {
+                json_decref(plugins);
+                plugins = NULL;
+            }
+        if (json_array_append_new(
+                arr,
+                json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", t->def.name,
+                          "description", t->def.description, "queue",
+                          t->def.queue, "frequency",
+                          (json_int_t)t->def.frequency, "plugins", plugins))) {
+            json_decref(arr); /* out of memory: no half list */
+            arr = NULL;
+        }
     }
     pthread_mutex_unlock(&h->lock);
     return arr;

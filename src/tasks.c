@@ -64,7 +64,7 @@ static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
                         .delayed = delayed};
     job.payload = st_payload_build_args(task, queue, args, e);
     if (!args || !job.payload) {
-        rc = STELLAR_ENOMEM;
+        rc = st_fail(e, STELLAR_ENOMEM, "enqueue %s: out of memory", task);
         goto out;
     }
     rc = st_hooks_run(ST_HOOK_BEFORE_ENQUEUE, &job, e);
@@ -93,7 +93,7 @@ static int enqueue(stellar *h, int64_t at_ms, bool delayed, const char *task,
     if (params && *params) {
         p = st_json_parse(params, strlen(params), &pe);
         if (!p)
-            return st_fail(e, STELLAR_EINVAL, "enqueue %s: params: %s",
+            return st_fail(e, pe.code, "enqueue %s: params: %s",
                            task ? task : "", pe.msg);
     }
     rc = st_conn_get(h, &b, e);
@@ -204,16 +204,23 @@ int stellar_failed_count(stellar *h, int64_t *out, stellar_error *e)
 }
 
 /* Turns an array of raw JSON strings into parsed values; an entry that does
- * not parse stays as its string. */
-static void parse_entries(json_t *arr)
+ * not parse stays as its string. On ENOMEM, *arr is freed and NULL. */
+static int parse_entries(json_t **arr, stellar_error *e)
 {
     size_t i;
-    for (i = 0; i < json_array_size(arr); i++) {
-        json_t *s = json_array_get(arr, i), *v;
+    for (i = 0; i < json_array_size(*arr); i++) {
+        json_t *s = json_array_get(*arr, i), *v;
+        stellar_error pe;
         if (!json_is_string(s)) continue;
-        v = st_json_parse(json_string_value(s), json_string_length(s), NULL);
-        if (v) json_array_set_new(arr, i, v);
+        v = st_json_parse(json_string_value(s), json_string_length(s), &pe);
+        if ((!v && pe.code == STELLAR_ENOMEM) ||
+            (v && json_array_set_new(*arr, i, v) < 0)) {
+            json_decref(*arr);
+            *arr = NULL;
+            return st_fail(e, STELLAR_ENOMEM, "out of memory");
+        }
     }
+    return STELLAR_OK;
 }
 
 int stellar_failed(stellar *h, int64_t start, int64_t stop, json_t **out,
@@ -222,7 +229,7 @@ int stellar_failed(stellar *h, int64_t start, int64_t stop, json_t **out,
     int rc;
     *out = NULL;
     WITH_CONN(h, b, b->ops->failed_range(b, start, stop, out, e));
-    if (rc == STELLAR_OK) parse_entries(*out);
+    if (rc == STELLAR_OK) rc = parse_entries(out, e);
     return rc;
 }
 
@@ -275,8 +282,12 @@ int stellar_workers(stellar *h, json_t **out, stellar_error *e)
     json_object_foreach(rc == STELLAR_OK ? *out : NULL, name, w)
     {
         json_t *on = json_object_get(w, "working_on");
-        if (json_is_object(on))
-            json_object_set_new(w, "working_on", working_on_of(w));
+        if (json_is_object(on) &&
+            json_object_set_new(w, "working_on", working_on_of(w)) < 0) {
+            json_decref(*out);
+            *out = NULL;
+            return st_fail(e, STELLAR_ENOMEM, "workers: out of memory");
+        }
     }
     return rc;
 }
@@ -313,7 +324,7 @@ static int name_job(stellar *h, const char *queue, const char *task,
         return STELLAR_EINVAL;
     if (params && *params) {
         p = st_json_parse(params, strlen(params), &pe);
-        if (!p) return st_fail(e, STELLAR_EINVAL, "params: %s", pe.msg);
+        if (!p) return st_fail(e, pe.code, "params: %s", pe.msg);
         if (!json_is_object(p)) {
             json_decref(p);
             return st_fail(e, STELLAR_EINVAL, "params must be a JSON object");
@@ -333,7 +344,7 @@ int stellar_queued(stellar *h, const char *queue, int64_t start, int64_t stop,
     *out = NULL;
     if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
     WITH_CONN(h, b, b->ops->queued(b, queue, start, stop, out, e));
-    if (rc == STELLAR_OK) parse_entries(*out);
+    if (rc == STELLAR_OK) rc = parse_entries(out, e);
     return rc;
 }
 
@@ -436,7 +447,7 @@ int stellar_delayed_at(stellar *h, int64_t ts_ms, json_t **out,
     int rc;
     *out = NULL;
     WITH_CONN(h, b, b->ops->delayed_at(b, ts_ms, out, e));
-    if (rc == STELLAR_OK) parse_entries(*out);
+    if (rc == STELLAR_OK) rc = parse_entries(out, e);
     return rc;
 }
 
@@ -449,14 +460,16 @@ int stellar_all_delayed(stellar *h, json_t **out, stellar_error *e)
     *out = NULL;
     WITH_CONN(h, b, b->ops->timestamps(b, &ts, e));
     if (rc) return rc;
-    all = json_object();
+    if (!(all = json_object()))
+        rc = st_fail(e, STELLAR_ENOMEM, "allDelayed: out of memory");
     for (i = 0; rc == STELLAR_OK && i < json_array_size(ts); i++) {
         json_int_t t = json_integer_value(json_array_get(ts, i));
         json_t *jobs = NULL;
         char key[32];
         rc = stellar_delayed_at(h, t, &jobs, e);
         snprintf(key, sizeof key, "%lld", (long long)t);
-        if (rc == STELLAR_OK) json_object_set_new(all, key, jobs);
+        if (rc == STELLAR_OK && json_object_set_new(all, key, jobs) < 0)
+            rc = st_fail(e, STELLAR_ENOMEM, "allDelayed: out of memory");
     }
     json_decref(ts);
     if (rc) {
@@ -494,17 +507,19 @@ int st_queues_detail(stellar *h, json_t **out, stellar_error *e)
 
     *out = NULL;
     if ((rc = stellar_queues(h, &names, e))) return rc;
-    queues = json_object();
+    if (!(queues = json_object()))
+        rc = st_fail(e, STELLAR_ENOMEM, "details: out of memory");
     for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
         const char *q = json_string_value(json_array_get(names, i));
         int64_t n = 0, age = -1;
         rc = stellar_length(h, q, &n, e);
         if (rc == STELLAR_OK) rc = stellar_latency(h, q, &age, e);
-        json_object_set_new(queues, q,
-                            json_pack("{s:I, s:o}", "length", (json_int_t)n,
-                                      "latency_ms",
-                                      age < 0 ? json_null()
-                                              : json_integer(age)));
+        if (rc == STELLAR_OK &&
+            json_object_set_new(
+                queues, q,
+                json_pack("{s:I, s:o}", "length", (json_int_t)n, "latency_ms",
+                          age < 0 ? json_null() : json_integer(age))) < 0)
+            rc = st_fail(e, STELLAR_ENOMEM, "details: out of memory");
     }
     json_decref(names);
     if (rc) {
@@ -527,20 +542,27 @@ int stellar_details(stellar *h, json_t **out, stellar_error *e)
         return rc;
     }
     *out = json_pack("{s:o, s:o}", "queues", queues, "workers", workers);
-    return STELLAR_OK;
+    return *out ? STELLAR_OK
+                : st_fail(e, STELLAR_ENOMEM, "details: out of memory");
 }
 
-/* The working-on record of a workers() entry, payload parsed. */
+/* The working-on record of a workers() entry, payload parsed; NULL if
+ * out of memory. */
 static json_t *working_on_of(json_t *worker)
 {
     json_t *w = json_object_get(worker, "working_on"), *copy, *p;
+    stellar_error pe;
     if (!json_is_object(w)) return json_null();
     copy = json_deep_copy(w);
     p = json_object_get(copy, "payload");
     if (json_is_string(p)) {
-        json_t *v = st_json_parse(json_string_value(p), json_string_length(p),
-                                  NULL);
-        if (v) json_object_set_new(copy, "payload", v);
+        json_t *v =
+            st_json_parse(json_string_value(p), json_string_length(p), &pe);
+        if ((!v && pe.code == STELLAR_ENOMEM) ||
+            (v && json_object_set_new(copy, "payload", v) < 0)) {
+            json_decref(copy);
+            return NULL;
+        }
     }
     return copy;
 }
@@ -556,8 +578,8 @@ int stellar_working_on(stellar *h, const char *worker, json_t **out,
     w = json_object_get(all, worker ? worker : "");
     if (!w) rc = st_fail(e, STELLAR_ENOTFOUND, "no worker '%s'",
                          worker ? worker : "");
-    else
-        *out = working_on_of(w);
+    else if (!(*out = working_on_of(w)))
+        rc = st_fail(e, STELLAR_ENOMEM, "workingOn: out of memory");
     json_decref(all);
     return rc;
 }
@@ -571,14 +593,18 @@ int stellar_all_working_on(stellar *h, json_t **out, stellar_error *e)
     *out = NULL;
     if ((rc = stellar_workers(h, &all, e))) return rc;
     res = json_object();
-    json_object_foreach(all, name, w)
+    json_object_foreach(res ? all : NULL, name, w)
     {
         json_t *on = working_on_of(w);
-        json_object_set_new(res, name, json_is_null(on) ? json_string("started")
-                                                        : on);
-        if (json_is_null(on)) json_decref(on);
+        if (json_is_null(on)) on = json_string("started");
+        if (json_object_set_new(res, name, on) < 0) {
+            json_decref(res);
+            res = NULL;
+            break;
+        }
     }
     json_decref(all);
+    if (!res) return st_fail(e, STELLAR_ENOMEM, "allWorkingOn: out of memory");
     *out = res;
     return STELLAR_OK;
 }
@@ -592,7 +618,8 @@ int stellar_locks(stellar *h, json_t **out, stellar_error *e)
     WITH_CONN(h, b, b->ops->kv_scan(b, "lock:", out, e));
     if (rc == STELLAR_OK)
         WITH_CONN(h, b, b->ops->kv_scan(b, "workerslock:", &more, e));
-    if (rc == STELLAR_OK) json_object_update(*out, more);
+    if (rc == STELLAR_OK && json_object_update(*out, more))
+        rc = st_fail(e, STELLAR_ENOMEM, "locks: out of memory");
     json_decref(more);
     if (rc) {
         json_decref(*out);
@@ -624,6 +651,7 @@ static char *failed_text(stellar *h, const json_t *job, stellar_error *e)
     char *canon = json_is_string(job) ? st_strdup(json_string_value(job))
                                       : st_json_dumps(job);
     int64_t start, n = 0;
+    stellar_error pe;
     int rc;
 
     if (!canon || json_is_string(job)) return canon;
@@ -639,7 +667,13 @@ static char *failed_text(stellar *h, const json_t *job, stellar_error *e)
                 json_decref(raw);
                 return canon;
             }
-            v = st_json_parse(json_string_value(s), json_string_length(s), NULL);
+            v = st_json_parse(json_string_value(s), json_string_length(s), &pe);
+            if (!v && pe.code == STELLAR_ENOMEM) { /* cannot compare */
+                json_decref(raw);
+                st_free(canon);
+                st_fail(e, STELLAR_ENOMEM, "out of memory");
+                return NULL;
+            }
             if (v && json_equal(v, (json_t *)(uintptr_t)job)) {
                 char *text = st_strdup(json_string_value(s));
                 json_decref(v);
@@ -753,8 +787,9 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
 
     *cleaned = NULL;
     if ((rc = b->ops->workers(b, &all, e))) return rc;
-    res = json_object();
-    json_object_foreach(all, name, w)
+    if (!(res = json_object()))
+        rc = st_fail(e, STELLAR_ENOMEM, "cleanOldWorkers: out of memory");
+    json_object_foreach(res ? all : NULL, name, w)
     {
         json_t *ping = json_object_get(w, "ping");
         json_t *on = json_object_get(w, "working_on");
@@ -765,49 +800,82 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
         enum st_clean_mode mode = requeue ? ST_CLEAN_REQUEUE : ST_CLEAN_FAIL;
         char *entry = NULL, *held = NULL, *crash_key = NULL, *error = NULL;
         int64_t crashes = 0, removed;
+        bool counted = false;
+        stellar_error pe;
         json_t *v;
 
         if (now - seen <= age_ms) continue;
+        /* Its line in the result is made first: once the worker is
+         * cleaned, running out of memory must not hide that it was. */
+        v = held_raw ? st_json_parse(held_raw, strlen(held_raw), &pe)
+                     : json_null();
+        if (!v && pe.code != STELLAR_ENOMEM)
+            v = json_string(held_raw); /* not JSON: keep the text */
+        if (!v || json_object_set(res, name, json_null()) < 0) {
+            json_decref(v);
+            rc = st_fail(e, STELLAR_ENOMEM, "cleanOldWorkers: out of memory");
+            break;
+        }
         if (held_raw && requeue && h->max_crashes > 0) {
             /* Count how many workers died holding this job: a job that
              * keeps killing workers is a poison pill, not bad luck. */
             crash_key = st_asprintf("stellar:crashes:%s", held_raw);
-            if (crash_key &&
-                b->ops->kv_incr(b, crash_key, 1, 86400000, &crashes, e) ==
-                    STELLAR_OK &&
-                crashes >= h->max_crashes) {
+            if (!crash_key)
+                rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+            else if ((rc = b->ops->kv_incr(b, crash_key, 1, 86400000, &crashes,
+                                           e)) == STELLAR_OK)
+                counted = true;
+            if (counted && crashes >= h->max_crashes) {
                 mode = ST_CLEAN_FAIL;
                 error = st_asprintf("Worker Timeout (killed manually): the job "
                                     "was in flight on %lld workers that died "
                                     "(maxCrashes %d): poison pill",
                                     (long long)crashes, h->max_crashes);
+                if (!error) rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
             }
         }
-        if (held_raw && mode == ST_CLEAN_FAIL)
-            entry = dead_worker_entry(h, name, on,
-                                      error ? error
-                                            : "Worker Timeout (killed manually)",
-                                      now);
-        rc = b->ops->clean_worker(b, name, mode, entry, &held, e);
+        if (rc == STELLAR_OK && held_raw && mode == ST_CLEAN_FAIL &&
+            !(entry = dead_worker_entry(
+                  h, name, on,
+                  error ? error : "Worker Timeout (killed manually)", now)))
+            rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+        if (rc == STELLAR_OK)
+            rc = b->ops->clean_worker(b, name, mode, entry, &held, e);
         if (rc == STELLAR_OK && mode == ST_CLEAN_FAIL && crash_key)
             b->ops->kv_del(b, crash_key, NULL, &removed, e);
+        if (rc && counted) { /* not cleaned: that was no crash */
+            stellar_error ignored;
+            if (b->ops->kv_del(b, crash_key, "1", &removed, &ignored) ||
+                !removed)
+                b->ops->kv_incr(b, crash_key, -1, 86400000, &crashes, &ignored);
+        }
         st_free(entry);
         st_free(error);
         st_free(crash_key);
         if (rc == STELLAR_ENOTFOUND) { /* cleaned by someone else meanwhile */
             rc = STELLAR_OK;
+            json_object_del(res, name);
+            json_decref(v);
             continue;
         }
-        if (rc) break;
+        if (rc) {
+            json_decref(v);
+            break;
+        }
         st_log(&h->log, STELLAR_LOG_WARN,
                "cleaned dead worker %s (no ping for %lld ms)%s", name,
                (long long)(now - seen),
                held ? (mode == ST_CLEAN_FAIL ? ": its job is in failed"
                                              : ": its job is back in its queue")
                     : "");
-        v = held ? st_json_parse(held, strlen(held), NULL) : NULL;
-        if (v && mode == ST_CLEAN_REQUEUE) one_periodic_copy(h, b, v, held);
-        if (held && !v) v = json_string(held); /* not JSON: keep the text */
+        if (!held || !held_raw || strcmp(held, held_raw) != 0) {
+            /* It took or ended a job since it was listed. */
+            json_decref(v);
+            v = held ? st_json_parse(held, strlen(held), NULL) : json_null();
+            if (held && !v) v = json_string(held);
+        }
+        if (held && json_is_object(v) && mode == ST_CLEAN_REQUEUE)
+            one_periodic_copy(h, b, v, held);
         json_object_set_new(res, name, v ? v : json_null());
         st_free(held);
     }
@@ -873,8 +941,8 @@ int stellar_enqueue_many(stellar *h, const char *task,
         if (!p || !*p) continue; /* {} */
         parsed[i] = st_json_parse(p, strlen(p), &pe);
         if (!parsed[i]) {
-            rc = st_fail(e, STELLAR_EINVAL, "enqueue %s: params[%zu]: %s", task,
-                         i, pe.msg);
+            rc = st_fail(e, pe.code, "enqueue %s: params[%zu]: %s", task, i,
+                         pe.msg);
             goto out;
         }
         if (!json_is_object(parsed[i])) {
@@ -928,6 +996,9 @@ int stellar_enqueue_many(stellar *h, const char *task,
         }
         payloads[npush++] = payload;
     }
+    /* Out of memory with no hooks run yet: none is written, as for a
+     * bad params text (with hooks, as for a failing hook). */
+    if (before_rc == STELLAR_ENOMEM && !hooks) npush = 0;
     if (npush)
         rc = b->ops->push(b, queue, (const char *const *)payloads,
                                 npush, e);
