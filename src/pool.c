@@ -343,6 +343,29 @@ static char *run_task(st_proc *w, const st_task *t, const char *queue,
     return error;
 }
 
+/* A job this processor cannot go on with for lack of memory (its payload
+ * cannot be parsed, its failed entry cannot be built) is not at fault: it
+ * goes back to the head of its queue now, as at a stop deadline, and is
+ * marked abandoned so that it is not acked. False if that failed too. */
+static bool put_back(st_proc *w, const st_reserved *job)
+{
+    st_done back = {ST_DONE_REQUEUE, NULL, job->queue, job->payload};
+    stellar_error err;
+    bool done = false;
+
+    pthread_mutex_lock(&w->lock);
+    if (!w->abandoned &&
+        w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(), NULL,
+                              &err) == STELLAR_OK)
+        w->abandoned = done = true;
+    pthread_mutex_unlock(&w->lock);
+    st_log(&w->pool->h->log, done ? STELLAR_LOG_WARN : STELLAR_LOG_ERROR,
+           "%s: out of memory: %s", w->name,
+           done ? "its job is back at the head of its queue"
+                : "cannot put its job back");
+    return done;
+}
+
 /* Runs one reserved job with its plugin hooks; fills *done (and
  * *failed_entry, which *done points into). Returns the task if it is
  * periodic and ran (the caller re-enqueues it), else NULL. */
@@ -364,7 +387,8 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     hj.worker = w->name;
     hj.proc = w;
     snprintf(w->task_name, sizeof w->task_name, "(invalid payload)");
-    if (st_payload_parse(&pl, job->payload, job->payload_len, &pe)) {
+    if ((rc = st_payload_parse(&pl, job->payload, job->payload_len, &pe))) {
+        if (rc == STELLAR_ENOMEM && put_back(w, job)) return NULL;
         hj.error = st_strdup(pe.msg);
         snprintf(where, sizeof where, "    at reserve (%s)", w->name);
         goto failed;
@@ -417,6 +441,14 @@ failed:
     st_payload_clear(&pl);
     done->outcome = ST_DONE_FAILED;
     done->failed_entry = *failed_entry;
+    /* Without its entry the failure cannot be recorded: reserve refuses a
+     * failed outcome without one, and would be retried for ever. */
+    if (!*failed_entry) {
+        if (put_back(w, job)) return NULL;
+        st_log(&h->log, STELLAR_LOG_ERROR, "%s: job on %s lost", w->name,
+               job->queue);
+        done->outcome = ST_DONE_DROPPED;
+    }
     /* A periodic task is re-enqueued after a failure too. */
     return hj.task && hj.task->def.frequency > 0 ? hj.task : NULL;
 }
@@ -695,7 +727,7 @@ void st_pool_free(st_pool *p)
 {
     size_t i;
     if (!p) return;
-    for (i = 0; i < p->n; i++) {
+    for (i = 0; p->procs && i < p->n; i++) {
         st_proc *w = &p->procs[i];
         st_backend_close(w->conn);
         st_free(w->name);
