@@ -1915,9 +1915,10 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
         out->payload = st_strndup(r->element[1]->str, r->element[1]->len);
         out->payload_len = r->element[1]->len;
         if (!out->queue || !out->payload) {
-            /* The job is popped and recorded as working-on: a cleanup of
-             * this worker will find it. */
+            /* The job is popped and recorded as working-on: the retry
+             * (the same id) hands it out, and does not apply done twice. */
             st_reserved_clear(out);
+            k->resend = true;
             rc = oom(e);
         }
     }
@@ -2019,15 +2020,18 @@ static bool own_payload(const char *s, size_t n, const char **ps, size_t *pn)
     return true;
 }
 
-static void held_parse(held *h, const char *s, size_t n)
+/* False if out of memory (h is then cleared). */
+static bool held_parse(held *h, const char *s, size_t n)
 {
     json_t *v;
     const char *raw;
     size_t rawn;
+    stellar_error pe;
 
     memset(h, 0, sizeof *h);
-    h->rec = st_json_parse(s, n, NULL);
-    if (!json_is_object(h->rec)) return;
+    h->rec = st_json_parse(s, n, &pe);
+    if (!h->rec) return pe.code != STELLAR_ENOMEM;
+    if (!json_is_object(h->rec)) return true;
     h->queue = json_string_value(json_object_get(h->rec, "queue"));
     v = json_object_get(h->rec, "payload");
     if (!json_is_string(v) && own_payload(s, n, &raw, &rawn))
@@ -2036,6 +2040,10 @@ static void held_parse(held *h, const char *s, size_t n)
         h->payload = st_strndup(json_string_value(v), json_string_length(v));
     else if (v)
         h->payload = st_json_dumps(v);
+    if (v && !h->payload) {
+        held_clear(h);
+        return false;
+    }
     v = json_object_get(h->rec, "run_at");
     if (json_is_string(v))
         h->has_run_at = parse_date(json_string_value(v), &h->run_at_ms);
@@ -2043,22 +2051,28 @@ static void held_parse(held *h, const char *s, size_t n)
         h->has_run_at = true;
         h->run_at_ms = (int64_t)json_number_value(v);
     }
+    return true;
 }
 
-/* {"run_at": ms, "queue": q, "payload": raw} or null. */
+/* {"run_at": ms, "queue": q, "payload": raw} or null; NULL if out of
+ * memory. */
 static json_t *held_json(const held *h)
 {
     json_t *o;
     if (!json_is_object(h->rec)) return json_null();
     o = json_object();
     if (!o) return NULL;
-    json_object_set_new(
-        o, "run_at", h->has_run_at ? json_integer(h->run_at_ms) : json_null());
-    json_object_set_new(o, "queue",
-                        h->queue ? json_string(h->queue) : json_null());
-    json_object_set_new(o, "payload",
-                        h->payload ? jstrn(h->payload, strlen(h->payload))
-                                   : json_null());
+    if (json_object_set_new(o, "run_at",
+                            h->has_run_at ? json_integer(h->run_at_ms)
+                                          : json_null()) ||
+        json_object_set_new(o, "queue",
+                            h->queue ? json_string(h->queue) : json_null()) ||
+        json_object_set_new(o, "payload",
+                            h->payload ? jstrn(h->payload, strlen(h->payload))
+                                       : json_null())) {
+        json_decref(o);
+        return NULL;
+    }
     return o;
 }
 
@@ -2084,23 +2098,29 @@ static void wrows_free(wrow *v, size_t n)
     st_free(v);
 }
 
-/* The ping record's time (ms) and queues (new string, may be NULL). */
-static void ping_parse(const redisReply *r, bool *has, int64_t *ms, char **qs)
+/* The ping record's time (ms) and queues (new string, may be NULL). False
+ * if out of memory. */
+static bool ping_parse(const redisReply *r, bool *has, int64_t *ms, char **qs)
 {
     json_t *p, *t, *q;
+    stellar_error pe;
+    bool ok = true;
 
     *has = false;
     if (qs) *qs = NULL;
-    if (!str_reply(r)) return;
-    p = st_json_parse(r->str, r->len, NULL);
+    if (!str_reply(r)) return true;
+    p = st_json_parse(r->str, r->len, &pe);
+    if (!p) return pe.code != STELLAR_ENOMEM;
     t = json_object_get(p, "time");
     q = json_object_get(p, "queues");
     if (json_is_number(t)) {
         *has = true;
         *ms = (int64_t)(json_number_value(t) * 1000.0);
     }
-    if (qs && json_is_string(q)) *qs = st_strdup(json_string_value(q));
+    if (qs && json_is_string(q))
+        ok = (*qs = st_strdup(json_string_value(q))) != NULL;
     json_decref(p);
+    return ok;
 }
 
 /* Rows for every workers-set member, then for every ping record whose
@@ -2251,7 +2271,10 @@ static int worker_vals(rb *b, wrow *v, size_t n, redisReply ***vals,
             bool has;
             int64_t ms;
             if (!v[i].ghost) continue;
-            ping_parse(r[i * 3 + 1], &has, &ms, &v[i].qs);
+            if (!ping_parse(r[i * 3 + 1], &has, &ms, &v[i].qs)) {
+                rc = oom(e);
+                break;
+            }
             if (!v[i].qs) continue;
             gk[ng * 2] = key(b, "worker", v[i].name, v[i].qs, "started", NULL);
             gk[ng * 2 + 1] = key(b, "worker", v[i].name, v[i].qs, NULL);
@@ -2303,23 +2326,28 @@ static int r_workers(st_backend *base, json_t **out, stellar_error *e)
         bool has;
         held h;
 
-        if (!o) {
+        if (!o ||
+            json_object_set_new(o, "queues",
+                                v[i].qs ? json_string(v[i].qs) : json_null()) ||
+            json_object_set_new(o, "started",
+                                st && parse_s_as_ms(st->str, st->len, &ms)
+                                    ? json_integer(ms)
+                                    : json_null()) ||
+            !ping_parse(r[i * 3 + 1], &has, &ms, NULL) ||
+            json_object_set_new(o, "ping",
+                                has ? json_integer(ms) : json_null())) {
+            json_decref(o);
             rc = oom(e);
             break;
         }
-        json_object_set_new(o, "queues",
-                            v[i].qs ? json_string(v[i].qs) : json_null());
-        json_object_set_new(o, "started",
-                            st && parse_s_as_ms(st->str, st->len, &ms)
-                                ? json_integer(ms)
-                                : json_null());
-        ping_parse(r[i * 3 + 1], &has, &ms, NULL);
-        json_object_set_new(o, "ping", has ? json_integer(ms) : json_null());
         memset(&h, 0, sizeof h);
-        if (wo) held_parse(&h, wo->str, wo->len);
-        won = held_json(&h);
+        won = !wo || held_parse(&h, wo->str, wo->len) ? held_json(&h) : NULL;
         held_clear(&h);
-        json_object_set_new(o, "working_on", won ? won : json_null());
+        if (json_object_set_new(o, "working_on", won)) {
+            json_decref(o);
+            rc = oom(e);
+            break;
+        }
         /* Two members with one name (a stale registration): keep the one
          * holding a job. */
         prev = json_object_get(all, v[i].name);
@@ -2353,14 +2381,13 @@ static char *timeout_entry(const char *name, const held *h, int64_t now_ms)
     st_js_date(now_ms, date);
     line = st_asprintf("killed by %s at %s", host, date);
     bt = json_array();
-    if (!line || !bt) {
+    if (!line || !bt || json_array_append_new(bt, jstrn(line, strlen(line))) ||
+        json_array_append_new(bt, json_string("queue#forceCleanWorker")) ||
+        json_array_append_new(bt, json_string("node-resque"))) {
         st_free(line);
         json_decref(bt);
         return NULL;
     }
-    json_array_append_new(bt, jstrn(line, strlen(line)));
-    json_array_append_new(bt, json_string("queue#forceCleanWorker"));
-    json_array_append_new(bt, json_string("node-resque"));
     entry = st_failed_entry(name, h->queue ? h->queue : "",
                             h->payload ? h->payload : "{}",
                             "Worker Timeout (killed manually)",
@@ -2371,18 +2398,21 @@ static char *timeout_entry(const char *name, const held *h, int64_t now_ms)
 }
 
 /* The queue a held payload goes back to: the record's, else the
- * payload's own, else "default". New string. */
+ * payload's own, else "default". New string; NULL if out of memory. */
 static char *held_queue(const held *h)
 {
     json_t *p;
     char *q = NULL;
+    stellar_error pe;
 
     if (h->queue && h->queue[0]) return st_strdup(h->queue);
-    p = h->payload ? st_json_parse(h->payload, strlen(h->payload), NULL) : NULL;
-    if (json_is_string(json_object_get(p, "queue")))
-        q = st_strdup(json_string_value(json_object_get(p, "queue")));
+    p = h->payload ? st_json_parse(h->payload, strlen(h->payload), &pe) : NULL;
+    if (h->payload && !p && pe.code == STELLAR_ENOMEM) return NULL;
+    q = st_strdup(json_is_string(json_object_get(p, "queue"))
+                      ? json_string_value(json_object_get(p, "queue"))
+                      : "default");
     json_decref(p);
-    return q ? q : st_strdup("default");
+    return q;
 }
 
 static int clean_once(rb *b, const char *name, enum st_clean_mode mode,
@@ -2410,8 +2440,14 @@ static int clean_once(rb *b, const char *name, enum st_clean_mode mode,
         const redisReply *wo = str_reply(r[i * 3 + 2]);
         if (wo) {
             hidx = i + 1;
-            held_parse(&h, wo->str, wo->len);
+            if (!held_parse(&h, wo->str, wo->len)) rc = oom(e);
         }
+    }
+    if (rc != STELLAR_OK) {
+        free_replies(r, n * 3);
+        st_free(r);
+        wrows_free(v, n);
+        return rc;
     }
 
     script_cmd(b, &c, S_CLEAN);
@@ -2743,18 +2779,21 @@ static int r_kv_scan(st_backend *base, const char *prefix, json_t **out,
         /* Other types (lists, sets) under the prefix are not kv keys. */
         if (!v || strlen(keys[i]) < skip) continue;
         ent = json_object();
-        if (!ent) {
+        /* expires: absolute time in ms since the epoch, as PTTL + now. */
+        if (!ent || json_object_set_new(ent, "value", jstrn(v->str, v->len)) ||
+            json_object_set_new(ent, "expires",
+                                t && t->type == REDIS_REPLY_INTEGER &&
+                                        t->integer >= 0
+                                    ? json_integer(now + t->integer)
+                                    : json_null())) {
+            json_decref(ent);
             rc = oom(e);
             break;
         }
-        json_object_set_new(ent, "value", jstrn(v->str, v->len));
-        /* expires: absolute time in ms since the epoch, as PTTL + now. */
-        json_object_set_new(ent, "expires",
-                            t && t->type == REDIS_REPLY_INTEGER &&
-                                    t->integer >= 0
-                                ? json_integer(now + t->integer)
-                                : json_null());
-        if (json_object_set_new(o, keys[i] + skip, ent) != 0) rc = oom(e);
+        if (json_object_set_new(o, keys[i] + skip, ent) != 0) {
+            rc = oom(e);
+            break;
+        }
     }
     if (r) free_replies(r, n * 2);
     if (cs)
