@@ -147,6 +147,9 @@ struct stellar_job {
 /* Runs one hook of every plugin of job->task, in order. Returns STELLAR_OK,
  * STELLAR_VETOED, or a negative code with e filled. */
 int st_hooks_run(st_hook which, stellar_job *job, stellar_error *e);
+/* After a before_enqueue that passed, the write failed: undoes the hooks'
+ * effects (the queueLock they took). */
+void st_hooks_enqueue_failed(stellar_job *job);
 /* EINVAL naming the task if one of its plugins is unknown. */
 int st_plugins_check(const st_task *t, stellar_error *e);
 /* A lock the job that w runs holds (jobLock): the heartbeat renews its

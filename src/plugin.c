@@ -261,6 +261,31 @@ static int queue_lock_before_perform(stellar_job *job, const json_t *o)
     return rc;
 }
 
+/* An enqueue whose write failed after its before_enqueue hooks passed:
+ * the queue locks they took are released, or every enqueue of that job
+ * would be refused until lockTimeout, for a job that is not there. (A
+ * delayed enqueue takes none.) */
+void st_hooks_enqueue_failed(stellar_job *job)
+{
+    size_t i;
+
+    if (!job->task || job->delayed) return;
+    pthread_once(&no_options_once, make_no_options);
+    for (i = 0; job->task->plugins && job->task->plugins[i]; i++) {
+        const stellar_plugin *p = plugin_find(job->task->plugins[i]);
+        const json_t *opts;
+        stellar_error e;
+        int64_t removed;
+        char *key;
+
+        if (p != &builtin[1]) continue; /* queueLock */
+        opts = options_of(job->task, p->name);
+        key = lock_key(job, "lock", opts ? opts : no_options);
+        if (key) job->b->ops->kv_del(job->b, key, NULL, &removed, &e);
+        st_free(key);
+    }
+}
+
 /* ----------------------------------------------------------- jobLock --- */
 
 /* jobLock's lock is renewed by the heartbeat while its run lasts, so

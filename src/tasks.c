@@ -73,7 +73,10 @@ static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
         rc = b->ops->push_at(b, at_ms, queue, job.payload, false, e);
     else
         rc = b->ops->push(b, queue, &job.payload, 1, e);
-    if (rc == STELLAR_OK) rc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, e);
+    if (rc == STELLAR_OK)
+        rc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, e);
+    else
+        st_hooks_enqueue_failed(&job);
 out:
     st_free((char *)(uintptr_t)job.payload);
     st_free(job.error);
@@ -1002,6 +1005,15 @@ int stellar_enqueue_many(stellar *h, const char *task,
     if (npush)
         rc = b->ops->push(b, queue, (const char *const *)payloads,
                                 npush, e);
+    for (i = 0; rc < 0 && hooks && i < npush; i++) {
+        stellar_job job = {.h = h,
+                           .b = h->conn,
+                           .task = t,
+                           .queue = queue,
+                           .args = args[i],
+                           .payload = payloads[i]};
+        st_hooks_enqueue_failed(&job);
+    }
     for (i = 0; rc == STELLAR_OK && hooks && i < npush; i++) {
         stellar_job job = {.h = h,
                            .b = b,
