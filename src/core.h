@@ -42,7 +42,6 @@ struct stellar {
     int max_crashes;
     int isolation; /* STELLAR_ISOLATION_THREAD or _FORK */
 
-    const st_backend_ops *ops; /* the backend's operations */
 
     /* Connections for API calls, one checked out per call (st_conn_get):
      * any number of threads call the API at once, each on its own. */

@@ -130,7 +130,6 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     rc = st_backend_open(&h->idle[0], h->url, NULL, e);
     if (rc) goto fail;
     h->nidle = 1;
-    h->ops = h->idle[0]->ops;
     *out = h;
     return STELLAR_OK;
 fail:

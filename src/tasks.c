@@ -254,20 +254,29 @@ int stellar_length(stellar *h, const char *queue, int64_t *out,
     return rc;
 }
 
-int stellar_latency(stellar *h, const char *queue, int64_t *out,
-                    stellar_error *e)
+/* The age of queue's oldest job on b (-1: empty or unknown). */
+static int latency_on(st_backend *b, const char *queue, int64_t *out,
+                      stellar_error *e)
 {
     int64_t at = -1;
-    int rc = STELLAR_OK;
+    int rc = b->ops->oldest ? b->ops->oldest(b, queue, &at, e) : STELLAR_OK;
 
     *out = -1;
-    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
-    if (h->ops->oldest)
-        WITH_CONN(h, b, b->ops->oldest(b, queue, &at, e));
     if (rc == STELLAR_OK && at >= 0) {
         int64_t age = st_now_ms() - at;
         *out = age > 0 ? age : 0;
     }
+    return rc;
+}
+
+int stellar_latency(stellar *h, const char *queue, int64_t *out,
+                    stellar_error *e)
+{
+    int rc;
+
+    *out = -1;
+    if (st_name_check("queue", queue, e)) return STELLAR_EINVAL;
+    WITH_CONN(h, b, latency_on(b, queue, out, e));
     return rc;
 }
 
@@ -502,21 +511,23 @@ int stellar_del_all_delayed(stellar *h, int64_t *removed, stellar_error *e)
     return rc;
 }
 
-int st_queues_detail(stellar *h, json_t **out, stellar_error *e)
+/* The queues' lengths and latencies on b. Names come from the store, as any
+ * client wrote them: not checked against the name rule. */
+static int queues_detail_on(st_backend *b, json_t **out, stellar_error *e)
 {
     json_t *names = NULL, *queues;
     size_t i;
     int rc;
 
     *out = NULL;
-    if ((rc = stellar_queues(h, &names, e))) return rc;
+    if ((rc = b->ops->queues(b, &names, e))) return rc;
     if (!(queues = json_object()))
         rc = st_fail(e, STELLAR_ENOMEM, "details: out of memory");
     for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
         const char *q = json_string_value(json_array_get(names, i));
         int64_t n = 0, age = -1;
-        rc = stellar_length(h, q, &n, e);
-        if (rc == STELLAR_OK) rc = stellar_latency(h, q, &age, e);
+        rc = b->ops->length(b, q, &n, e);
+        if (rc == STELLAR_OK) rc = latency_on(b, q, &age, e);
         if (rc == STELLAR_OK &&
             json_object_set_new(
                 queues, q,
@@ -531,6 +542,13 @@ int st_queues_detail(stellar *h, json_t **out, stellar_error *e)
     }
     *out = queues;
     return STELLAR_OK;
+}
+
+int st_queues_detail(stellar *h, json_t **out, stellar_error *e)
+{
+    int rc;
+    WITH_CONN(h, b, queues_detail_on(b, out, e));
+    return rc;
 }
 
 int stellar_details(stellar *h, json_t **out, stellar_error *e)
@@ -1007,7 +1025,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
                                 npush, e);
     for (i = 0; rc < 0 && hooks && i < npush; i++) {
         stellar_job job = {.h = h,
-                           .b = h->conn,
+                           .b = b,
                            .task = t,
                            .queue = queue,
                            .args = args[i],

@@ -1094,6 +1094,22 @@ static void bad_names_are_refused_everywhere_and_good_ones_kept(
         ASSERT_OK(stellar_length(h, good[i], &n, &e), &e);
         ASSERT_EQ(1, n);
     }
+
+    /* A queue another client wrote under a name we refuse is still shown
+     * (details, /api/queues), not an error for every queue. */
+    {
+        st_backend *b = raw_open(t);
+        const char *p = "{\"class\":\"record\",\"queue\":\"bell\\u0007\","
+                        "\"args\":[{}]}";
+        json_t *d = NULL;
+        ASSERT_OK(b->ops->push(b, "bell\a", &p, 1, &e), &e);
+        st_backend_close(b);
+        ASSERT_OK(stellar_details(h, &d, &e), &e);
+        ASSERT_EQ(1, json_integer_value(json_object_get(
+                         json_object_get(json_object_get(d, "queues"), "bell\a"),
+                         "length")));
+        json_decref(d);
+    }
     stellar_close(h);
 }
 
