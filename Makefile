@@ -8,7 +8,7 @@ CMAKE_ARGS ?=
 APP ?= examples/app
 DEPS_FOR ?= test
 
-.PHONY: all deps test asan tsan install run bench clean
+.PHONY: all deps test valgrind asan tsan install run bench clean
 
 define cmake_build
 cmake -S . -B $(BUILD) $(CMAKE_ARGS) >/dev/null
@@ -23,12 +23,18 @@ deps:
 	@./scripts/deps.sh install $(DEPS_FOR)
 
 # ctest's console output also goes to $(BUILD)/ctest.log, from which the
-# last lines list the tests that did not run here, and why.
+# last lines list the tests that did not run here, and why. Every suite
+# but the long valgrind run, which `make valgrind` runs.
 test: deps
 	$(cmake_build)
-	@rc=0; ctest --test-dir $(BUILD) --output-on-failure -j2 \
+	@rc=0; ctest --test-dir $(BUILD) --output-on-failure -j2 -LE valgrind \
 		-O $(BUILD)/ctest.log || rc=$$?; \
 	./scripts/test-summary.sh $(BUILD) $(BUILD)/ctest.log; exit $$rc
+
+# 10,000 jobs per backend through a worker under valgrind (minutes).
+valgrind: deps
+	$(cmake_build)
+	STELLAR_VALGRIND=1 ctest --test-dir $(BUILD) -L valgrind --output-on-failure
 
 asan:
 	$(MAKE) BUILD=build-asan CMAKE_ARGS="-DSTELLAR_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" test
