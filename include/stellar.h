@@ -563,6 +563,24 @@ typedef struct stellar_http_options {
     const char *token;
     size_t max_body; /* largest request body in bytes (413 past it);
                         0: 64 KiB */
+    /* A token that may only read (borrowed; copied): GET and HEAD of the
+     * dashboard, /api/ and /metrics; a POST or DELETE answers 403
+     * EREADONLY. NULL or "": none. It must differ from token. With only a
+     * read token set, nothing can be changed over HTTP. Off loopback, each
+     * token set must be at least 16 characters (else EINVAL). */
+    const char *read_token;
+    /* Connections one client address may hold at once; more are closed
+     * as they are accepted. 0: 16. */
+    unsigned per_ip_connections;
+    /* Connections held in all (then new ones wait in the listen queue).
+     * 0: 256; at least 4, and not below per_ip_connections (EINVAL). */
+    unsigned max_connections;
+    /* Milliseconds a client has to send a whole request head (request line
+     * and headers), counted from the connection's accept, or from the end
+     * of the previous request on a kept-alive connection; not reset by
+     * each byte that arrives. Past it the connection gets 408 and is
+     * closed. 0: 5000. */
+    unsigned head_timeout_ms;
 } stellar_http_options;
 
 /*

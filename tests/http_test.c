@@ -45,23 +45,49 @@ static void reply_clear(reply *r)
     memset(r, 0, sizeof *r);
 }
 
+/* A TCP socket connected to 127.0.0.1:port from the address src (NULL:
+ * any), or -1 with errno. */
+static int connect_from(const char *src, int port)
+{
+    struct sockaddr_in a;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (src) {
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        inet_pton(AF_INET, src, &a.sin_addr);
+        if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) goto fail;
+    }
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0) return fd;
+fail:
+    close(fd);
+    return -1;
+}
+
+static reply *raw_from(const char *src, int port, const char *req, size_t n);
+
 /* Sends raw bytes to 127.0.0.1:port and reads the reply to EOF. */
 static reply *raw(int port, const char *req, size_t n)
 {
-    struct sockaddr_in a;
+    return raw_from(NULL, port, req, n);
+}
+
+/* raw() from the local address src (127.0.0.2: another client). */
+static reply *raw_from(const char *src, int port, const char *req, size_t n)
+{
     struct timeval tv = {20, 0};
     char *buf = NULL, *sep;
     size_t len = 0, cap = 0;
     int fd;
 
     reply_clear(&last);
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-        FAIL("connect to port %d: %s", port, strerror(errno));
+    if ((fd = connect_from(src, port)) < 0)
+        FAIL("connect to port %d from %s: %s", port, src ? src : "any",
+             strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     while (n) {
@@ -99,9 +125,19 @@ static reply *raw(int port, const char *req, size_t n)
     return &last;
 }
 
+static reply *req_from(const char *src, int port, const char *method,
+                       const char *path, const char *extra, const char *body);
+
 /* A request with the usual headers; extra is "Name: value\r\n" lines. */
 static reply *req(int port, const char *method, const char *path,
                   const char *extra, const char *body)
+{
+    return req_from(NULL, port, method, path, extra, body);
+}
+
+/* req() from the local address src. */
+static reply *req_from(const char *src, int port, const char *method,
+                       const char *path, const char *extra, const char *body)
 {
     char *text = NULL;
     size_t n = 0;
@@ -116,12 +152,19 @@ static reply *req(int port, const char *method, const char *path,
     fputs("\r\n", f);
     if (body) fputs(body, f);
     fclose(f);
-    r = raw(port, text, n);
+    r = raw_from(src, port, text, n);
     free(text);
     return r;
 }
 
 #define CSRF "X-Stellar-CSRF: 1\r\n"
+/* Tokens long enough for a listen off loopback; TOKEN_Q is TOKEN in a
+ * query. */
+#define TOKEN        "s3cret+/=0123456789"
+#define TOKEN_Q      "s3cret%2B%2F%3D0123456789"
+#define BEARER       "Authorization: Bearer " TOKEN "\r\n"
+#define READ_TOKEN   "reader-0123456789abcdef"
+#define READ_BEARER  "Authorization: Bearer " READ_TOKEN "\r\n"
 
 static reply *get(int port, const char *path)
 {
@@ -158,6 +201,36 @@ static const char *hdr(const reply *r, const char *name)
         }
     }
     return NULL;
+}
+
+/* The request again while it answers 429 (an address in its backoff after
+ * a wrong token), waiting as Retry-After says; up to 60 s in all. */
+static reply *req_past_backoff(const char *src, int port, const char *method,
+                               const char *path, const char *extra,
+                               const char *body)
+{
+    int64_t until = test_now_ms() + 60000;
+    reply *r;
+    while ((r = req_from(src, port, method, path, extra, body))->status ==
+               429 &&
+           test_now_ms() < until)
+        test_sleep_ms(100);
+    return r;
+}
+
+/* Whether the file at path has a line holding all of the words given. */
+static bool log_has(const char *path, const char *w1, const char *w2,
+                    const char *w3)
+{
+    char line[4096];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+    if (!f) return false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, w1) && (!w2 || strstr(line, w2)) &&
+                (!w3 || strstr(line, w3));
+    fclose(f);
+    return found;
 }
 
 #define ASSERT_STATUS(r, want)                                                 \
@@ -359,7 +432,9 @@ static void reads_answer_the_documents_of_the_c_api(struct test_ctx *t)
     ASSERT_EQ(1, json_array_size(doc));
     ASSERT_DOC(get(port, "/api/timestamps"), doc);
     ASSERT_OK(stellar_all_delayed(h, &doc, &e), &e);
-    ASSERT_DOC(get(port, "/api/delayed"), doc);
+    ASSERT_DOC(get(port, "/api/delayed"),
+               json_pack("{s:i, s:i, s:i, s:o}", "total", 1, "offset", 0,
+                         "limit", 100, "delayed", doc));
     ASSERT_OK(stellar_workers(h, &doc, &e), &e);
     ASSERT_DOC(get(port, "/api/workers"), doc);
     ASSERT_OK(stellar_all_working_on(h, &doc, &e), &e);
@@ -520,7 +595,13 @@ static void a_token_is_required_off_loopback_and_checked_on_every_request(
     ASSERT_TRUE(s == NULL);
     ASSERT_TRUE(test_contains_ci(e.msg, "token"));
 
-    s = serve(h, "0.0.0.0:0", "s3cret+/=", &port);
+    /* Off loopback a token needs 16 characters; the message shows none. */
+    o.token = "s3cret+/=";
+    ASSERT_EQ(STELLAR_EINVAL, stellar_http_start(h, &o, &s, &e));
+    ASSERT_TRUE(test_contains_ci(e.msg, "16"));
+    ASSERT_TRUE(strstr(e.msg, "s3cret") == NULL);
+
+    s = serve(h, "0.0.0.0:0", TOKEN, &port);
     ASSERT_ERROR(get(port, "/api/stats"), 401, "EAUTH");
     ASSERT_TRUE(hdr(&last, "WWW-Authenticate") != NULL);
     ASSERT_ERROR(get(port, "/metrics"), 401, "EAUTH");
@@ -533,33 +614,60 @@ static void a_token_is_required_off_loopback_and_checked_on_every_request(
                  401, "EAUTH");
     ASSERT_ERROR(get(port, "/api/stats?token=s3cret"), 401, "EAUTH");
 
-    ASSERT_STATUS(req(port, "GET", "/api/stats",
-                      "Authorization: Bearer s3cret+/=\r\n", NULL),
-                  200);
-    ASSERT_STATUS(req(port, "POST", "/api/enqueue",
-                      CSRF "Authorization: Bearer s3cret+/=\r\n",
+    /* The wrong token above makes this address wait a moment. */
+    ASSERT_STATUS(
+        req_past_backoff(NULL, port, "GET", "/api/stats", BEARER, NULL), 200);
+    ASSERT_STATUS(req(port, "POST", "/api/enqueue", CSRF BEARER,
                       "{\"task\":\"echo\"}"),
                   200);
-    ASSERT_STATUS(get(port, "/metrics?token=s3cret%2B%2F%3D"), 200);
-    /* Opening a page with ?token= sets a cookie holding the token's hex. */
-    ASSERT_STATUS(get(port, "/?token=s3cret%2B%2F%3D"), 200);
+    /* ?token= is taken only by the dashboard's page, never by /api or
+     * /metrics (those send the header). */
+    ASSERT_ERROR(get(port, "/api/stats?token=" TOKEN_Q), 401, "EAUTH");
+    ASSERT_TRUE(test_contains_ci(json_string_value(json_object_get(
+                                     last.json, "error")),
+                                 "Bearer"));
+    ASSERT_ERROR(get(port, "/metrics?token=" TOKEN_Q), 401, "EAUTH");
+    ASSERT_ERROR(req(port, "POST", "/api/enqueue?token=" TOKEN_Q, CSRF,
+                     "{\"task\":\"echo\"}"),
+                 401, "EAUTH");
+    /* Opening the page with ?token= sets a session cookie: a random id,
+     * not the token nor its hex, HttpOnly, SameSite=Strict, expiring. */
+    ASSERT_STATUS(get(port, "/?token=" TOKEN_Q), 200);
     ASSERT_TRUE(hdr(&last, "Set-Cookie") != NULL);
     snprintf(cookie, sizeof cookie, "%s", hdr(&last, "Set-Cookie"));
-    ASSERT_TRUE(strstr(cookie, "stellar_token=7333637265742b2f3d;") != NULL);
+    ASSERT_TRUE(strncmp(cookie, "stellar_session=", 16) == 0);
     ASSERT_TRUE(strstr(cookie, "HttpOnly") &&
-                strstr(cookie, "SameSite=Strict"));
+                strstr(cookie, "SameSite=Strict") &&
+                strstr(cookie, "Max-Age=43200"));
     ASSERT_TRUE(strstr(cookie, "s3cret") == NULL);
-    snprintf(line, sizeof line, "Cookie: stellar_token=7333637265742b2f3d\r\n");
+    ASSERT_TRUE(strstr(cookie, "7333637265742b2f3d") == NULL);
+    ASSERT_EQ(32, strcspn(cookie + 16, ";"));
+    snprintf(line, sizeof line, "Cookie: %.*s\r\n",
+             (int)strcspn(cookie, ";"), cookie);
     ASSERT_STATUS(req(port, "GET", "/app.js", line, NULL), 200);
-    ASSERT_ERROR(
-        req(port, "GET", "/app.js", "Cookie: stellar_token=00\r\n", NULL), 401,
-        "EAUTH");
+    ASSERT_STATUS(req(port, "GET", "/api/stats", line, NULL), 200);
+    /* Each page load makes another session. */
+    ASSERT_STATUS(get(port, "/index.html?token=" TOKEN_Q), 200);
+    ASSERT_TRUE(strstr(cookie, hdr(&last, "Set-Cookie")) == NULL);
+    ASSERT_ERROR(req(port, "GET", "/app.js",
+                     "Cookie: stellar_session=00000000000000000000000000000000"
+                     "\r\n",
+                     NULL),
+                 401, "EAUTH");
+    stellar_http_stop(s);
+
+    /* The session dies with the server. */
+    s = serve(h, "0.0.0.0:0", TOKEN, &port);
+    ASSERT_ERROR(req(port, "GET", "/api/stats", line, NULL), 401, "EAUTH");
     stellar_http_stop(s);
 
     /* A token set on loopback is checked too. */
     s = serve(h, "127.0.0.1:0", "tok", &port);
     ASSERT_ERROR(get(port, "/api/stats"), 401, "EAUTH");
-    ASSERT_STATUS(get(port, "/api/stats?token=tok"), 200);
+    ASSERT_STATUS(
+        req(port, "GET", "/api/stats", "Authorization: Bearer tok\r\n", NULL),
+        200);
+    ASSERT_STATUS(get(port, "/?token=tok"), 200);
     finish(s, h);
 }
 
@@ -1192,6 +1300,369 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     finish(s, h);
 }
 
+/* --------------------------------------------- Tokens, sessions, audit --- */
+
+static void a_read_token_reads_everything_and_changes_nothing(
+    struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    stellar_http_options o = {0};
+    stellar_error e = {0};
+    stellar_http *s = NULL;
+    char cookie[256];
+    const char *sc;
+    int port;
+
+    /* The two tokens must differ; off loopback both need 16 characters. */
+    o.listen = "0.0.0.0:0";
+    o.token = TOKEN;
+    o.read_token = TOKEN;
+    ASSERT_EQ(STELLAR_EINVAL, stellar_http_start(h, &o, &s, &e));
+    ASSERT_TRUE(strstr(e.msg, TOKEN) == NULL);
+    o.read_token = "short";
+    ASSERT_EQ(STELLAR_EINVAL, stellar_http_start(h, &o, &s, &e));
+    ASSERT_TRUE(test_contains_ci(e.msg, "read token"));
+    ASSERT_TRUE(strstr(e.msg, "short") == NULL);
+
+    o.read_token = READ_TOKEN;
+    ASSERT_OK(stellar_http_start(h, &o, &s, &e), &e);
+    port = stellar_http_port(s);
+    enqueue(h, "echo", NULL, "q1");
+    ASSERT_STATUS(req(port, "GET", "/api/stats", READ_BEARER, NULL), 200);
+    ASSERT_STATUS(req(port, "GET", "/api/delayed", READ_BEARER, NULL), 200);
+    ASSERT_STATUS(req(port, "HEAD", "/api/queues", READ_BEARER, NULL), 200);
+    ASSERT_STATUS(req(port, "GET", "/metrics", READ_BEARER, NULL), 200);
+    ASSERT_TRUE(strstr(last.body, "stellar_queue_depth") != NULL);
+    ASSERT_STATUS(req(port, "GET", "/", READ_BEARER, NULL), 200);
+    ASSERT_ERROR(req(port, "POST", "/api/enqueue", CSRF READ_BEARER,
+                     "{\"task\":\"echo\"}"),
+                 403, "EREADONLY");
+    ASSERT_ERROR(req(port, "DELETE", "/api/queues/q1", CSRF READ_BEARER, NULL),
+                 403, "EREADONLY");
+    ASSERT_ERROR(req(port, "POST", "/api/failed/retry-all", CSRF READ_BEARER,
+                     NULL),
+                 403, "EREADONLY");
+    ASSERT_ERROR(req(port, "DELETE", "/api/delayed", READ_BEARER, NULL), 403,
+                 "EREADONLY");
+    ASSERT_EQ(1, test_length(h, "q1"));
+
+    /* A session opened with the read token is read-only too. */
+    ASSERT_STATUS(get(port, "/?token=" READ_TOKEN), 200);
+    ASSERT_TRUE((sc = hdr(&last, "Set-Cookie")) != NULL);
+    snprintf(cookie, sizeof cookie, "Cookie: %.*s\r\n", (int)strcspn(sc, ";"),
+             sc);
+    ASSERT_STATUS(req(port, "GET", "/api/stats", cookie, NULL), 200);
+    strcat(cookie, CSRF);
+    ASSERT_ERROR(req(port, "DELETE", "/api/queues/q1", cookie, NULL), 403,
+                 "EREADONLY");
+    ASSERT_EQ(1, test_length(h, "q1"));
+
+    /* The admin token still changes things. */
+    ASSERT_STATUS(req(port, "DELETE", "/api/queues/q1", CSRF BEARER, NULL),
+                  200);
+    ASSERT_EQ(0, test_length(h, "q1"));
+    finish(s, h);
+
+    /* Tokens are never in the log. */
+    ASSERT_TRUE(!log_has(test_path(t, "stellar.log"), "s3cret", NULL, NULL));
+    ASSERT_TRUE(!log_has(test_path(t, "stellar.log"), READ_TOKEN, NULL, NULL));
+    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "read token ***", NULL,
+                        NULL));
+}
+
+static void wrong_tokens_are_logged_and_slowed_per_address(struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    int port, i, wrong = 0;
+    stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
+    const char *bad = "Authorization: Bearer not-the-token-0123\r\n";
+
+    /* Wrong tokens: 401, then 429 with Retry-After while the address must
+     * wait (250 ms, doubling): a guess is not even checked then. */
+    for (i = 0; i < 20 && last.status != 429; i++) {
+        req(port, "GET", "/api/stats", bad, NULL);
+        ASSERT_TRUE(last.status == 401 || last.status == 429);
+        wrong += last.status == 401;
+    }
+    ASSERT_ERROR(&last, 429, "EBACKOFF");
+    ASSERT_TRUE(hdr(&last, "Retry-After") && atoi(hdr(&last, "Retry-After")) >= 1);
+    ASSERT_TRUE(wrong >= 1);
+    /* Another address is not slowed. */
+    ASSERT_STATUS(req_from("127.0.0.2", port, "GET", "/api/stats", BEARER,
+                           NULL),
+                  200);
+    /* The failures are logged with the address, never the token. */
+    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token",
+                        "127.0.0.1", "bearer"));
+    ASSERT_TRUE(
+        !log_has(test_path(t, "stellar.log"), "not-the-token", NULL, NULL));
+    /* A wrong ?token= on the page counts as well; a stale session cookie
+     * does not (it is just no credential). */
+    ASSERT_ERROR(req_past_backoff("127.0.0.3", port, "GET", "/?token=nope",
+                                  NULL, NULL),
+                 401, "EAUTH");
+    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token",
+                        "127.0.0.3", "?token"));
+    for (i = 0; i < 5; i++)
+        ASSERT_ERROR(
+            req_from("127.0.0.4", port, "GET", "/api/stats",
+                     "Cookie: stellar_session=0123456789abcdef0123456789abcdef"
+                     "\r\n",
+                     NULL),
+            401, "EAUTH");
+    /* Once the wait is over, the right token works and clears the count. */
+    ASSERT_STATUS(
+        req_past_backoff(NULL, port, "GET", "/api/stats", BEARER, NULL), 200);
+    ASSERT_STATUS(req(port, "GET", "/api/stats", BEARER, NULL), 200);
+    finish(s, h);
+}
+
+static void every_change_over_http_is_audited(struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    int port;
+    stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
+    const char *log = test_path(t, "stellar.log");
+
+    ASSERT_STATUS(req_from("127.0.0.2", port, "POST", "/api/enqueue",
+                           CSRF BEARER, "{\"task\":\"echo\"}"),
+                  200);
+    ASSERT_TRUE(log_has(log, "http audit: POST /api/enqueue -> 200",
+                        "by admin token via bearer", "from 127.0.0.2"));
+    ASSERT_ERROR(req_from("127.0.0.2", port, "DELETE", "/api/locks/lock:none",
+                          CSRF BEARER, NULL),
+                 404, "ENOTFOUND");
+    ASSERT_TRUE(log_has(log, "http audit: DELETE /api/locks/lock:none -> 404",
+                        "admin token", "127.0.0.2"));
+    /* Reads are not audited. */
+    ASSERT_STATUS(req(port, "GET", "/api/stats", BEARER, NULL), 200);
+    ASSERT_TRUE(!log_has(log, "http audit: GET", NULL, NULL));
+    finish(s, h);
+
+    /* Without a token (loopback), the audit says so. */
+    h = open_h(t, 0, NULL);
+    s = serve(h, NULL, NULL, &port);
+    ASSERT_STATUS(post(port, "/api/enqueue", "{\"task\":\"echo\"}"), 200);
+    ASSERT_TRUE(log_has(log, "http audit: POST /api/enqueue -> 200",
+                        "by no token", "from 127.0.0.1"));
+    finish(s, h);
+}
+
+/* ------------------------------------------------------- Slow clients --- */
+
+#define SLOW_CONNS 140
+
+/* A slowloris: SLOW_CONNS connections from 127.0.0.1 that each send one
+ * header line every 2 s and never end their head; a connection the
+ * server closes is opened again at its next turn. */
+typedef struct slowloris {
+    int port;
+    int fd[SLOW_CONNS];
+    pthread_mutex_t lock;
+    bool stop; /* guarded by lock */
+    pthread_t thread;
+    int reconnects; /* for the note */
+} slowloris;
+
+static void *slowloris_main(void *arg)
+{
+    slowloris *sl = arg;
+    char line[64];
+    int i, round = 0;
+    for (;;) {
+        pthread_mutex_lock(&sl->lock);
+        if (sl->stop) {
+            pthread_mutex_unlock(&sl->lock);
+            break;
+        }
+        pthread_mutex_unlock(&sl->lock);
+        for (i = 0; i < SLOW_CONNS; i++) {
+            if (sl->fd[i] >= 0) {
+                int n = snprintf(line, sizeof line, "X-Slow-%d: %d\r\n", round,
+                                 i);
+                if (send(sl->fd[i], line, (size_t)n,
+                         MSG_NOSIGNAL | MSG_DONTWAIT) == n)
+                    continue;
+                close(sl->fd[i]);
+                sl->fd[i] = -1;
+            }
+            if ((sl->fd[i] = connect_from("127.0.0.1", sl->port)) >= 0) {
+                const char *head = "GET /api/stats HTTP/1.1\r\nHost: "
+                                   "127.0.0.1\r\n";
+                (void)!send(sl->fd[i], head, strlen(head),
+                            MSG_NOSIGNAL | MSG_DONTWAIT);
+                sl->reconnects++;
+            }
+        }
+        round++;
+        /* About 2 s between lines, in steps so that stop is quick. */
+        for (i = 0; i < 20; i++) {
+            pthread_mutex_lock(&sl->lock);
+            if (sl->stop) i = 20;
+            pthread_mutex_unlock(&sl->lock);
+            if (i < 20) test_sleep_ms(100);
+        }
+    }
+    for (i = 0; i < SLOW_CONNS; i++)
+        if (sl->fd[i] >= 0) close(sl->fd[i]);
+    return NULL;
+}
+
+static void slow_clients_do_not_starve_other_addresses(struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    int port, i, answered = 0;
+    stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
+    slowloris *sl = calloc(1, sizeof *sl);
+    int64_t start, worst = 0, attack_until;
+
+    /* 127.0.0.2 must be a local address (it is on Linux's lo). */
+    {
+        int fd = connect_from("127.0.0.2", port);
+        if (fd < 0) test_skip("cannot connect from 127.0.0.2: %s",
+                              strerror(errno));
+        close(fd);
+    }
+    sl->port = port;
+    for (i = 0; i < SLOW_CONNS; i++)
+        sl->fd[i] = -1;
+    pthread_mutex_init(&sl->lock, NULL);
+    ASSERT_EQ(0, pthread_create(&sl->thread, NULL, slowloris_main, sl));
+    /* Let the attack open its connections, then ask from another address
+     * for 12 s (past two head deadlines): every answer comes within the
+     * 5 s head deadline. */
+    test_sleep_ms(1500);
+    attack_until = test_now_ms() + 12000;
+    while (test_now_ms() < attack_until) {
+        start = test_now_ms();
+        ASSERT_STATUS(req_from("127.0.0.2", port, "GET", "/api/stats", BEARER,
+                               NULL),
+                      200);
+        if (test_now_ms() - start > worst) worst = test_now_ms() - start;
+        answered++;
+        test_sleep_ms(500);
+    }
+    pthread_mutex_lock(&sl->lock);
+    sl->stop = true;
+    pthread_mutex_unlock(&sl->lock);
+    pthread_join(sl->thread, NULL);
+    test_note("%d answers to 127.0.0.2 during the attack, the slowest in "
+              "%lld ms; %d slow connections opened",
+              answered, (long long)worst, sl->reconnects);
+    ASSERT_TRUE(worst < 5000);
+    ASSERT_TRUE(sl->reconnects > SLOW_CONNS); /* the server closed some */
+    pthread_mutex_destroy(&sl->lock);
+    free(sl);
+    finish(s, h);
+}
+
+static void a_request_head_must_arrive_within_the_deadline(struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    int port, fd, i = 0;
+    stellar_http *s = serve(h, NULL, NULL, &port);
+    int64_t start = test_now_ms(), closed_at = 0;
+    char buf[512];
+
+    /* One header line every 500 ms: never idle, never done. */
+    ASSERT_TRUE((fd = connect_from(NULL, port)) >= 0);
+    ASSERT_TRUE(send(fd, "GET /api/stats HTTP/1.1\r\n", 25, MSG_NOSIGNAL) ==
+                25);
+    while (test_now_ms() - start < 30000) {
+        char line[32];
+        ssize_t got;
+        int n = snprintf(line, sizeof line, "X-Slow: %d\r\n", i++);
+        if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) break;
+        test_sleep_ms(500);
+        got = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+        if (got > 0) {
+            buf[got] = '\0';
+            ASSERT_TRUE(strncmp(buf, "HTTP/1.1 408", 12) == 0);
+        }
+    }
+    closed_at = test_now_ms() - start;
+    close(fd);
+    test_note("a head trickling in was cut after %lld ms", (long long)closed_at);
+    ASSERT_TRUE(closed_at >= 4500);  /* the deadline is 5 s */
+    ASSERT_TRUE(closed_at < 20000); /* and it is kept, loaded or not */
+    /* The server still answers. */
+    ASSERT_STATUS(get(port, "/api/stats"), 200);
+    finish(s, h);
+}
+
+/* ------------------------------------------------------------ Paging --- */
+
+static void delayed_jobs_are_paged(struct test_ctx *t)
+{
+    stellar *h = open_h(t, 0, NULL);
+    stellar_error e = {0};
+    int port, i;
+    stellar_http *s = serve(h, NULL, NULL, &port);
+    /* Whole seconds: Redis (Resque) keeps delayed times in seconds. */
+    int64_t base = (test_now_ms() / 1000 + 3600) * 1000, prev = 0, seen = 0;
+    json_t *d;
+    const char *k;
+    json_t *v;
+    char params[32];
+
+    /* 250 jobs: 125 timestamps of two jobs each. */
+    for (i = 0; i < 250; i++) {
+        snprintf(params, sizeof params, "{\"n\":%d}", i);
+        ASSERT_OK(stellar_enqueue_at(h, base + (i / 2) * 1000, "echo", params,
+                                     "later", &e),
+                  &e);
+    }
+    /* Default: the first 100 in time order, and the total. */
+    ASSERT_STATUS(get(port, "/api/delayed"), 200);
+    ASSERT_EQ(250, json_integer_value(json_object_get(last.json, "total")));
+    ASSERT_EQ(0, json_integer_value(json_object_get(last.json, "offset")));
+    ASSERT_EQ(100, json_integer_value(json_object_get(last.json, "limit")));
+    d = json_object_get(last.json, "delayed");
+    ASSERT_EQ(50, json_object_size(d));
+    json_object_foreach(d, k, v)
+    {
+        ASSERT_TRUE(strtoll(k, NULL, 10) > prev);
+        prev = strtoll(k, NULL, 10);
+        seen += (int64_t)json_array_size(v);
+    }
+    ASSERT_EQ(100, seen);
+    ASSERT_EQ(base, strtoll(json_object_iter_key(json_object_iter(d)), NULL,
+                            10));
+    /* A page that splits a timestamp: jobs 99..101. */
+    ASSERT_STATUS(get(port, "/api/delayed?offset=99&limit=3"), 200);
+    d = json_object_get(last.json, "delayed");
+    ASSERT_EQ(2, json_object_size(d));
+    snprintf(params, sizeof params, "%lld", (long long)(base + 49000));
+    ASSERT_EQ(1, json_array_size(json_object_get(d, params)));
+    snprintf(params, sizeof params, "%lld", (long long)(base + 50000));
+    ASSERT_EQ(2, json_array_size(json_object_get(d, params)));
+    /* The end, limit 0 (just the total), and bad arguments. */
+    ASSERT_STATUS(get(port, "/api/delayed?offset=240&limit=1000"), 200);
+    ASSERT_EQ(5, json_object_size(json_object_get(last.json, "delayed")));
+    ASSERT_STATUS(get(port, "/api/delayed?offset=900"), 200);
+    ASSERT_EQ(0, json_object_size(json_object_get(last.json, "delayed")));
+    ASSERT_STATUS(get(port, "/api/delayed?limit=0"), 200);
+    ASSERT_EQ(250, json_integer_value(json_object_get(last.json, "total")));
+    ASSERT_EQ(0, json_object_size(json_object_get(last.json, "delayed")));
+    ASSERT_ERROR(get(port, "/api/delayed?limit=1001"), 400, "EINVAL");
+    ASSERT_ERROR(get(port, "/api/delayed?limit=-1"), 400, "EINVAL");
+    ASSERT_ERROR(get(port, "/api/delayed?offset=-1"), 400, "EINVAL");
+    ASSERT_ERROR(get(port, "/api/delayed?offset=x"), 400, "EINVAL");
+    /* A page is a page: 100 jobs, not 250. */
+    ASSERT_STATUS(get(port, "/api/delayed?limit=1000"), 200);
+    {
+        size_t all = last.len;
+        ASSERT_STATUS(get(port, "/api/delayed"), 200);
+        test_note("/api/delayed: %zu bytes for 250 jobs, %zu for the "
+                  "default page",
+                  all, last.len);
+        ASSERT_TRUE(last.len * 2 < all);
+    }
+    finish(s, h);
+}
+
 static const struct test tests[] = {
     {"reads_answer_the_documents_of_the_c_api",
      reads_answer_the_documents_of_the_c_api, 0},
@@ -1216,5 +1687,16 @@ static const struct test tests[] = {
      0},
     {"metrics_are_prometheus_text_and_counters_move",
      metrics_are_prometheus_text_and_counters_move, 0},
+    {"a_read_token_reads_everything_and_changes_nothing",
+     a_read_token_reads_everything_and_changes_nothing, 0},
+    {"wrong_tokens_are_logged_and_slowed_per_address",
+     wrong_tokens_are_logged_and_slowed_per_address, 120},
+    {"every_change_over_http_is_audited", every_change_over_http_is_audited,
+     0},
+    {"slow_clients_do_not_starve_other_addresses",
+     slow_clients_do_not_starve_other_addresses, 120},
+    {"a_request_head_must_arrive_within_the_deadline",
+     a_request_head_must_arrive_within_the_deadline, 0},
+    {"delayed_jobs_are_paged", delayed_jobs_are_paged, 0},
 };
 TEST_MAIN(tests)

@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_SEGS 6
+#define MAX_SEGS      6
+#define DELAYED_LIMIT 100  /* /api/delayed's page, by default */
+#define DELAYED_MAX   1000 /* and at most */
 
 typedef struct call {
     stellar *h;
@@ -201,9 +203,72 @@ static int del_queue(call *c, stellar_error *e)
     return rc;
 }
 
+/* Compares two timestamps (json keys as int64) for qsort. */
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * ?offset=&limit= (jobs; default 0 and DELAYED_LIMIT, at most
+ * DELAYED_MAX): {"total": jobs in all, "offset", "limit", "delayed":
+ * {"<ms>": [job...]}}, the jobs in time order (a timestamp's jobs in their
+ * stored order) from offset, at most limit of them; a timestamp may be
+ * split across pages. The dashboard polls this: a page, not 5,000 jobs.
+ */
 static int get_delayed(call *c, stellar_error *e)
 {
-    return stellar_all_delayed(c->h, &c->out, e);
+    json_t *all = NULL, *page = NULL, *jobs, *v;
+    int64_t offset = 0, limit = 0, *ts = NULL, total = 0, pos = 0;
+    const char *k;
+    size_t n = 0, i, j;
+    int rc;
+
+    if ((rc = arg_i64(c, "offset", 0, &offset, e)) ||
+        (rc = arg_i64(c, "limit", DELAYED_LIMIT, &limit, e)))
+        return rc;
+    if (offset < 0)
+        return st_fail(e, STELLAR_EINVAL, "offset must be >= 0");
+    if (limit < 0 || limit > DELAYED_MAX)
+        return st_fail(e, STELLAR_EINVAL, "limit must be 0 to %d",
+                       DELAYED_MAX);
+    if ((rc = stellar_all_delayed(c->h, &all, e))) return rc;
+    if (json_object_size(all) &&
+        !(ts = st_malloc(json_object_size(all) * sizeof *ts)))
+        goto oom;
+    json_object_foreach(all, k, v)
+    {
+        ts[n++] = strtoll(k, NULL, 10);
+        total += (int64_t)json_array_size(v);
+    }
+    qsort(ts, n, sizeof *ts, cmp_i64);
+    if (!(page = json_object())) goto oom;
+    for (i = 0; i < n && pos < offset + limit; i++) {
+        char key[24];
+        json_t *out = NULL;
+        snprintf(key, sizeof key, "%lld", (long long)ts[i]);
+        jobs = json_object_get(all, key);
+        for (j = 0; j < json_array_size(jobs); j++, pos++) {
+            if (pos < offset || pos >= offset + limit) continue;
+            if (!out && (!(out = json_array()) ||
+                         json_object_set_new(page, key, out)))
+                goto oom;
+            if (json_array_append(out, json_array_get(jobs, j))) goto oom;
+        }
+    }
+    st_free(ts);
+    json_decref(all);
+    c->out = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total,
+                       "offset", (json_int_t)offset, "limit",
+                       (json_int_t)limit, "delayed", page);
+    return c->out ? STELLAR_OK
+                  : st_fail(e, STELLAR_ENOMEM, "out of memory");
+oom:
+    st_free(ts);
+    json_decref(all);
+    json_decref(page);
+    return st_fail(e, STELLAR_ENOMEM, "out of memory");
 }
 
 static int get_delayed_at(call *c, stellar_error *e)

@@ -62,6 +62,7 @@ typedef struct st_http_reply {
     size_t len;
     const char *type; /* Content-Type; static */
     char allow[48];   /* with 405: the Allow header ("GET, DELETE") */
+    int retry_after_s; /* with 429: the Retry-After header; 0: none */
 } st_http_reply;
 
 /* Sets reply to the JSON error {"error": msg, "code": code}. */
