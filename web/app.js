@@ -18,6 +18,7 @@
   const CHART_SPAN_MS = 10 * 60 * 1000;
   const QUEUE_PAGE = 50;
   const FAILED_PAGE = 25;
+  const DELAYED_PAGE = 100; /* jobs a page of Delayed asks for (api/delayed) */
 
   /* ------------------------------------------------------- Helpers --- */
 
@@ -294,7 +295,9 @@
   }
 
   async function loadOverview() {
-    const [queues, delayed, workers] = await Promise.all([api('GET', 'queues'), api('GET', 'delayed'), api('GET', 'workers')]);
+    /* One delayed job (the next) and the total: not the whole set. */
+    const [queues, delayedPage, workers] = await Promise.all([api('GET', 'queues'), api('GET', 'delayed?limit=1'), api('GET', 'workers')]);
+    const delayed = delayedPage.delayed;
     const s = lastStats || {};
     $('ov-processed').textContent = fmt(Number(s.processed) || 0);
     $('ov-failed').textContent = fmt(Number(s.failed) || 0);
@@ -303,7 +306,7 @@
     $('ov-queued').textContent = fmt(qn.reduce((a, q) => a + (queues[q].length || 0), 0));
     $('ov-queues-sub').textContent = qn.length + (qn.length === 1 ? ' queue' : ' queues');
     const stamps = Object.keys(delayed);
-    $('ov-delayed').textContent = fmt(stamps.reduce((a, t) => a + delayed[t].length, 0));
+    $('ov-delayed').textContent = fmt(delayedPage.total);
     const next = stamps.map(Number).sort((a, b) => a - b)[0];
     $('ov-delayed-sub').textContent = next === undefined ? 'none waiting' : 'next ' + rel(next);
     const wn = Object.keys(workers);
@@ -435,14 +438,23 @@
     $('failed-empty').hidden = list.length !== 0;
   }
 
+  /* Delayed jobs, a page (DELAYED_PAGE jobs, in time order) at a time:
+   * the list and the timeline show that page; the count is the total. */
+  let delayedPage = 0;
   async function loadDelayed() {
-    const delayed = await api('GET', 'delayed');
+    let doc = await api('GET', 'delayed?offset=' + delayedPage * DELAYED_PAGE + '&limit=' + DELAYED_PAGE);
+    const pages = Math.max(1, Math.ceil(doc.total / DELAYED_PAGE));
+    if (delayedPage >= pages) {
+      delayedPage = pages - 1;
+      doc = await api('GET', 'delayed?offset=' + delayedPage * DELAYED_PAGE + '&limit=' + DELAYED_PAGE);
+    }
+    const delayed = doc.delayed;
     const stamps = Object.keys(delayed).map(Number).sort((a, b) => a - b);
     const now = Date.now();
     drawTimeline(stamps, delayed, now);
-    if (!changed('delayed', delayed)) return;
-    const n = stamps.reduce((a, t) => a + delayed[t].length, 0);
-    $('delayed-count').textContent = '(' + n + ')';
+    if (!changed('delayed', doc)) return;
+    $('delayed-count').textContent = '(' + doc.total + ')';
+    pager($('delayed-pager'), delayedPage, pages, doc.total, (p) => { delayedPage = p; lastRendered = {}; poll(); });
     const slots = stamps.map((t) =>
       el('div', {class: 'slot'},
         el('div', {class: 'head'},
