@@ -3,11 +3,14 @@
  * run`, and `stellar dashboard`, which serves it without TaskProcessors.
  *
  * Where it listens: --http HOST:PORT, else the app config's "http" section
- * ({"listen": "127.0.0.1:8080", "token": "..."}), where `run` starts it
- * only if the section is there and `dashboard` always (default
- * 127.0.0.1:8080). --no-http turns it off for `run`. The token: --http-token,
- * else $STELLAR_HTTP_TOKEN (kept out of `ps`), else the config's; the
- * library refuses a non-loopback address without one.
+ * ({"listen": "127.0.0.1:8080", "token": "...", "readToken": "..."}),
+ * where `run` starts it only if the section is there and `dashboard`
+ * always (default 127.0.0.1:8080). --no-http turns it off for `run`. The
+ * token: --http-token, else $STELLAR_HTTP_TOKEN (kept out of `ps`), else
+ * the config's; the read-only token likewise: --http-read-token, else
+ * $STELLAR_HTTP_READ_TOKEN, else readToken. The library refuses a
+ * non-loopback address without a token, or with one under 16 characters.
+ * Tokens are never printed: messages show "***".
  *
  * A second `stellar run` of an app (more processors on one machine) finds
  * the config's address taken by the first: when the address comes from
@@ -39,8 +42,9 @@
 typedef struct http_want {
     bool on;
     const char *listen; /* borrowed from argv or the config */
-    bool from_config;   /* stellar.json's http section chose it */
-    const char *token;  /* NULL: none */
+    bool from_config;       /* stellar.json's http section chose it */
+    const char *token;      /* NULL: none */
+    const char *read_token; /* NULL: none */
 } http_want;
 
 static int resolve(cli *c, bool dashboard, http_want *w)
@@ -48,13 +52,15 @@ static int resolve(cli *c, bool dashboard, http_want *w)
     json_t *sec = c->config ? json_object_get(c->config, "http") : NULL;
     const char *flag = cli_flag_get(c, "http");
     const char *token = cli_flag_get(c, "http-token");
+    const char *read_token = cli_flag_get(c, "http-read-token");
     const char *env = getenv("STELLAR_HTTP_TOKEN");
+    const char *read_env = getenv("STELLAR_HTTP_READ_TOKEN");
     json_t *v;
 
     w->on = dashboard;
     w->listen = DEFAULT_LISTEN;
     w->from_config = false;
-    w->token = NULL;
+    w->token = w->read_token = NULL;
     if (sec && !json_is_null(sec) && !json_is_false(sec)) {
         if (!json_is_object(sec))
             return cli_config_fail(c, "http",
@@ -73,12 +79,20 @@ static int resolve(cli *c, bool dashboard, http_want *w)
                 return cli_config_fail(c, "http.token", "must be a string");
             w->token = json_string_value(v);
         }
+        v = json_object_get(sec, "readToken");
+        if (v && !json_is_null(v)) {
+            if (!json_is_string(v))
+                return cli_config_fail(c, "http.readToken",
+                                       "must be a string");
+            w->read_token = json_string_value(v);
+        }
         w->on = true;
         w->from_config = true;
     }
     if (cli_flag_has(c, "no-http")) {
-        if (flag || token)
-            return cli_usage(c, "--no-http contradicts --http/--http-token");
+        if (flag || token || read_token)
+            return cli_usage(c, "--no-http contradicts --http, --http-token "
+                                "and --http-read-token");
         w->on = false;
         return CLI_OK;
     }
@@ -96,7 +110,16 @@ static int resolve(cli *c, bool dashboard, http_want *w)
     } else if (env && *env) {
         w->token = env;
     }
+    if (read_token) {
+        if (!w->on)
+            return cli_usage(c, "--http-read-token needs --http HOST:PORT "
+                                "(or http in stellar.json)");
+        w->read_token = read_token;
+    } else if (read_env && *read_env) {
+        w->read_token = read_env;
+    }
     if (w->token && !*w->token) w->token = NULL;
+    if (w->read_token && !*w->read_token) w->read_token = NULL;
 #ifndef STELLAR_HAVE_HTTP
     if (w->on && (flag || dashboard))
         return cli_fail(c, "this stellar was built without HTTP support "
@@ -181,6 +204,7 @@ int cli_http_start(cli *c, bool dashboard)
 
         ho.listen = w.listen;
         ho.token = w.token;
+        ho.read_token = w.read_token;
         rc = stellar_http_start(c->h, &ho, &c->http, &e);
         if (rc != STELLAR_OK) {
             c->http = NULL;
@@ -205,9 +229,10 @@ int cli_http_start(cli *c, bool dashboard)
                             e.msg[0] ? e.msg : stellar_strerror(rc));
         }
         host_of(w.listen, host, sizeof host);
-        cli_logf(STELLAR_LOG_INFO, "dashboard and API on http://%s:%d/%s", host,
-                 stellar_http_port(c->http),
-                 w.token ? " (a token is required)" : "");
+        cli_logf(STELLAR_LOG_INFO, "dashboard and API on http://%s:%d/%s%s",
+                 host, stellar_http_port(c->http),
+                 w.token ? " (token ***)" : "",
+                 w.read_token ? " (read token ***)" : "");
         return CLI_OK;
     }
 #else

@@ -25,8 +25,9 @@
 const cli_cmd cli_commands[] = {
     /* ------------------------------------------------------------ run --- */
     {"run", cmd_run, "run",
-     "processors=,queues=,no-scheduler,verbose,http=,http-token=,no-http", 0, 0,
-     "", "compile the tasks; run TaskProcessors and the scheduler",
+     "processors=,queues=,no-scheduler,verbose,http=,http-token=,"
+     "http-read-token=,no-http",
+     0, 0, "", "compile the tasks; run TaskProcessors and the scheduler",
      "Compiles every changed modules/*/tasks/*.c of the app into\n"
      ".stellar/cache/, loads and validates the tasks, then runs the\n"
      "TaskProcessors and the scheduler until SIGINT or SIGTERM. A second\n"
@@ -46,13 +47,17 @@ const cli_cmd cli_commands[] = {
      "  --http HOST:PORT   serve HTTP there (port 0: any free port)\n"
      "  --http-token T     require this bearer token (else\n"
      "                     $STELLAR_HTTP_TOKEN, else http.token); needed to\n"
-     "                     bind other than loopback\n"
+     "                     bind other than loopback (then 16+ characters)\n"
+     "  --http-read-token T  a token that may only read (dashboard, /api,\n"
+     "                     /metrics); else $STELLAR_HTTP_READ_TOKEN, else\n"
+     "                     http.readToken\n"
      "  --no-http          do not serve HTTP, whatever stellar.json says\n"
      "\n"
      "Example:\n"
      "  cd examples/app && stellar run --processors 4 --http 127.0.0.1:8080\n",
      NULL},
-    {"dashboard", cmd_dashboard, "run", "http=,http-token=", 0, 0, "",
+    {"dashboard", cmd_dashboard, "run", "http=,http-token=,http-read-token=",
+     0, 0, "",
      "serve the dashboard and HTTP API, without processors",
      "Serves the dashboard at /, the JSON API under /api/ and /metrics over\n"
      "the backend until SIGINT or SIGTERM. Runs no TaskProcessors and no\n"
@@ -64,6 +69,8 @@ const cli_cmd cli_commands[] = {
      "  --http HOST:PORT   where to listen (port 0: any free port)\n"
      "  --http-token T     require this bearer token (else\n"
      "                     $STELLAR_HTTP_TOKEN, else http.token)\n"
+     "  --http-read-token T  a token that may only read (else\n"
+     "                     $STELLAR_HTTP_READ_TOKEN, else http.readToken)\n"
      "\n"
      "Example:\n"
      "  stellar dashboard --backend redis://127.0.0.1:6379 --http "
