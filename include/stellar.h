@@ -518,15 +518,18 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
  * API (JSON; the documents the C API hands out, as `stellar ... --json`
  * prints them). Errors are {"error": text, "code": name}: a STELLAR_E*
  * name with 400 (EINVAL), 404 (ENOTFOUND, ENOTASK), 409 (ESTATE, EEXISTS),
- * 503 (EBUSY, ECONNECT) or 500; or EAUTH (401), ECSRF and EHOST (403),
- * EMETHOD (405, with Allow), ETOOBIG (413). Queue latency (the age of the
+ * 503 (EBUSY, ECONNECT) or 500; or EAUTH (401), ECSRF, EHOST and
+ * EREADONLY (403), EMETHOD (405, with Allow), ETOOBIG (413), EBACKOFF
+ * (429, with Retry-After). Queue latency (the age of the
  * oldest job) is not reported: a Resque payload carries no enqueue time.
  *   GET  /api/queues                  {"<q>": {"length": n}}
  *   GET  /api/queues/<q>              {"queue", "length"}
  *   GET  /api/queues/<q>/jobs?start=&stop=   stellar_queued()
  *   DELETE /api/queues/<q>            stellar_del_queue()
  *   DELETE /api/queues/<q>/jobs       body {task, params, count}: stellar_del()
- *   GET  /api/delayed                 stellar_all_delayed()
+ *   GET  /api/delayed?offset=&limit=  stellar_all_delayed(), a page of it:
+ *        {"total": jobs, "offset", "limit", "delayed": {"<ms>": [job]}},
+ *        jobs in time order; limit 100 by default, at most 1000
  *   GET|DELETE /api/delayed/<ms>      stellar_delayed_at(), _del_delayed_at()
  *   DELETE /api/delayed               stellar_del_all_delayed()
  *   GET  /api/timestamps, workers, working, stats, details, locks
@@ -543,13 +546,20 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
  *   POST|DELETE /api/recurrent/<task> start / stop a periodic task
  * Path segments are percent-decoded one by one ("queues/a%2Fb").
  *
- * Security: reads are GET/HEAD; changes are POST/DELETE and need the header
- * "X-Stellar-CSRF: 1" (and an Origin, if sent, equal to the server's own).
- * With a token, every request must carry it: "Authorization: Bearer T",
- * "?token=T" (which also sets an HttpOnly, SameSite=Strict cookie so the
- * dashboard opened as /?token=T works), or that cookie. Without a token
- * (loopback only), requests must name a loopback Host, against DNS
- * rebinding.
+ * Security (docs/http.md lists every check): reads are GET/HEAD; changes
+ * are POST/DELETE and need the header "X-Stellar-CSRF: 1" (and an Origin,
+ * if sent, equal to the server's own). With a token or a read token set,
+ * every request must carry one: "Authorization: Bearer T", or the session
+ * cookie that opening the dashboard's page as /?token=T sets (a random id
+ * held by this server for 12 h, never the token; HttpOnly,
+ * SameSite=Strict). "?token=" is taken by that page only. The read token
+ * cannot change anything (403 EREADONLY). A wrong token is logged (WARN)
+ * with the client address, which then gets 429 EBACKOFF for 250 ms,
+ * doubling per failure up to 30 s. Each change is logged at INFO ("http
+ * audit: ..." with status, token kind and address); tokens appear only as
+ * "***". Without a token (loopback only), requests must name a loopback
+ * Host, against DNS rebinding. Slow clients: see per_ip_connections,
+ * max_connections and head_timeout_ms below.
  */
 typedef struct stellar_http stellar_http;
 
@@ -586,8 +596,9 @@ typedef struct stellar_http_options {
 /*
  * Starts serving h over HTTP in background threads and returns at once.
  * o may be NULL (all defaults). On success *out is the server; on failure
- * *out is NULL: EINVAL (a bad listen string, or a non-loopback address with
- * no token), EIO (the address cannot be bound: e->msg says why). h must
+ * *out is NULL: EINVAL (a bad listen string, a non-loopback address with
+ * no token or a token under 16 characters, equal tokens, limits out of
+ * range), EIO (the address cannot be bound: e->msg says why). h must
  * outlive the server: stop the server before stellar_close(h). Requests use
  * only the thread-safe public API of h, concurrently with its processors.
  */
