@@ -242,7 +242,7 @@ static int get_delayed(call *c, stellar_error *e)
         ts[n++] = strtoll(k, NULL, 10);
         total += (int64_t)json_array_size(v);
     }
-    qsort(ts, n, sizeof *ts, cmp_i64);
+    if (n) qsort(ts, n, sizeof *ts, cmp_i64);
     if (!(page = json_object())) goto oom;
     for (i = 0; i < n && pos < offset + limit; i++) {
         char key[24];

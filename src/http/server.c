@@ -201,22 +201,24 @@ static size_t keep_escapes(void *cls, struct MHD_Connection *c, char *s)
 static void mhd_log(void *cls, const char *fmt, va_list ap)
     STELLAR_PRINTF(2, 0);
 
-/* libmicrohttpd's messages, with the value of any "token=" blanked: one
- * may quote a URL. */
+/* libmicrohttpd's messages, with the value of any "token=" shown as ***:
+ * one may quote a URL. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     stellar_http *s = cls;
-    char msg[1024], *p = msg;
+    char msg[1024], out[1024];
+    const char *p = msg, *t;
+    size_t o = 0;
     vsnprintf(msg, sizeof msg, fmt, ap);
-    while ((p = strstr(p, "token="))) {
-        char *v = p + 6, *end = v + strcspn(v, "&# \r\n");
-        if (end - v >= 3) {
-            memcpy(v, "***", 3);
-            memmove(v + 3, end, strlen(end) + 1);
-        }
-        p = v;
+    while ((t = strstr(p, "token=")) && o + (size_t)(t - p) + 10 < sizeof out) {
+        memcpy(out + o, p, (size_t)(t - p) + 6);
+        o += (size_t)(t - p) + 6;
+        memcpy(out + o, "***", 3);
+        o += 3;
+        p = t + 6 + strcspn(t + 6, "&# \r\n");
     }
-    st_log(&s->h->log, STELLAR_LOG_WARN, "%s", msg);
+    snprintf(out + o, sizeof out - o, "%s", t ? "..." : p);
+    st_log(&s->h->log, STELLAR_LOG_WARN, "%s", out);
 }
 
 /* The host part of a Host header or of an origin's authority: "[::1]:80"
