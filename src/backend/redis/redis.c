@@ -2703,6 +2703,15 @@ static int r_kv_expire(st_backend *base, const char *k, const char *value,
     cmd c;
     int rc;
 
+    if (!value) { /* any value: PEXPIRE / PERSIST say whether it was set */
+        cmd_init(&c);
+        arg(&c, ttl_ms > 0 ? "PEXPIRE" : "PERSIST");
+        arg_own(&c, key1(b, k, ""));
+        if (ttl_ms > 0) arg_int(&c, ttl_ms);
+        rc = run_int(b, &c, &n, false, e);
+        if (set) *set = rc == STELLAR_OK && n == 1;
+        return rc;
+    }
     script_cmd(b, &c, S_KV_EXPIRE);
     arg(&c, k);
     arg(&c, value);
