@@ -37,11 +37,15 @@ int st_backend_open(st_backend **out, const char *url,
 
     *out = NULL;
     st_alloc_init(); /* jansson through st_malloc (internal.h) */
-    if (!ops)
-        return st_fail(e, STELLAR_EINVAL,
-                       "unsupported backend URL '%s' (expected sqlite:PATH, "
-                       "redis://... or redis+unix://...)",
-                       url);
+    if (!ops) {
+        char *shown = st_url_redact(url);
+        int rc = st_fail(e, STELLAR_EINVAL,
+                         "unsupported backend URL '%s' (expected sqlite:PATH, "
+                         "redis://... or redis+unix://...)",
+                         shown ? shown : "(redacted)");
+        st_free(shown);
+        return rc;
+    }
     return ops->open(out, url, cfg ? cfg : &zero, e);
 }
 

@@ -162,5 +162,8 @@ char *st_url_decode(const char *s, size_t n);
 /* Finds `name` in a query string "a=1&b=2" and returns its decoded value
  * (new string) or NULL. */
 char *st_url_param(const char *query, const char *name);
+/* url as it may be shown: each password (userinfo, ?password=) reads
+ * "***" (url.c). New string; NULL if url is NULL or out of memory. */
+char *st_url_redact(const char *url);
 
 #endif /* ST_INTERNAL_H */

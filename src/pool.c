@@ -822,9 +822,14 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
         return st_fail(e, STELLAR_ENOMEM, "cannot start a thread: %s",
                        strerror(err));
     }
-    st_log(&h->log, STELLAR_LOG_INFO,
-           "started %zu TaskProcessor(s) on %s, queues %s%s", p->n, h->url,
-           h->queues_str, p->sched ? ", with the scheduler" : "");
+    if (h->log.fn && STELLAR_LOG_INFO >= h->log.level) {
+        char *shown = st_url_redact(h->url); /* no password in the log */
+        st_logf(&h->log, STELLAR_LOG_INFO,
+                "started %zu TaskProcessor(s) on %s, queues %s%s", p->n,
+                shown ? shown : "the backend", h->queues_str,
+                p->sched ? ", with the scheduler" : "");
+        st_free(shown);
+    }
     *out = p;
     return STELLAR_OK;
 }

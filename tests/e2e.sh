@@ -446,6 +446,43 @@ manage() {
     [ "$(count_of '"class":"failAlways"' "$body")" = 2 ] || fail "retried jobs not queued: $body"
     json_is '{"removed":0}' removeFailed --all
     ok "retryAndRemoveFailed --all queues every failed job again"
+    redaction "$app"
+}
+
+# redaction APP: no password of a backend URL is shown, in an error or in
+# the log of `stellar run` (on a private Redis with a password, if there
+# is a redis-server).
+redaction() {
+    local app=$1 err rc=0 sock=$tmp/redis.sock rpid
+    for u in 'redis://:secretpw@127.0.0.1:1' 'redis://u:secretpw@127.0.0.1:1/0?password=secretpw' \
+        'redis://u:secretpw@127.0.0.1:99999' 'nosuch://u:secretpw@x'; do
+        rc=0
+        err=$(st stats --backend "$u" 2>&1 >/dev/null) || rc=$?
+        [ "$rc" != 0 ] || fail "stats --backend $u succeeded"
+        case $err in *secretpw*) fail "the password is in the error: $err" ;; esac
+        case $err in *'***'*) ;; *) fail "no *** in the error: $err" ;; esac
+    done
+    ok "connection errors show a URL's password as ***"
+
+    command -v redis-server >/dev/null 2>&1 || {
+        ok "# skip: no redis-server for the stellar run log check"
+        return 0
+    }
+    redis-server --port 0 --unixsocket "$sock" --requirepass secretpw \
+        --save '' --appendonly no >"$tmp/redis.log" 2>&1 &
+    rpid=$!
+    wait_until 10000 test -S "$sock" || fail "private redis-server did not start"
+    start_run "$app" --no-http --backend "redis+unix://:secretpw@$sock"
+    wait_until 30000 grep -qs 'started .*TaskProcessor' "$tmp/run.log" ||
+        fail "stellar run on the private Redis did not start"
+    if grep -q secretpw "$tmp/run.log"; then
+        fail "the password is in the log of stellar run: $(grep secretpw "$tmp/run.log")"
+    fi
+    grep -q 'redis+unix://:\*\*\*@' "$tmp/run.log" || fail "no redacted URL in the log"
+    stop_run
+    kill "$rpid" 2>/dev/null || true
+    wait "$rpid" 2>/dev/null || true
+    ok "stellar run logs the backend URL with its password as ***"
 }
 
 # ----------------------------------------------------------------- config ---

@@ -243,9 +243,13 @@ int cli_open(cli *c, stellar_options *o, bool load_tasks)
     opts.log_level = c->log_level;
     rc = stellar_open(&c->h, &opts, &e);
     if (rc != STELLAR_OK) {
+        char *shown = st_url_redact(c->backend);
         c->h = NULL;
-        return cli_fail(c, "cannot open %s: %s", c->backend,
-                        e.msg[0] ? e.msg : stellar_strerror(rc));
+        rc = cli_fail(c, "cannot open %s: %s",
+                      shown ? shown : "the backend",
+                      e.msg[0] ? e.msg : stellar_strerror(rc));
+        st_free(shown);
+        return rc;
     }
     if (load_tasks && c->app_dir) return cli_load_tasks(c);
     return CLI_OK;

@@ -257,6 +257,7 @@ int cmd_dashboard(cli *c)
 {
     stellar_options o = {0};
     sigset_t set;
+    char *shown;
     int rc, sig = 0;
 
     signal(SIGINT, SIG_DFL);
@@ -277,9 +278,11 @@ int cmd_dashboard(cli *c)
     o.no_scheduler = true;
     if ((rc = cli_open(c, &o, true)) != CLI_OK) return rc;
     if ((rc = cli_http_start(c, true)) != CLI_OK) return rc;
+    shown = st_url_redact(stellar_url(c->h));
     cli_logf(STELLAR_LOG_INFO, "serving %s%s%s until SIGINT or SIGTERM",
-             stellar_url(c->h), c->app_dir ? " for the app " : "",
+             shown ? shown : "the backend", c->app_dir ? " for the app " : "",
              c->app_dir ? c->app_dir : "");
+    st_free(shown);
     do {
         if (sigwait(&set, &sig) != 0) sig = 0;
     } while (sig != SIGINT && sig != SIGTERM);

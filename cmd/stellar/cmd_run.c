@@ -279,6 +279,7 @@ int cmd_run(cli *c)
     sigset_t set;
     json_t *tasks;
     st_buf names = {0};
+    char *shown;
     size_t i;
     json_t *t;
     int rc;
@@ -320,8 +321,10 @@ int cmd_run(cli *c)
         st_buf_puts(&names, i ? ", " : "");
         st_buf_puts(&names, json_string_value(json_object_get(t, "name")));
     }
+    shown = st_url_redact(stellar_url(c->h));
     cli_logf(STELLAR_LOG_INFO, "stellar %s: app %s, backend %s",
-             STELLAR_VERSION, c->app_dir, stellar_url(c->h));
+             STELLAR_VERSION, c->app_dir, shown ? shown : "(out of memory)");
+    st_free(shown);
     cli_logf(STELLAR_LOG_INFO, "%zu task%s: %s", json_array_size(tasks),
              json_array_size(tasks) == 1 ? "" : "s",
              names.p ? names.p : "(none: add one with stellar makeTask)");

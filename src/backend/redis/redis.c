@@ -1054,7 +1054,9 @@ static bool parse_int_range(const char *s, size_t n, int lo, int hi, int *out)
     return true;
 }
 
-static int parse_url(rb *b, const char *url, stellar_error *e)
+/* shown: url as error messages may show it (no password). */
+static int parse_url(rb *b, const char *url, const char *shown,
+                     stellar_error *e)
 {
     const char *p, *query, *end, *at;
     char *ns = NULL, *v = NULL;
@@ -1069,7 +1071,7 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
         }
         if (p == end)
             return st_fail(e, STELLAR_EINVAL,
-                           "redis+unix URL '%s' has no socket path", url);
+                           "redis+unix URL '%s' has no socket path", shown);
         b->path = st_url_decode(p, (size_t)(end - p));
         if (!b->path) return oom(e);
         b->where = st_strdup(b->path);
@@ -1091,7 +1093,7 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
         if (*p == '[') { /* [IPv6]:port */
             const char *close = memchr(p, ']', (size_t)(hostend - p));
             if (!close)
-                return st_fail(e, STELLAR_EINVAL, "bad redis URL '%s'", url);
+                return st_fail(e, STELLAR_EINVAL, "bad redis URL '%s'", shown);
             h = p + 1;
             hl = (size_t)(close - h);
             if (close + 1 < hostend && close[1] == ':') colon = close + 1;
@@ -1103,14 +1105,14 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
         if (colon && !parse_int_range(colon + 1, (size_t)(hostend - colon - 1),
                                       1, 65535, &b->port))
             return st_fail(e, STELLAR_EINVAL, "bad port in redis URL '%s'",
-                           url);
+                           shown);
         b->host = hl ? st_url_decode(h, hl) : st_strdup("127.0.0.1");
         if (!b->host) return oom(e);
         if (slash && slash + 1 < end &&
             !parse_int_range(slash + 1, (size_t)(end - slash - 1), 0, 1 << 20,
                              &b->db))
             return st_fail(e, STELLAR_EINVAL,
-                           "bad database number in redis URL '%s'", url);
+                           "bad database number in redis URL '%s'", shown);
         b->where = strchr(b->host, ':')
                        ? st_asprintf("[%s]:%d", b->host, b->port)
                        : st_asprintf("%s:%d", b->host, b->port);
@@ -1118,7 +1120,7 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
         return st_fail(e, STELLAR_EINVAL,
                        "not a redis URL: '%s' (expected redis://... or "
                        "redis+unix://...)",
-                       url);
+                       shown);
     }
     if (!b->where) return oom(e);
 
@@ -1127,7 +1129,7 @@ static int parse_url(rb *b, const char *url, stellar_error *e)
         if (v && !parse_int_range(v, strlen(v), 0, 1 << 20, &b->db)) {
             st_free(v);
             return st_fail(e, STELLAR_EINVAL,
-                           "bad database number in redis URL '%s'", url);
+                           "bad database number in redis URL '%s'", shown);
         }
         st_free(v);
         v = st_url_param(query + 1, "password");
@@ -1151,6 +1153,7 @@ static int r_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
                   stellar_error *e)
 {
     rb *b;
+    char *shown;
     int rc;
 
     (void)cfg;
@@ -1158,7 +1161,9 @@ static int r_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     b = st_calloc(1, sizeof *b);
     if (!b) return oom(e);
     b->base.ops = &st_redis_ops;
-    rc = parse_url(b, url, e);
+    shown = st_url_redact(url);
+    rc = parse_url(b, url, shown ? shown : "(redacted)", e);
+    st_free(shown);
     if (rc == STELLAR_OK) rc = connect_ctx(b, e);
     if (rc != STELLAR_OK) {
         rb_free(b);
