@@ -221,6 +221,33 @@ example_app() {
     wait_until 3000 has_line "$out" at || fail "enqueueAt (past) did not run within 3 s"
     ok "enqueueAt"
 
+    # Params from a file (4 MB, past what one argument may hold) and from
+    # standard input; a missing file is exit 2 with one line naming it.
+    local big=$tmp/big.json out2=$tmp/out2.txt
+    {
+        printf '{"path":"%s","line":"big","pad":"' "$out2"
+        head -c 4194304 /dev/zero | tr '\0' x
+        printf '"}\n'
+    } >"$big"
+    st enqueue appendLine "@$big" || fail "stellar enqueue appendLine @FILE (4 MB)"
+    printf '{"path":"%s","line":"stdin"}' "$out2" | st enqueueIn 0 appendLine - ||
+        fail "stellar enqueueIn 0 appendLine - (stdin)"
+    printf '{"path":"%s","line":"at-stdin"}' "$out2" | st enqueueAt 0 appendLine @- ||
+        fail "stellar enqueueAt 0 appendLine @- (stdin)"
+    wait_until 30000 has_line "$out2" big || fail "the 4 MB params job did not run within 30 s"
+    wait_until 10000 has_line "$out2" stdin || fail "the params from stdin did not arrive"
+    wait_until 10000 has_line "$out2" at-stdin || fail "enqueueAt with @- did not run"
+    [ "$(st scheduledAt default appendLine "@$big")" != "" ] || fail "scheduledAt @FILE printed nothing"
+    rc=0
+    err=$(st enqueue appendLine "@$tmp/no-such.json" 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 2 ] || fail "enqueue @missing-file: exit $rc, expected 2"
+    [ "$(printf '%s\n' "$err" | grep -c .)" = 1 ] || fail "enqueue @missing-file: $err"
+    case $err in *"$tmp/no-such.json"*"No such file"*) ;; *) fail "enqueue @missing-file: $err" ;; esac
+    rc=0
+    err=$(printf '[1]' | st enqueue appendLine - 2>&1 >/dev/null) || rc=$?
+    [ "$rc" = 2 ] || fail "enqueue - with a JSON array: exit $rc, expected 2: $err"
+    ok "params from @FILE (4 MB) and from stdin (-, @-); a missing file is exit 2"
+
     # Bad input: one line on stderr, exit code 2, nothing queued.
     for args in "enqueue appendLine {bad" "enqueueIn -5 appendLine" "enqueue appendLine {} default --no-such-flag" \
         "enqueueIn 9223372036854775807 appendLine" "enqueueAt 9223372036854775807 appendLine" \

@@ -304,6 +304,8 @@ void cli_cleanup(cli *c)
     c->config = NULL;
     st_free(c->app_dir);
     st_free(c->backend);
+    st_free(c->params_text);
+    c->params_text = NULL;
     for (i = 0; i < c->nflags; i++)
         st_free(c->flags[i].name);
     st_free(c->flags);

@@ -263,15 +263,73 @@ int cli_error(const cli *c, int rc, const stellar_error *e)
     }
 }
 
-int cli_check_params(const cli *c, const char *params)
+/* Reads all of f into a new string; *n its length. NULL with errno set on
+ * failure. */
+static char *read_all(FILE *f, size_t *n)
+{
+    st_buf b = {0};
+    char chunk[65536];
+    size_t got;
+
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        st_buf_put(&b, chunk, got);
+    if (ferror(f)) {
+        int saved = errno ? errno : EIO;
+        st_buf_free(&b);
+        errno = saved;
+        return NULL;
+    }
+    *n = b.len;
+    if (b.oom) errno = ENOMEM;
+    return st_buf_take(&b);
+}
+
+/* "@FILE", "-" or "@-": the params text, into c->params_text. */
+static int read_params(cli *c, const char **params)
+{
+    const char *path = **params == '@' ? *params + 1 : NULL;
+    bool in = strcmp(*params, "-") == 0 || (path && strcmp(path, "-") == 0);
+    const char *what = in ? "standard input" : path;
+    FILE *f = in ? stdin : fopen(path, "rb");
+    size_t n = 0;
+    char *s;
+
+    if (!in && !*path) return cli_usage(c, "PARAMS_JSON '@' names no file");
+    if (!f)
+        return cli_usage(c, "cannot read PARAMS_JSON from %s: %s", path,
+                         strerror(errno));
+    errno = 0;
+    s = read_all(f, &n);
+    if (!s) {
+        int err = errno;
+        if (!in) fclose(f);
+        return cli_usage(c, "cannot read PARAMS_JSON from %s: %s", what,
+                         strerror(err));
+    }
+    if (!in) fclose(f);
+    if (memchr(s, '\0', n)) {
+        st_free(s);
+        return cli_usage(c, "PARAMS_JSON from %s holds a NUL byte", what);
+    }
+    st_free(c->params_text);
+    c->params_text = s;
+    *params = s;
+    return CLI_OK;
+}
+
+int cli_check_params(cli *c, const char **params)
 {
     stellar_error e = {0};
     json_t *p;
     bool object;
+    int rc;
 
-    if (!params) return CLI_OK;
+    if (!*params) return CLI_OK;
+    if ((**params == '@' || strcmp(*params, "-") == 0) &&
+        (rc = read_params(c, params)) != CLI_OK)
+        return rc;
     /* The library's parser, so that what passes here passes there. */
-    p = st_json_parse(params, strlen(params), &e);
+    p = st_json_parse(*params, strlen(*params), &e);
     if (!p) return cli_usage(c, "PARAMS_JSON is not valid JSON: %s", e.msg);
     object = json_is_object(p);
     json_decref(p);

@@ -71,6 +71,7 @@ struct cli {
     int log_level;      /* for the stderr logger; default INFO */
     stellar_http *http; /* the HTTP server of run/dashboard, or NULL;
                            stopped by cli_cleanup() before h is closed */
+    char *params_text;  /* PARAMS_JSON read from @FILE or stdin, or NULL */
 };
 
 /* ---------------------------------------------------------- commands.c --- */
@@ -233,7 +234,9 @@ void cli_http_stop(cli *c);
 
 /* ------------------------------------------------------------- args.c --- */
 
-/* Checks a PARAMS_JSON argument: a JSON object. Returns an exit code. */
-int cli_check_params(const cli *c, const char *params);
+/* Checks a PARAMS_JSON argument: a JSON object. "@FILE" reads it from
+ * FILE, "-" (or "@-") from standard input, as curl does; *params then
+ * points at the text read (owned by c). Returns an exit code. */
+int cli_check_params(cli *c, const char **params);
 
 #endif /* STELLAR_CLI_H */

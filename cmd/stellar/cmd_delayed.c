@@ -177,7 +177,7 @@ static int named_delayed_job(cli *c, const char **queue, const char **task,
     *params = c->argc > 2 ? c->argv[2] : NULL;
     if (!**queue) return cli_usage(c, "QUEUE is empty");
     if (!**task) return cli_usage(c, "TASK is empty");
-    if ((rc = cli_check_params(c, *params)) != CLI_OK) return rc;
+    if ((rc = cli_check_params(c, params)) != CLI_OK) return rc;
     if ((rc = cli_open(c, NULL, true)) != CLI_OK) return rc;
     if ((rc = stellar_all_delayed(c->h, &all, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);

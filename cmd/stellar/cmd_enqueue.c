@@ -49,7 +49,7 @@ static int enqueue(cli *c, enum when_kind kind, int64_t when, char **rest,
 
     if (!*task) return cli_usage(c, "TASK is empty");
     if (queue && !*queue) return cli_usage(c, "QUEUE is empty");
-    if ((rc = cli_check_params(c, params)) != CLI_OK) return rc;
+    if ((rc = cli_check_params(c, &params)) != CLI_OK) return rc;
     if ((rc = cli_open(c, NULL, true)) != CLI_OK) return rc;
 
     switch (kind) {

@@ -68,7 +68,7 @@ int cmd_del(cli *c)
     if (count < 0)
         return cli_usage(c, "COUNT must be 0 (all) or more, not %lld",
                          (long long)count);
-    if ((rc = cli_check_params(c, params)) != CLI_OK) return rc;
+    if ((rc = cli_check_params(c, &params)) != CLI_OK) return rc;
     if ((rc = cli_open(c, NULL, true)) != CLI_OK) return rc;
     if ((rc = cli_queue_exists(c, queue)) != CLI_OK) return rc;
     if ((rc = stellar_queued(c->h, queue, 0, -1, &jobs, &e)) != STELLAR_OK)

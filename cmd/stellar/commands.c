@@ -84,10 +84,13 @@ const cli_cmd cli_commands[] = {
      "  TASK          the task name (checked against the app's tasks when\n"
      "                there is an app)\n"
      "  PARAMS_JSON   a JSON object passed to the task (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "  QUEUE         the queue (default: the task's queue, else 'default')\n"
      "\n"
      "Example:\n"
-     "  stellar enqueue appendLine '{\"path\":\"/tmp/o\",\"line\":\"hi\"}'\n",
+     "  stellar enqueue appendLine '{\"path\":\"/tmp/o\",\"line\":\"hi\"}'\n"
+     "  stellar enqueue appendLine @params.json\n"
+     "  produce-params | stellar enqueue appendLine -\n",
      NULL},
     {"enqueueAt", cmd_enqueue_at, "enqueue", "", 2, 4,
      "TIMESTAMP_MS TASK [PARAMS_JSON] [QUEUE]",
@@ -96,6 +99,7 @@ const cli_cmd cli_commands[] = {
      "  TIMESTAMP_MS  when to run, in milliseconds since 1970-01-01 UTC\n"
      "  TASK          the task name\n"
      "  PARAMS_JSON   a JSON object passed to the task (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "  QUEUE         the queue (default: the task's queue, else 'default')\n"
      "\n"
      "Example:\n"
@@ -108,6 +112,7 @@ const cli_cmd cli_commands[] = {
      "  DELAY_MS      how long to wait, in milliseconds (>= 0)\n"
      "  TASK          the task name\n"
      "  PARAMS_JSON   a JSON object passed to the task (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "  QUEUE         the queue (default: the task's queue, else 'default')\n"
      "\n"
      "Example:\n"
@@ -225,6 +230,7 @@ const cli_cmd cli_commands[] = {
      "                delayed job knows it)\n"
      "  PARAMS_JSON   its params exactly as enqueued, member order\n"
      "                included (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "\n"
      "Example:\n"
      "  stellar scheduledAt default appendLine "
@@ -248,6 +254,7 @@ const cli_cmd cli_commands[] = {
      "                in the queue knows it)\n"
      "  PARAMS_JSON   the params exactly as enqueued, member order\n"
      "                included (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "  COUNT         remove at most this many, from the head (default 0:\n"
      "                all); `del QUEUE TASK N` means params {}\n"
      "\n"
@@ -266,6 +273,7 @@ const cli_cmd cli_commands[] = {
      "  TASK          the task (exit code 3 if neither the app nor any\n"
      "                delayed job knows it)\n"
      "  PARAMS_JSON   the params exactly as enqueued (default {})\n"
+     "                @FILE reads it from FILE, - from standard input\n"
      "\n"
      "Example:\n"
      "  stellar delDelayed default sayHello\n",
