@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1885,6 +1886,25 @@ static void queue_latency_is_the_age_of_the_oldest_job(struct test_ctx *t)
     stellar_close(h);
 }
 
+/* What a Stellar SQLite file has as PRAGMA application_id ("Stel"). */
+#define STELLAR_APPLICATION_ID 0x5374656C
+
+/* PRAGMA application_id of the SQLite file at path. */
+static int64_t sqlite_application_id(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t id = -1;
+
+    ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
+    ASSERT_EQ(SQLITE_OK, sqlite3_prepare_v2(db, "PRAGMA application_id", -1,
+                                            &st, NULL));
+    if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return id;
+}
+
 /* A store written by schema version 1 (tests/fixtures/schema-v1.sql, with a
  * row in every table) is migrated on open and keeps everything. */
 static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
@@ -1932,12 +1952,13 @@ static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
     ASSERT_TRUE(json_object_get(v, "host:1+1") != NULL);
     json_decref(v);
 
-    /* It works on: the old job runs, a new one has a known age. */
-    start(h);
-    ASSERT_WAIT(runs_of("record", true) == 1, 10000);
-    ASSERT_WAIT(test_length(h, "old") == 0, 5000);
+    /* It works on: a new job has a known age (asked before the processors
+     * start, which would take it at once), and both run. */
     enqueue(h, "record", "{\"n\":4}", "fresh");
     ASSERT_TRUE(latency(h, "fresh") >= 0);
+    start(h);
+    ASSERT_WAIT(runs_of("record", true) == 2, 10000);
+    ASSERT_WAIT(test_length(h, "old") == 0, 5000);
     stellar_close(h);
 
     ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
@@ -1953,6 +1974,176 @@ static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
+    ASSERT_EQ(STELLAR_APPLICATION_ID, sqlite_application_id(path));
+}
+
+/* A file's bytes (a new buffer, *n its length), NULL if it cannot be read. */
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long len;
+
+    *n = 0;
+    if (!f) return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0) {
+        rewind(f);
+        buf = calloc(1, (size_t)len + 1);
+        if (buf && fread(buf, 1, (size_t)len, f) == (size_t)len)
+            *n = (size_t)len;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Runs sql on a new SQLite file at path (another program's). */
+static void make_sqlite_file(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
+    ASSERT_EQ(SQLITE_OK, sqlite3_exec(db, sql, NULL, NULL, NULL));
+    sqlite3_close(db);
+}
+
+/* --backend sqlite:app.db on another program's database: refused with
+ * EINVAL naming the file and why, and not one byte of it changes (no WAL
+ * switch, no tables). An empty file is taken, and marked as ours. */
+static void a_foreign_sqlite_file_is_refused_and_left_untouched(
+    struct test_ctx *t)
+{
+    static const char *const sqls[] = {
+        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
+        "INSERT INTO users VALUES(1, 'ann');",
+        "PRAGMA application_id = 42;",
+        "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
+    };
+    stellar_options o = {0};
+    stellar_error e = {0};
+    stellar *h = NULL;
+    char path[512], url[600], wal[600];
+    size_t i;
+
+    if (is_redis(t)) SKIP("SQLite files");
+    for (i = 0; i < sizeof sqls / sizeof sqls[0]; i++) {
+        char *before, *after;
+        size_t n0, n1;
+
+        snprintf(path, sizeof path, "%s/app%zu.db", t->dir, i);
+        snprintf(url, sizeof url, "sqlite:%s", path);
+        snprintf(wal, sizeof wal, "%s-wal", path);
+        make_sqlite_file(path, sqls[i]);
+        before = slurp(path, &n0);
+        ASSERT_TRUE(before && n0 > 0);
+        o.url = url;
+        ASSERT_EQ(STELLAR_EINVAL, stellar_open(&h, &o, &e));
+        ASSERT_TRUE(h == NULL);
+        test_note("%s", e.msg);
+        ASSERT_TRUE(strstr(e.msg, path) != NULL);
+        ASSERT_TRUE(strstr(e.msg, "not a Stellar database") != NULL);
+        after = slurp(path, &n1);
+        ASSERT_TRUE(after != NULL);
+        ASSERT_EQ(n0, n1);
+        ASSERT_TRUE(memcmp(before, after, n0) == 0);
+        ASSERT_TRUE(access(wal, F_OK) != 0);
+        free(before);
+        free(after);
+    }
+
+    /* An empty file is ours to take; it is marked. */
+    snprintf(path, sizeof path, "%s/empty.db", t->dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    fclose(fopen(path, "wb"));
+    o.url = url;
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    reg(h, &task_record);
+    enqueue(h, "record", "{\"n\":1}", "q");
+    stellar_close(h);
+    ASSERT_EQ(STELLAR_APPLICATION_ID, sqlite_application_id(path));
+    h = NULL;
+    ASSERT_OK(stellar_open(&h, &o, &e), &e); /* and opened again */
+    ASSERT_EQ(1, test_length(h, "q"));
+    stellar_close(h);
+}
+
+/* In a forked child, as nobody if we are root (root writes whatever the
+ * mode bits say): opens the store at url, which the child must not be able
+ * to write (why: the file or its folder), and inspects it. Exit 0: read
+ * fine and refused writes; 77: could not drop the rights. */
+static int inspect_read_only(const char *url, const char *path,
+                             const char *dir)
+{
+    pid_t pid;
+    int status = 0;
+
+    fflush(NULL);
+    if ((pid = fork()) == 0) {
+        stellar_options o = {0};
+        stellar_error e = {0};
+        stellar *h = NULL;
+        json_t *stats = NULL;
+
+        if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
+                               setuid(65534) != 0))
+            _exit(77);
+        if (access(path, R_OK) != 0 ||
+            (access(path, W_OK) == 0 && access(dir, W_OK) == 0))
+            _exit(77); /* cannot read it, or can still write it */
+        o.url = url;
+        ASSERT_OK(stellar_open(&h, &o, &e), &e);
+        reg(h, &task_record);
+        ASSERT_OK(stellar_stats(h, &stats, &e), &e);
+        json_decref(stats);
+        ASSERT_EQ(2, test_length(h, "q"));
+        ASSERT_TRUE(stellar_enqueue(h, "record", "{}", "q", &e) < 0);
+        test_note("a write: %s", e.msg);
+        ASSERT_TRUE(strstr(e.msg, "read-only") != NULL);
+        stellar_close(h);
+        fflush(NULL);
+        _exit(0);
+    }
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* A store that cannot be written (the file read-only; its folder
+ * read-only) still opens, read-only: stats and queues work, a write fails
+ * saying why. Runs the reader as nobody when the test runs as root. */
+static void a_read_only_sqlite_store_can_be_inspected(struct test_ctx *t)
+{
+    char dir[512], path[600], url[700];
+    stellar_options o = {0};
+    stellar_error e = {0};
+    stellar *h = NULL;
+    int rc1, rc2;
+
+    if (is_redis(t)) SKIP("SQLite files");
+    snprintf(dir, sizeof dir, "%s/ro", t->dir);
+    snprintf(path, sizeof path, "%s/stellar.db", dir);
+    snprintf(url, sizeof url, "sqlite:%s", path);
+    ASSERT_EQ(0, chmod(t->dir, 0755));
+    ASSERT_EQ(0, mkdir(dir, 0755));
+    o.url = url;
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    reg(h, &task_record);
+    enqueue(h, "record", "{\"n\":1}", "q");
+    enqueue(h, "record", "{\"n\":2}", "q");
+    stellar_close(h);
+
+    ASSERT_EQ(0, chmod(path, 0444)); /* the file */
+    rc1 = inspect_read_only(url, path, dir);
+    ASSERT_EQ(0, chmod(path, 0644));
+    ASSERT_EQ(0, chmod(dir, 0555)); /* the folder */
+    rc2 = inspect_read_only(url, path, dir);
+    ASSERT_EQ(0, chmod(dir, 0755));
+    if (rc1 == 77 || rc2 == 77)
+        SKIP("cannot take away write access here (no user nobody, or "
+             "TMPDIR not reachable by it)");
+    ASSERT_EQ(0, rc1);
+    ASSERT_EQ(0, rc2);
+    /* Untouched: it opens read-write again, with its two jobs. */
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    ASSERT_EQ(2, test_length(h, "q"));
+    stellar_close(h);
 }
 
 #ifdef STELLAR_HAVE_REDIS
@@ -2683,6 +2874,10 @@ static const struct test tests[] = {
      queue_latency_is_the_age_of_the_oldest_job, 0},
     {"a schema 1 SQLite file is migrated and keeps its data",
      a_schema_1_sqlite_file_is_migrated_and_keeps_its_data, 0},
+    {"a foreign SQLite file is refused and left untouched",
+     a_foreign_sqlite_file_is_refused_and_left_untouched, 0},
+    {"a read-only SQLite store can be inspected",
+     a_read_only_sqlite_store_can_be_inspected, 0},
     {"Redis with a password is opened or refused clearly",
      redis_with_a_password_is_opened_or_refused_clearly, 0},
     {"delayed jobs are listed by ascending timestamp",

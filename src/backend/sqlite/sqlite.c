@@ -59,6 +59,15 @@
  */
 #define SCHEMA_VERSION 2
 
+/*
+ * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
+ * to a file that is not ours: ours has this id, or (made before the id
+ * existed) our meta table with a schema_version, and is marked on open; an
+ * empty file (no tables) is taken. Any other file is refused with EINVAL,
+ * untouched: not even switched to WAL.
+ */
+#define APPLICATION_ID 1400137068 /* 0x5374656C */
+
 /* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
  * holds this many pages (1 KiB each): about 10 MiB. */
 #define WAL_CHECKPOINT_PAGES 10000
@@ -240,6 +249,7 @@ typedef struct sq_conn {
     char *watch_name; /* the WAL's name in the watched folder */
     struct wlock *wl; /* this process's writer lock for the file, or NULL */
     bool wl_held;     /* wl is locked by this connection's transaction */
+    const char *ro_why; /* opened read-only, and why; NULL: read-write */
     bool in_begin;    /* BEGIN IMMEDIATE is running: waits count from */
     int64_t begin_ms; /* ... this monotonic time (the writer lock's wait) */
 } sq_conn;
@@ -519,6 +529,11 @@ static int sq_begin(sq_conn *c, const char *op, stellar_error *e)
     int rc;
 
     c->op = op;
+    if (c->ro_why)
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite %s: %s is open read-only (%s): nothing can be "
+                       "written",
+                       op, c->path, c->ro_why);
     c->begin_ms = st_mono_ms();
     if ((rc = wlock_take(c, e)) < 0) return rc;
     c->in_begin = true;
@@ -675,61 +690,104 @@ fail:
 
 /* ----------------------------------------------------- Open and close --- */
 
-/* The schema version of the file: 0 if it has no meta table yet. */
-static int schema_version(sq_conn *c, int64_t *v, stellar_error *e)
+/* Column 0 of the first row of sql (one int bound as ?1 if arg >= 0), or
+ * def if there is no row. A SQLite result code. */
+static int query_int(sq_conn *c, const char *sql, int64_t *v, int64_t def)
 {
     sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+
+    *v = def;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+            *v = sqlite3_column_int64(s, 0);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
+/*
+ * Whose the file is (see APPLICATION_ID), with no write: *v is its schema
+ * version (0: empty, ours to take) and *marked whether it has our id.
+ * EINVAL naming the file and why if it is another program's; sqlite_rc
+ * gets the SQLite code of a failed read (for the read-only fallback).
+ */
+static int schema_version(sq_conn *c, int64_t *v, bool *marked,
+                          int *sqlite_rc, stellar_error *e)
+{
+    int64_t id = 0, meta = 0, tables = 0;
     int rc;
 
     *v = 0;
-    rc = sqlite3_prepare_v2(c->db,
-                            "SELECT 1 FROM sqlite_master"
-                            " WHERE type = 'table' AND name = 'meta'",
-                            -1, &s, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        sqlite3_finalize(s);
-        s = NULL;
-        rc = sqlite3_prepare_v2(c->db,
-                                "SELECT CAST(value AS INTEGER) FROM meta"
-                                " WHERE key = 'schema_version'",
-                                -1, &s, NULL);
-        if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
-            *v = sqlite3_column_int64(s, 0);
-        else if (rc == SQLITE_DONE)
-            rc = -1;
+    *marked = false;
+    *sqlite_rc = SQLITE_OK;
+    rc = query_int(c, "PRAGMA application_id", &id, 0);
+    if (rc == SQLITE_OK)
+        rc = query_int(c,
+                       "SELECT count(*) FROM sqlite_master WHERE type IN"
+                       " ('table', 'view') AND name NOT LIKE 'sqlite\\_%'"
+                       " ESCAPE '\\'",
+                       &tables, 0);
+    if (rc == SQLITE_OK)
+        rc = query_int(c,
+                       "SELECT count(*) FROM sqlite_master"
+                       " WHERE type = 'table' AND name = 'meta'",
+                       &meta, 0);
+    if (rc == SQLITE_OK && meta)
+        rc = query_int(c,
+                       "SELECT CAST(value AS INTEGER) FROM meta"
+                       " WHERE key = 'schema_version'",
+                       v, -1);
+    if (rc != SQLITE_OK) {
+        *sqlite_rc = rc;
+        return sq_fail(c, rc, e);
     }
-    if (rc == -1) {
-        sqlite3_finalize(s);
-        return st_fail(e, STELLAR_EBACKEND,
+    *marked = id == APPLICATION_ID;
+    if (id != 0 && !*marked)
+        return st_fail(e, STELLAR_EINVAL,
+                       "sqlite open: %s is not a Stellar database (its "
+                       "application_id is 0x%08llx, another program's); "
+                       "left untouched: give Stellar a file of its own",
+                       c->path, (unsigned long long)(uint32_t)id);
+    if (*v < 0)
+        return st_fail(e, STELLAR_EINVAL,
                        "sqlite open: %s has a meta table but no "
-                       "schema_version: not a Stellar database",
+                       "schema_version: not a Stellar database; left "
+                       "untouched",
                        c->path);
-    }
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE && rc != SQLITE_OK) {
-        rc = sq_fail(c, rc, e);
-        sqlite3_finalize(s);
-        return rc;
-    }
-    sqlite3_finalize(s);
+    if (tables && !meta && !*marked)
+        return st_fail(e, STELLAR_EINVAL,
+                       "sqlite open: %s is not a Stellar database (it has "
+                       "another program's tables and no Stellar mark); left "
+                       "untouched: give Stellar a file of its own",
+                       c->path);
     return STELLAR_OK;
 }
 
-/* Brings the file to SCHEMA_VERSION (see the procedure at the top). */
-static int schema_init(sq_conn *c, stellar_error *e)
+/* Brings the file to SCHEMA_VERSION (see the procedure at the top) and
+ * marks it as ours; v and marked: what schema_version() read. */
+static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
 {
-    int64_t v;
-    int rc;
+    int rc, ignored;
     char *msg = NULL;
 
-    c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, &v, e)) < 0) return rc;
-    if (v == SCHEMA_VERSION) return STELLAR_OK;
+    if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
+    if (c->ro_why)
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite open: %s has schema version %lld and this "
+                       "Stellar needs %d, but it is open read-only (%s): "
+                       "open it once with write access",
+                       c->path, (long long)v, SCHEMA_VERSION, c->ro_why);
     /* Two processes may open a new file at once: the write lock makes one
      * create the schema and the other then see it. */
     if ((rc = sq_begin(c, "open (creating or migrating the schema)", e)) < 0)
         return rc;
-    if ((rc = schema_version(c, &v, e)) < 0) goto fail;
-    if (v > SCHEMA_VERSION || v < 0) {
+    c->op = "open (reading the schema version)";
+    if ((rc = schema_version(c, &v, &marked, &ignored, e)) < 0) goto fail;
+    if (v > SCHEMA_VERSION) {
         rc = st_fail(e, STELLAR_EBACKEND,
                      "sqlite open: %s has schema version %lld, but this "
                      "Stellar knows versions up to %d: use a newer Stellar",
@@ -747,11 +805,12 @@ static int schema_init(sq_conn *c, stellar_error *e)
             goto fail;
         }
     }
-    rc =
-        sqlite3_exec(c->db,
-                     "INSERT OR REPLACE INTO meta(key, value)"
-                     " VALUES('schema_version', '" SQ_XSTR(SCHEMA_VERSION) "')",
-                     NULL, NULL, NULL);
+    rc = sqlite3_exec(
+        c->db,
+        "INSERT OR REPLACE INTO meta(key, value)"
+        " VALUES('schema_version', '" SQ_XSTR(SCHEMA_VERSION) "');"
+        " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
+        NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = sq_fail(c, rc, e);
         goto fail;
@@ -787,7 +846,7 @@ static void sq_close(st_backend *b)
  * lock forever. So each try waits at most 50 ms; a new try sees the file
  * already in WAL mode. The whole stays within busy_ms.
  */
-static int set_wal(sq_conn *c, stellar_error *e)
+static int set_wal(sq_conn *c, int *sqlite_rc, stellar_error *e)
 {
     int64_t busy_ms = c->busy_ms, deadline = st_mono_ms() + busy_ms;
     int rc;
@@ -798,6 +857,7 @@ static int set_wal(sq_conn *c, stellar_error *e)
         rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
     } while ((rc & 0xff) == SQLITE_BUSY && st_mono_ms() < deadline);
     c->busy_ms = busy_ms;
+    *sqlite_rc = rc;
     return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
 }
 
@@ -811,11 +871,146 @@ static const char *url_path(const char *url)
     return strncmp(p, "//", 2) == 0 ? p + 2 : p;
 }
 
+/* Whether SQLite code rc, on opening or first reading path, is for want
+ * of write access (to the file, its folder, its -wal or -shm), and that
+ * is so: a read-only open may then do. (As root, access() says yes to
+ * every file but those on a read-only mount.) */
+static bool want_write_access(const char *path, int rc)
+{
+    char *dir, *slash;
+    bool no;
+
+    switch (rc & 0xff) {
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_IOERR: break;
+    default: return false;
+    }
+    if (access(path, F_OK) != 0) return false; /* nothing to read */
+    if (access(path, W_OK) != 0) return true;
+    if (!(dir = st_strdup(path))) return false;
+    slash = strrchr(dir, '/');
+    if (!slash)
+        strcpy(dir, ".");
+    else
+        slash[slash == dir] = '\0'; /* "/x" -> "/" */
+    no = access(dir, W_OK) != 0;
+    st_free(dir);
+    return no;
+}
+
+/* "file:PATH?immutable=1", PATH percent-encoded where a URI needs it. */
+static char *immutable_uri(const char *path)
+{
+    st_buf b = {0};
+    const unsigned char *p;
+
+    st_buf_puts(&b, "file:");
+    for (p = (const unsigned char *)path; *p; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p <= ' ' || *p >= 0x7f)
+            st_buf_printf(&b, "%%%02X", *p);
+        else
+            st_buf_putc(&b, (char)*p);
+    }
+    st_buf_puts(&b, "?immutable=1");
+    return st_buf_take(&b);
+}
+
+/* How open() may open the file, in the order it tries them. */
+enum open_mode {
+    OPEN_RW,        /* read-write, created if missing */
+    OPEN_RO,        /* read-only */
+    OPEN_IMMUTABLE, /* read-only, as an unchanging file: no -shm needed */
+};
+
+/* Opens c->path in mode, checks whose the file is (no write before that),
+ * switches it to WAL (read-write only). *v, *marked: schema_version()'s;
+ * *sqlite_rc: the SQLite code of a failure, for the fallback. */
+static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v,
+                     bool *marked, int *sqlite_rc, stellar_error *e)
+{
+    int flags = SQLITE_OPEN_NOMUTEX, rc;
+    char *uri = NULL;
+
+    *sqlite_rc = SQLITE_OK;
+    if (mode == OPEN_RW)
+        flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    else
+        flags |= SQLITE_OPEN_READONLY;
+    if (mode == OPEN_IMMUTABLE) {
+        if (!(uri = immutable_uri(c->path)))
+            return st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
+        flags |= SQLITE_OPEN_URI;
+    }
+    c->op = "open";
+    /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
+    rc = sqlite3_open_v2(uri ? uri : c->path, &c->db, flags, NULL);
+    st_free(uri);
+    if (rc != SQLITE_OK) {
+        *sqlite_rc = rc;
+        return st_fail(e, STELLAR_EBACKEND, "sqlite open: cannot open %s: %s",
+                       c->path,
+                       c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+    }
+    sqlite3_busy_handler(c->db, on_busy, c);
+    if (mode == OPEN_RW && sqlite3_db_readonly(c->db, "main") == 1) {
+        *sqlite_rc = SQLITE_READONLY;
+        return st_fail(e, STELLAR_EBACKEND, "sqlite open: %s is read-only",
+                       c->path);
+    }
+    /* Whose the file is, before anything is written to it. */
+    c->op = "open (reading the schema version)";
+    if ((rc = schema_version(c, v, marked, sqlite_rc, e)) < 0) return rc;
+    if (mode != OPEN_RW) return STELLAR_OK;
+    /* Small pages for a new file (ignored for an existing one): a reserve
+     * commits four or five pages to the WAL, and 1 KiB pages made it about
+     * 1.5x faster than the default 4 KiB; a typical payload (< 1 KiB) still
+     * fits in one. */
+    rc = sqlite3_exec(c->db, "PRAGMA page_size = 1024", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        *sqlite_rc = rc;
+        return sq_fail(c, rc, e);
+    }
+    if ((rc = set_wal(c, sqlite_rc, e)) < 0) return rc;
+    /* NORMAL: a commit is not synced; the WAL is synced at each
+     * checkpoint. A killed process loses nothing (its writes are in the
+     * OS); a power cut or an OS crash may undo the transactions since the
+     * last checkpoint, and never corrupts the file. A checkpoint every
+     * WAL_CHECKPOINT_PAGES pages (instead of 1000) makes its two fsyncs
+     * rarer, and bounds that loss to about that many pages of commits
+     * (see README, Benchmarks). */
+    rc = sqlite3_exec(c->db,
+                      "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint"
+                      " = " SQ_XSTR(WAL_CHECKPOINT_PAGES),
+                      NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        *sqlite_rc = rc;
+        return sq_fail(c, rc, e);
+    }
+    return STELLAR_OK;
+}
+
+/*
+ * Opens read-write; a file that cannot be written (the file or its folder
+ * read-only, as for someone inspecting another user's store) is opened
+ * read-only instead, so that the inspection commands work, and every write
+ * then fails saying so. A WAL file in a read-only folder, with no -shm to
+ * share, is read as an unchanging file (immutable): nobody can be writing
+ * to it there.
+ */
 static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
                    stellar_error *e)
 {
+    static const char *const why[] = {
+        NULL, "no write access to the file or its folder",
+        "no write access to the file or its folder; read as an unchanging "
+        "file"};
     sq_conn *c = NULL;
-    int rc;
+    enum open_mode mode;
+    int64_t v = 0;
+    bool marked = false;
+    int rc, sqlite_rc;
 
     *out = NULL;
     if (!url || strncmp(url, "sqlite:", 7) != 0 || !*url_path(url))
@@ -831,44 +1026,22 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     c->op = "open";
     c->watch_fd = -2;
     c->busy_ms = cfg && cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
-    /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
-    rc = sqlite3_open_v2(
-        c->path, &c->db,
-        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        rc = st_fail(e, STELLAR_EBACKEND, "sqlite open: cannot open %s: %s",
-                     c->path,
-                     c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-        goto fail;
+    for (mode = OPEN_RW;; mode++) {
+        rc = open_mode(c, mode, &v, &marked, &sqlite_rc, e);
+        if (rc == STELLAR_OK) break;
+        if (rc == STELLAR_EINVAL || mode == OPEN_IMMUTABLE) goto fail;
+        if (mode == OPEN_RW && !want_write_access(c->path, sqlite_rc))
+            goto fail;
+        /* A WAL file whose -shm cannot be made or written. */
+        if (mode == OPEN_RO && (sqlite_rc & 0xff) != SQLITE_CANTOPEN &&
+            (sqlite_rc & 0xff) != SQLITE_READONLY)
+            goto fail;
+        sqlite3_close(c->db);
+        c->db = NULL;
     }
-    sqlite3_busy_handler(c->db, on_busy, c);
+    c->ro_why = why[mode];
     c->wl = wlock_get(sqlite3_db_filename(c->db, "main"));
-    /* Small pages for a new file (ignored for an existing one): a reserve
-     * commits four or five pages to the WAL, and 1 KiB pages made it about
-     * 1.5x faster than the default 4 KiB; a typical payload (< 1 KiB) still
-     * fits in one. */
-    rc = sqlite3_exec(c->db, "PRAGMA page_size = 1024", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sq_fail(c, rc, e);
-        goto fail;
-    }
-    if ((rc = set_wal(c, e)) < 0) goto fail;
-    /* NORMAL: a commit is not synced; the WAL is synced at each
-     * checkpoint. A killed process loses nothing (its writes are in the
-     * OS); a power cut or an OS crash may undo the transactions since the
-     * last checkpoint, and never corrupts the file. A checkpoint every
-     * WAL_CHECKPOINT_PAGES pages (instead of 1000) makes its two fsyncs
-     * rarer, and bounds that loss to about that many pages of commits
-     * (see README, Benchmarks). */
-    rc = sqlite3_exec(c->db,
-                      "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint"
-                      " = " SQ_XSTR(WAL_CHECKPOINT_PAGES),
-                      NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sq_fail(c, rc, e);
-        goto fail;
-    }
-    if ((rc = schema_init(c, e)) < 0) goto fail;
+    if ((rc = schema_init(c, v, marked, e)) < 0) goto fail;
     *out = &c->base;
     return STELLAR_OK;
 fail:
