@@ -81,6 +81,9 @@ typedef struct st_reserved {
 /* What open() gets besides the URL. */
 typedef struct st_backend_cfg {
     int64_t busy_timeout_ms; /* SQLite: wait this long for a lock; 0: 5000 */
+    int64_t command_timeout_ms; /* Redis: a reply that takes longer fails
+                                   the call (ECONNECT, saying so) and drops
+                                   the link; 0: 30000 */
 } st_backend_cfg;
 
 /* A failed cleanup of a dead worker: what to do with its in-flight job. */

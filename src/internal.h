@@ -166,4 +166,12 @@ char *st_url_param(const char *query, const char *name);
  * "***" (url.c). New string; NULL if url is NULL or out of memory. */
 char *st_url_redact(const char *url);
 
+/* ------------------------------------------------------ Live workers --- */
+
+/* The worker names this process runs now, across handles (live.c): the
+ * dead-worker check never cleans them. */
+void st_live_add(const char *name);
+void st_live_del(const char *name);
+bool st_live_has(const char *name);
+
 #endif /* ST_INTERNAL_H */

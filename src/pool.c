@@ -730,6 +730,7 @@ void st_pool_free(st_pool *p)
     for (i = 0; p->procs && i < p->n; i++) {
         st_proc *w = &p->procs[i];
         st_backend_close(w->conn);
+        if (w->name) st_live_del(w->name);
         st_free(w->name);
         st_free(w->hold_key);
         st_free(w->hold_value);
@@ -787,6 +788,7 @@ int st_pool_start(stellar *h, st_pool **out, stellar_error *e)
             rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
             break;
         }
+        st_live_add(w->name); /* never cleaned as dead while here */
         w->id.name = w->name;
         w->id.queues_str = h->queues_str;
         w->id.queues = (const char *const *)h->queues;

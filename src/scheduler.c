@@ -11,6 +11,15 @@
  * moves due delayed jobs to their queues. It sleeps until the next due
  * timestamp, at most TICK_MS, so delayed jobs written by other processes
  * start well under a second late; enqueues from this process wake it.
+ *
+ * Dead workers: a worker whose last ping is older than stuckWorkerTimeout
+ * is dead, but only if the store could have taken its pings. When the
+ * store itself is away (down, or frozen: every call hangs), nobody's pings
+ * arrive, and when it is back every worker looks dead at once. So the
+ * leader judges only after it has talked to the store, without a failure
+ * or a call hanging longer than STALL_MS, for longer than that timeout
+ * (reachable_ms): after an outage every worker has a fresh grace period
+ * to ping. Workers of this very process are never judged (live.c).
  */
 #include "scheduler.h"
 
@@ -24,6 +33,7 @@
 #define TICK_MS 100
 #define PROMOTE_BATCH 1000
 #define STUCK_CHECK_MS 5000
+#define STALL_MS 1000 /* a call slower than this: the store was away */
 
 struct st_sched {
     stellar *h;
@@ -36,7 +46,17 @@ struct st_sched {
     int64_t checked_ms; /* monotonic time of the last dead-worker check */
     int64_t next_ms;    /* earliest delayed timestamp seen last pass, or -1 */
     int64_t backoff_ms; /* the backend failed: wait this long; 0: it works */
+    int64_t reachable_ms; /* monotonic: since then every call of ours
+                             succeeded, none slower than STALL_MS */
 };
+
+/* After calls to the store that began at t0 (monotonic): a failure or a
+ * stall restarts the time the store has been seen to work. */
+static void store_seen(st_sched *s, int64_t t0, bool ok)
+{
+    int64_t now = st_mono_ms();
+    if (!ok || now - t0 > STALL_MS) s->reachable_ms = now;
+}
 
 /* Takes or renews the leader lock; returns whether we lead. */
 static bool elect(st_sched *s)
@@ -100,6 +120,9 @@ static void recover_dead_workers(st_sched *s)
     stellar_error err;
 
     if (h->stuck_worker_timeout_ms < 0) return;
+    /* Pings may have been held up by the store itself: wait until it has
+     * worked for longer than the timeout (see the top). */
+    if (st_mono_ms() - s->reachable_ms <= h->stuck_worker_timeout_ms) return;
     if (every > STUCK_CHECK_MS) every = STUCK_CHECK_MS;
     if (st_mono_ms() - s->checked_ms < every) return;
     s->checked_ms = st_mono_ms();
@@ -122,16 +145,21 @@ static void *sched_main(void *arg)
 
     st_thread_mark(s->h);
     for (;;) {
-        int64_t wait = TICK_MS, moved = 0, next = -1;
+        int64_t wait = TICK_MS, moved = 0, next = -1, t0 = st_mono_ms();
+        bool led = elect(s);
 
-        if (elect(s)) {
+        store_seen(s, t0, s->backoff_ms == 0);
+        if (led) {
+            bool ok = true;
             if (!was_leader) enqueue_periodic(s);
+            t0 = st_mono_ms();
             do {
                 int64_t now = st_now_ms();
                 if (s->conn->ops->promote_due(s->conn, now, PROMOTE_BATCH,
                                               &moved, &next, &err)) {
                     st_log(&s->h->log, STELLAR_LOG_WARN,
                            "scheduler: promote: %s", err.msg);
+                    ok = false;
                     break;
                 }
                 if (moved) {
@@ -143,6 +171,7 @@ static void *sched_main(void *arg)
                 s->next_ms = next;
                 if (next >= 0 && next - now < wait) wait = next - now;
             } while (moved == PROMOTE_BATCH);
+            store_seen(s, t0, ok);
             recover_dead_workers(s);
         }
         was_leader = s->leader;
@@ -163,6 +192,7 @@ int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
     s->h = h;
     s->pool = p;
     s->next_ms = -1;
+    s->reachable_ms = st_mono_ms();
     /* Unique per handle, so two handles in one process are two schedulers. */
     s->name = st_asprintf("%s:%ld+s%d", h->name, (long)getpid(),
                           __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));

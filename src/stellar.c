@@ -18,6 +18,11 @@
 
 #define DEFAULT_URL "sqlite:./stellar.db"
 
+/* The API's connections (every stellar_* call, so every HTTP request):
+ * a store that does not answer fails a call after 10 s, saying so, rather
+ * than after the 30 s the processors allow. */
+static const st_backend_cfg api_cfg = {.command_timeout_ms = 10000};
+
 static char **strv_copy(const char *const *v)
 {
     size_t n = 0, i;
@@ -127,7 +132,7 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     }
     /* The first connection proves the URL works; it becomes the first
      * idle one. */
-    rc = st_backend_open(&h->idle[0], h->url, NULL, e);
+    rc = st_backend_open(&h->idle[0], h->url, &api_cfg, e);
     if (rc) goto fail;
     h->nidle = 1;
     *out = h;
@@ -190,7 +195,7 @@ int st_conn_get(stellar *h, st_backend **out, stellar_error *e)
     if (h->nidle > 0) *out = h->idle[--h->nidle];
     pthread_mutex_unlock(&h->conns_lock);
     if (*out) return STELLAR_OK;
-    return st_backend_open(out, h->url, NULL, e);
+    return st_backend_open(out, h->url, &api_cfg, e);
 }
 
 void st_conn_put(stellar *h, st_backend *b)

@@ -826,6 +826,7 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
         json_t *v;
 
         if (now - seen <= age_ms) continue;
+        if (st_live_has(name)) continue; /* ours, running: not dead */
         /* Its line in the result is made first: once the worker is
          * cleaned, running out of memory must not hide that it was. */
         v = held_raw ? st_json_parse(held_raw, strlen(held_raw), &pe)

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* What `run` resolved from stellar.json and the flags. */
@@ -207,15 +208,24 @@ static int resolve(cli *c, run_config *r)
 
 /* -------------------------------------------------------- Stop thread --- */
 
+/* After a second signal, the stop may take this long: putting running
+ * jobs back is a few round trips, unless the store does not answer. */
+#define HURRY_MS 5000
+
 typedef struct stopper {
-    stellar *h;
+    cli *c;
     pthread_t main;
 } stopper;
 
+/* The HTTP server goes first: it must not serve over a stopping handle.
+ * Both run here, so that a stop held up (a request or a round trip
+ * waiting for a store that does not answer) never keeps the main thread
+ * from seeing a second signal. */
 static void *stop_thread(void *arg)
 {
     stopper *s = arg;
-    stellar_stop(s->h, -1);
+    cli_http_stop(s->c);
+    stellar_stop(s->c->h, -1);
     pthread_kill(s->main, SIGUSR1);
     return NULL;
 }
@@ -225,12 +235,14 @@ static const char *signame(int sig)
     return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "signal";
 }
 
-/* Waits for SIGINT/SIGTERM, then stops; a second one hurries the stop. */
+/* Waits for SIGINT/SIGTERM, then stops; a second one hurries the stop,
+ * and if that still waits for the store after HURRY_MS, exits. */
 static int wait_and_stop(cli *c, const sigset_t *set)
 {
-    stopper s = {c->h, pthread_self()};
+    stopper s = {c, pthread_self()};
     pthread_t t;
     int sig = 0, hurried = 0;
+    int64_t deadline = 0;
 
     do {
         if (sigwait(set, &sig) != 0) sig = 0;
@@ -239,27 +251,44 @@ static int wait_and_stop(cli *c, const sigset_t *set)
              "%s: stopping; running jobs may finish "
              "(send it again to stop now)",
              signame(sig));
-    /* The HTTP server goes first: it must not serve over a stopping
-     * handle. */
-    cli_http_stop(c);
     if (pthread_create(&t, NULL, stop_thread, &s) != 0) {
+        cli_http_stop(c);
         stellar_stop(c->h, -1);
         return CLI_OK;
     }
     for (;;) {
-        if (sigwait(set, &sig) != 0) continue;
+        if (hurried) {
+            int64_t left = deadline - st_mono_ms();
+            struct timespec ts;
+            if (left <= 0) {
+                cli_logf(STELLAR_LOG_ERROR,
+                         "still stopping %d s after the second signal: the "
+                         "backend does not answer, or a task does not "
+                         "return; exiting without waiting (jobs still "
+                         "recorded as running are recovered once their "
+                         "worker's pings are stuckWorkerTimeout old)",
+                         HURRY_MS / 1000);
+                fflush(NULL);
+                _exit(CLI_FAIL);
+            }
+            ts.tv_sec = (time_t)(left / 1000);
+            ts.tv_nsec = (long)(left % 1000) * 1000000L;
+            sig = sigtimedwait(set, NULL, &ts);
+            if (sig < 0) continue;
+        } else if (sigwait(set, &sig) != 0) {
+            continue;
+        }
         if (sig == SIGUSR1) break;
         if (++hurried == 1) {
             cli_logf(STELLAR_LOG_WARN,
-                     "%s again: stopping now; unfinished "
-                     "jobs go back to their queues (a "
-                     "third signal exits at once)",
-                     signame(sig));
+                     "%s again: stopping now; unfinished jobs go back to "
+                     "their queues (exits within %d s; a third signal "
+                     "exits at once)",
+                     signame(sig), HURRY_MS / 1000);
+            deadline = st_mono_ms() + HURRY_MS;
             stellar_stop_now(c->h);
             continue;
         }
-        /* A task that never returns keeps its thread, and so the stop,
-         * waiting; its job is already back in its queue. */
         cli_logf(STELLAR_LOG_ERROR,
                  "%s a third time: exiting without "
                  "waiting for running tasks",

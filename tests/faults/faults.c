@@ -1729,6 +1729,126 @@ static void redis_paused_for_5s_loses_and_repeats_nothing(struct test_ctx *t)
     redis_outage(t, PAUSED);
 }
 
+/*
+ * Redis frozen (SIGSTOP) for longer than stuckWorkerTimeout while two jobs
+ * run: one on a processor of this process (which is also the scheduler
+ * leader), one in a worker process. Pings sent during the freeze land
+ * after it, stamped with the time they were sent, so every worker looks
+ * long dead when Redis is back. Neither may be cleaned: the leader never
+ * judges its own live workers, and judges others only once Redis has
+ * answered it for longer than the timeout. Their records and counters
+ * stay, each job runs and is acked once, and the log says nothing of dead
+ * workers.
+ */
+static void redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(
+    struct test_ctx *t)
+{
+#ifdef STELLAR_HAVE_REDIS
+    char *runs = st_strdup(test_path(t, "runs.txt"));
+    stellar_error e = {0};
+    json_t *before = NULL, *stats_before, *after = NULL, *stats_after, *w;
+    const char *name;
+    pid_t server, worker;
+    stellar *h;
+    int busy = 0;
+
+    if (strcmp(t->backend, "redis") != 0)
+        SKIP("Redis only: SIGSTOP freezes the Redis server; SQLite has no "
+             "server to freeze");
+    server = redis_pid(t);
+    h = open_handle(t, NULL, 1, false); /* 1 processor and the scheduler */
+    ASSERT_OK(stellar_task_register_builtin(h, &e), &e);
+    ASSERT_OK(stellar_start(h, &e), &e);
+    worker = start_worker(t, 1, true, "w");
+    ASSERT_WAIT(workers_of(h, worker, NULL) == 1, 60000);
+    ASSERT_WAIT(workers_of(h, getpid(), NULL) == 1, 10000);
+    /* Counters for both workers (which takes which job is chance). */
+    enqueue_jobs(h, 0, 8, 50, 0, runs, false);
+    ASSERT_WAIT(stat_get(h, "processed") == 8, 30000);
+    enqueue_jobs(h, 8, 2, 3 * STUCK_MS, 0, runs, false);
+    ASSERT_WAIT(workers_of(h, 0, &busy) == 2 && busy == 2, 10000);
+    ASSERT_OK(stellar_workers(h, &before, &e), &e);
+    stats_before = per_worker_processed(h);
+
+    kill(server, SIGSTOP);
+    test_sleep_ms(STUCK_MS + 4000); /* longer than stuckWorkerTimeout */
+    kill(server, SIGCONT);
+
+    ASSERT_WAIT(stat_try(h, "processed") == 10, 60000);
+    test_sleep_ms(2 * STUCK_MS); /* time enough for a wrong judgement */
+    ASSERT_EQ(count_matching(test_path(t, "stellar.log"), "cleaned dead"), 0);
+    ASSERT_EQ(stat_get(h, "processed"), 10);
+    ASSERT_EQ(test_failed_count(h), 0);
+    assert_runs(runs, 10, 1);
+    ASSERT_OK(stellar_workers(h, &after, &e), &e);
+    stats_after = per_worker_processed(h);
+    json_object_foreach(before, name, w)
+    {
+        json_t *now = json_object_get(after, name);
+        if (!now) FAIL("worker %s was removed", name);
+        ASSERT_EQ(json_integer_value(json_object_get(w, "started")),
+                  json_integer_value(json_object_get(now, "started")));
+        if (json_object_get(stats_before, name))
+            ASSERT_TRUE(
+                json_integer_value(json_object_get(stats_after, name)) >=
+                json_integer_value(json_object_get(stats_before, name)));
+    }
+    json_decref(before);
+    json_decref(after);
+    json_decref(stats_before);
+    json_decref(stats_after);
+    assert_exit_0(stop_process(worker, 30000), "fault_worker");
+    stellar_stop(h, -1);
+    stellar_close(h);
+    st_free(runs);
+#else
+    SKIP("libstellar was built without hiredis (t: %s)", t->name);
+#endif
+}
+
+/* With Redis frozen, a stop of `stellar run` waits on it (acks, putting
+ * jobs back, unregistering: up to 30 s a call); a second SIGTERM makes it
+ * exit within seconds, saying why. */
+static void second_sigterm_exits_promptly_while_redis_is_frozen(
+    struct test_ctx *t)
+{
+#ifdef STELLAR_HAVE_REDIS
+    char *app, *runs = st_strdup(test_path(t, "runs.txt"));
+    stellar *h;
+    pid_t server, run;
+    int busy = 0, status;
+    int64_t t0, ms;
+
+    if (strcmp(t->backend, "redis") != 0)
+        SKIP("Redis only: SIGSTOP freezes the Redis server");
+    app = copy_app(t);
+    server = redis_pid(t);
+    h = open_handle(t, NULL, -1, false);
+    run = start_run(t, app, 2, "run");
+    ASSERT_WAIT(workers_of(h, run, NULL) == 2, 60000);
+    enqueue_jobs(h, 0, 2, 60000, 0, runs, false);
+    ASSERT_WAIT(workers_of(h, run, &busy) == 2 && busy == 2, 10000);
+    kill(server, SIGSTOP);
+    kill(run, SIGTERM);
+    ASSERT_WAIT(file_contains(test_path(t, "run.log"), "stopping"), 5000);
+    t0 = test_mono_ms();
+    kill(run, SIGTERM);
+    status = wait_exit(run, 20000);
+    ms = test_mono_ms() - t0;
+    kill(server, SIGCONT);
+    if (status == -1) FAIL("stellar run still running 20 s after a second "
+                           "SIGTERM with Redis frozen");
+    test_note("exited %lld ms after the second SIGTERM", (long long)ms);
+    ASSERT_TRUE(ms < 15000);
+    ASSERT_TRUE(file_contains(test_path(t, "run.log"), "exiting without"));
+    stellar_close(h);
+    st_free(runs);
+    st_free(app);
+#else
+    SKIP("libstellar was built without hiredis (t: %s)", t->name);
+#endif
+}
+
 static void
 redis_restarted_after_5s_loses_and_repeats_nothing(struct test_ctx *t)
 {
@@ -1950,6 +2070,10 @@ static const struct test tests[] = {
      file_size_limit_fails_enqueue_and_keeps_what_was_stored, 120},
     {"redis_paused_for_5s_loses_and_repeats_nothing",
      redis_paused_for_5s_loses_and_repeats_nothing, 300},
+    {"redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker",
+     redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker, 180},
+    {"second_sigterm_exits_promptly_while_redis_is_frozen",
+     second_sigterm_exits_promptly_while_redis_is_frozen, 120},
     {"redis_restarted_after_5s_loses_and_repeats_nothing",
      redis_restarted_after_5s_loses_and_repeats_nothing, 300},
     {"redis_killed_and_restarted_loses_and_repeats_nothing",

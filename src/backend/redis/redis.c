@@ -72,6 +72,7 @@ typedef struct rb {
     int db;
     char *prefix; /* namespace + ":" or "" (empty namespace) */
     char *where;  /* "host:port" or the socket path, for messages */
+    int64_t timeout_ms; /* how long a reply may take (st_backend_cfg) */
     char sha[S_COUNT][41];
     redisContext *sub; /* the wait op's subscriber connection, or NULL */
     char
@@ -495,6 +496,29 @@ static int reply_fail(stellar_error *e, const char *what, const redisReply *r)
     return st_fail(e, code, "redis %s: %s", what, r->str);
 }
 
+/* Whether context c failed because the reply did not come in time (the
+ * socket's receive timeout): the server is stopped or overloaded, and
+ * another try would wait as long again. */
+static bool timed_out(const redisContext *c)
+{
+#ifdef REDIS_ERR_TIMEOUT
+    if (c->err == REDIS_ERR_TIMEOUT) return true;
+#endif
+    return c->err == REDIS_ERR_IO &&
+           (strstr(c->errstr, "temporarily unavailable") ||
+            strstr(c->errstr, "timed out") || strstr(c->errstr, "timeout") ||
+            strstr(c->errstr, "would block"));
+}
+
+/* "redis at X did not answer within N s", for a timed-out call. */
+static int timeout_fail(stellar_error *e, const rb *b, const char *who)
+{
+    return st_fail(e, STELLAR_ECONNECT,
+                   "%sredis at %s did not answer within %.3g s (stopped or "
+                   "overloaded?)",
+                   who, b->where, (double)b->timeout_ms / 1000);
+}
+
 static void free_replies(redisReply **r, size_t n)
 {
     size_t i;
@@ -560,6 +584,10 @@ static int dial(rb *b, const char *who, redisContext **out, stellar_error *e)
     int rc;
 
     *out = NULL;
+    if (b->timeout_ms < CONNECT_TIMEOUT_S * 1000) {
+        tv.tv_sec = (time_t)(b->timeout_ms / 1000);
+        tv.tv_usec = (suseconds_t)(b->timeout_ms % 1000 * 1000);
+    }
     c = b->path ? redisConnectUnixWithTimeout(b->path, tv)
                 : redisConnectWithTimeout(b->host, b->port, tv);
     if (!c) return oom(e);
@@ -569,7 +597,8 @@ static int dial(rb *b, const char *who, redisContext **out, stellar_error *e)
         redisFree(c);
         return rc;
     }
-    tv.tv_sec = COMMAND_TIMEOUT_S;
+    tv.tv_sec = (time_t)(b->timeout_ms / 1000);
+    tv.tv_usec = (suseconds_t)(b->timeout_ms % 1000 * 1000);
     redisSetTimeout(c, tv);
     if (!b->path) redisEnableKeepAlive(c);
     if (b->password) {
@@ -615,7 +644,9 @@ static int connect_io(rb *b, stellar_error *e)
 
     for (i = 0; i < sent; i++) {
         if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-            if (rc == STELLAR_OK)
+            if (rc == STELLAR_OK && timed_out(c))
+                rc = timeout_fail(e, b, "cannot connect: ");
+            else if (rc == STELLAR_OK)
                 rc = st_fail(e, STELLAR_ECONNECT,
                              "cannot connect to redis at %s: %s", b->where,
                              c->errstr[0] ? c->errstr : "connection lost");
@@ -781,6 +812,10 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
         if (b->c->err == REDIS_ERR_OOM) {
             drop(b);
             return oom(e);
+        }
+        if (timed_out(b->c)) { /* a new link would wait as long */
+            drop(b);
+            return timeout_fail(e, b, "");
         }
         snprintf(msg, sizeof msg, "%s",
                  b->c->errstr[0] ? b->c->errstr : "connection lost");
@@ -1156,11 +1191,13 @@ static int r_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
     char *shown;
     int rc;
 
-    (void)cfg;
     *out = NULL;
     b = st_calloc(1, sizeof *b);
     if (!b) return oom(e);
     b->base.ops = &st_redis_ops;
+    b->timeout_ms = cfg && cfg->command_timeout_ms > 0
+                        ? cfg->command_timeout_ms
+                        : COMMAND_TIMEOUT_S * 1000;
     shown = st_url_redact(url);
     rc = parse_url(b, url, shown ? shown : "(redacted)", e);
     st_free(shown);
@@ -2982,7 +3019,7 @@ static int r_wait(st_backend *base, const st_worker_id *w, int64_t timeout_ms,
     if (!b->sub && (rc = sub_open(b, e)) != STELLAR_OK) goto out;
     if ((rc = sub_send(b, "SUBSCRIBE", chan, e)) != STELLAR_OK) goto out;
     for (;;) {
-        rc = sub_read(b, st_mono_ms() + COMMAND_TIMEOUT_S * 1000, &r, e);
+        rc = sub_read(b, st_mono_ms() + b->timeout_ms, &r, e);
         if (rc < 0) goto out;
         if (rc == 0) {
             rc = st_fail(e, STELLAR_ECONNECT,
