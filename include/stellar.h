@@ -28,8 +28,9 @@
  * - How long a call blocks: one or a few round trips to the backend (an
  *   enqueue: its hooks' round trips plus one write). On SQLite a writer
  *   waits up to 5 s for another writer's lock (then EBUSY); on Redis a
- *   new connection waits up to 10 s to connect and a command up to 30 s
- *   for its reply when the server does not answer (then ECONNECT). stellar_stop() blocks until
+ *   new connection waits up to 10 s to connect, and an API call up to 10 s
+ *   for a reply when the server does not answer (then ECONNECT, naming
+ *   the silent server; TaskProcessors allow 30 s). stellar_stop() blocks until
  *   running tasks end (see there); stellar_close() includes a stop.
  * - Exceptions: stellar_stop() and stellar_close() must not be called on a
  *   handle from its own threads (a task, a hook, the log callback while the
