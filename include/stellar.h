@@ -146,8 +146,9 @@ typedef struct stellar_options {
      * ago as dead and puts its in-flight job back in its queue; 0: 60000;
      * < 0: never; at least 3000 (workers ping once a second). */
     int64_t stuck_worker_timeout_ms;
-    /* A job held by this many workers that died goes to failed as a poison
-     * pill instead; 0: 3. */
+    /* A job held by this many workers that died (it kills its process even
+     * from a child of its own, where it runs as a suspect once one worker
+     * died holding it) goes to failed as a poison pill instead; 0: 3. */
     int max_crashes;
     /* How tasks run unless a task says otherwise: in the processor's thread
      * (default) or in a child process per job (a crash or a timeout fails
@@ -503,8 +504,9 @@ STELLAR_API int stellar_retry_and_remove_failed(stellar *h,
 
 /* Workers whose last ping is older than age_ms are removed; the job each
  * was running goes to failed ("Worker Timeout (killed manually)"), or back
- * to the head of its queue if requeue. *cleaned: {"<worker>": payload or
- * null}. */
+ * to the head of its queue if requeue, as a suspect that runs next in a
+ * child process of its own (README, "Not losing work"). *cleaned:
+ * {"<worker>": payload or null}. */
 STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
                                           bool requeue, json_t **cleaned,
                                           stellar_error *e);

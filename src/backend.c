@@ -60,4 +60,5 @@ void st_reserved_clear(st_reserved *r)
     st_free(r->payload);
     r->queue = r->payload = NULL;
     r->payload_len = 0;
+    r->suspect = false;
 }

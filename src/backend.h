@@ -76,7 +76,15 @@ typedef struct st_reserved {
     char *queue;
     char *payload; /* raw bytes as stored, NUL-terminated */
     size_t payload_len;
+    bool suspect; /* the kv key ST_CRASHES_PREFIX<payload> was live (set,
+                     not expired) when the job was popped: a dead worker
+                     held it (core.h, Suspects) */
 } st_reserved;
+
+/* The kv key of a job's crash counter is this prefix and its raw payload
+ * (without namespace, as every kv key here); the recovery of a dead
+ * worker's job writes it before the job goes back, and reserve reads it. */
+#define ST_CRASHES_PREFIX "stellar:crashes:"
 
 /* What open() gets besides the URL. */
 typedef struct st_backend_cfg {
@@ -186,8 +194,10 @@ struct st_backend_ops {
      * done->outcome != ST_DONE_NONE), then pops the first job of w's queues
      * in priority order and records it as w's working-on (run_at = now_ms).
      * STELLAR_OK with *out filled, or ENOTFOUND if every queue is empty
-     * (done is applied either way). out NULL: only apply done; release a
-     * job with ST_DONE_REQUEUE that way, or the pop may return it at once.
+     * (done is applied either way). out->suspect is read in the same
+     * atomic step as the pop: no extra round trip, no race with recovery.
+     * out NULL: only apply done; release a job with ST_DONE_REQUEUE that
+     * way, or the pop may return it at once.
      */
     int (*reserve)(st_backend *b, const st_worker_id *w, const st_done *done,
                    int64_t now_ms, st_reserved *out, stellar_error *e);

@@ -101,9 +101,25 @@ bool st_recurrent_waiting(st_backend *b, const st_task *t);
  * "latency_ms": ms or null}}. */
 int st_queues_detail(stellar *h, json_t **out, stellar_error *e);
 
+/*
+ * Suspects (issue 17 item 9). A process crash cannot say which of the jobs
+ * it ran caused it, so each job put back from a dead worker is a suspect:
+ * its kv key ST_CRASHES_PREFIX<payload> (backend.h) counts the dead workers
+ * that held it, and is written before the job goes back. The backend's
+ * reserve tells, in the same atomic step as the pop, whether that key is
+ * live (st_reserved.suspect), so a job costs nothing more than its pop and
+ * no process needs telling. A processor runs a suspect in a child process
+ * of its own (fork isolation for that one run), then deletes the key (one
+ * round trip, for suspects only). The real pill dies there alone, failing
+ * with its signal; the bystanders just run.
+ */
+#define ST_CRASHES_TTL_MS 86400000 /* a crash counter's life: a day */
+
 /* Removes workers whose last ping is older than age_ms; their in-flight
- * jobs go to failed, or back to their queue if requeue (to failed anyway,
- * as a poison pill, once a job has been held by max_crashes dead workers).
+ * jobs go to failed, or back to their queue as suspects if requeue (to
+ * failed anyway, as a poison pill, once a job has been held by max_crashes
+ * dead workers). A job whose crash counter cannot be written stays with
+ * its dead worker for a later call: it never goes back unmarked.
  * *cleaned: {"<worker>": payload or null}. */
 int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
                      json_t **cleaned, stellar_error *e);

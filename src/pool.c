@@ -10,6 +10,12 @@
  * A heartbeat thread pings for every processor once a second, whatever the
  * tasks are doing, so a long CPU-bound job never looks like a dead worker.
  *
+ * A job put back from a dead worker is a suspect (core.h): it runs in a
+ * child process of its own whatever the isolation, so a pill that crashes
+ * its process dies alone and fails with its signal, and the jobs that
+ * happened to run beside it simply run. reserve() tells whether the job
+ * it pops is a suspect, so knowing costs no extra round trip.
+ *
  * Stop: `stopping` is set, processors finish their running job and exit;
  * at the deadline, jobs still running are put back at the head of their
  * queue by the stopping thread (the processor is marked `abandoned` so it
@@ -61,7 +67,8 @@ struct st_proc {
     pthread_mutex_t lock; /* guards the fields below */
     pthread_cond_t settled; /* requeueing went false */
     bool running;         /* a task is running now */
-    bool requeueing;      /* stop is putting the running job back */
+    bool requeueing;      /* the running job is being put back (a stop's
+                             deadline, or out of memory) */
     bool abandoned;       /* stop put the running job back: don't ack it */
     bool exited;          /* the thread has left its loop */
     char *job_queue, *job_payload;
@@ -69,6 +76,8 @@ struct st_proc {
     int64_t hold_ttl_ms;
 
     char task_name[128]; /* the last job's class, for metrics (own thread) */
+    char *suspect_key;   /* the running job's crash key if it is a suspect
+                            (own thread) */
 };
 
 struct st_pool {
@@ -323,7 +332,7 @@ static char *run_forked(stellar_api *api, const st_task *t, json_t *args)
 }
 
 static char *run_task(st_proc *w, const st_task *t, const char *queue,
-                      json_t *args)
+                      json_t *args, bool suspect)
 {
     stellar *h = w->pool->h;
     stellar_api api = {h, w, t->def.name, queue, 0, false, NULL};
@@ -332,7 +341,8 @@ static char *run_task(st_proc *w, const st_task *t, const char *queue,
     char *error;
 
     if (t->def.timeout > 0) api.deadline_ms = start + t->def.timeout;
-    if (iso == STELLAR_ISOLATION_FORK) return run_forked(&api, t, args);
+    if (iso == STELLAR_ISOLATION_FORK || suspect)
+        return run_forked(&api, t, args);
     error = call_run(&api, t, args);
     /* In a thread the limit is cooperative, and still reported: from the
      * ms stellar_should_stop() turns true (>=, as there). */
@@ -351,19 +361,61 @@ static bool put_back(st_proc *w, const st_reserved *job)
 {
     st_done back = {ST_DONE_REQUEUE, NULL, job->queue, job->payload};
     stellar_error err;
-    bool done = false;
+    bool mine, done = false;
 
+    /* As requeue_running: the backend call runs outside w->lock, and
+     * `requeueing` keeps a stop from putting the same job back too. */
     pthread_mutex_lock(&w->lock);
-    if (!w->abandoned &&
-        w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(), NULL,
-                              &err) == STELLAR_OK)
-        w->abandoned = done = true;
+    mine = !w->abandoned && !w->requeueing;
+    w->requeueing = mine;
+    pthread_mutex_unlock(&w->lock);
+    if (mine)
+        done = w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(),
+                                     NULL, &err) == STELLAR_OK;
+    pthread_mutex_lock(&w->lock);
+    if (mine) {
+        w->abandoned = done;
+        w->requeueing = false;
+        pthread_cond_broadcast(&w->settled);
+    }
+    while (w->requeueing) /* a stop is putting it back: its outcome */
+        pthread_cond_wait(&w->settled, &w->lock);
+    done = w->abandoned;
     pthread_mutex_unlock(&w->lock);
     st_log(&w->pool->h->log, done ? STELLAR_LOG_WARN : STELLAR_LOG_ERROR,
            "%s: out of memory: %s", w->name,
            done ? "its job is back at the head of its queue"
                 : "cannot put its job back");
     return done;
+}
+
+/* Whether the job w just reserved is a suspect (core.h), as reserve()
+ * read it; if so, sets w->suspect_key, deleted once the run ends. */
+static bool is_suspect(st_proc *w, const st_reserved *job)
+{
+    if (!job->suspect) return false;
+    w->suspect_key = st_asprintf(ST_CRASHES_PREFIX "%s", job->payload);
+    st_log(&w->pool->h->log, STELLAR_LOG_INFO,
+           "%s: the job on %s was in flight on a worker that died: it runs "
+           "in a child process of its own%s",
+           w->name, job->queue,
+           w->suspect_key ? "" : " (out of memory: its mark stays)");
+    return true;
+}
+
+/* The suspect w ran has ended, in its child: it is cleared (a pill failed
+ * there with its signal). */
+static void suspect_done(st_proc *w)
+{
+    stellar_error err;
+    int64_t removed;
+
+    if (w->suspect_key &&
+        w->conn->ops->kv_del(w->conn, w->suspect_key, NULL, &removed, &err))
+        st_log(&w->pool->h->log, STELLAR_LOG_WARN,
+               "%s: cannot clear a suspect: %s", w->name, err.msg);
+    st_free(w->suspect_key);
+    w->suspect_key = NULL;
 }
 
 /* Runs one reserved job with its plugin hooks; fills *done (and
@@ -420,7 +472,8 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     } else {
         st_log(&h->log, STELLAR_LOG_DEBUG, "%s: running %s on %s", w->name,
                hj.task->def.name, job->queue);
-        hj.error = run_task(w, hj.task, job->queue, pl.args);
+        hj.error = run_task(w, hj.task, job->queue, pl.args,
+                            is_suspect(w, job));
         rc = st_hooks_run(ST_HOOK_AFTER_PERFORM, &hj, &pe);
         if (rc < 0 && !hj.error) stellar_job_set_error(&hj, pe.msg);
     }
@@ -605,10 +658,14 @@ static void *proc_main(void *arg)
         w->job_queue = w->job_payload = NULL;
         pthread_mutex_unlock(&w->lock);
         if (abandoned) {
-            /* Stop already put this job back in its queue. */
+            /* Stop already put this job back in its queue (still a
+             * suspect, if it was one: it did not end). */
             memset(&done, 0, sizeof done);
             periodic = NULL;
+            st_free(w->suspect_key);
+            w->suspect_key = NULL;
         }
+        suspect_done(w);
         if (periodic &&
             st_recurrent(h, w->conn, periodic, ST_RECUR_LATER, NULL, &err))
             st_log(&h->log, STELLAR_LOG_ERROR, "%s: re-enqueue of %s: %s",
@@ -734,6 +791,7 @@ void st_pool_free(st_pool *p)
         st_free(w->name);
         st_free(w->hold_key);
         st_free(w->hold_value);
+        st_free(w->suspect_key);
         pthread_cond_destroy(&w->settled);
         pthread_mutex_destroy(&w->lock);
     }
@@ -869,7 +927,7 @@ static void requeue_running(st_pool *p)
         bool ok = false;
 
         pthread_mutex_lock(&w->lock);
-        if (w->running && !w->abandoned) {
+        if (w->running && !w->abandoned && !w->requeueing) {
             w->requeueing = true;
             back.queue = w->job_queue; /* stable while requeueing */
             back.payload = w->job_payload;

@@ -839,15 +839,22 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
             break;
         }
         if (held_raw && requeue && h->max_crashes > 0) {
-            /* Count how many workers died holding this job: a job that
-             * keeps killing workers is a poison pill, not bad luck. */
-            crash_key = st_asprintf("stellar:crashes:%s", held_raw);
-            if (!crash_key)
-                rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
-            else if ((rc = b->ops->kv_incr(b, crash_key, 1, 86400000, &crashes,
-                                           e)) == STELLAR_OK)
-                counted = true;
-            if (counted && crashes >= h->max_crashes) {
+            /* Count how many workers died holding this job: its key marks
+             * it a suspect; a job that kills workers even when it runs
+             * alone in a child is a poison pill, not bad luck. Unless the
+             * mark is written, the job stays with its dead worker. */
+            crash_key = st_asprintf(ST_CRASHES_PREFIX "%s", held_raw);
+            rc = crash_key ? b->ops->kv_incr(b, crash_key, 1, ST_CRASHES_TTL_MS,
+                                             &crashes, e)
+                           : st_fail(e, STELLAR_ENOMEM, "out of memory");
+            if (rc) { /* not cleaned: the job stays with it, unmarked */
+                st_free(crash_key);
+                json_object_del(res, name);
+                json_decref(v);
+                break;
+            }
+            counted = true;
+            if (crashes >= h->max_crashes) {
                 mode = ST_CLEAN_FAIL;
                 error = st_asprintf("Worker Timeout (killed manually): the job "
                                     "was in flight on %lld workers that died "
@@ -869,7 +876,8 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
             stellar_error ignored;
             if (b->ops->kv_del(b, crash_key, "1", &removed, &ignored) ||
                 !removed)
-                b->ops->kv_incr(b, crash_key, -1, 86400000, &crashes, &ignored);
+                b->ops->kv_incr(b, crash_key, -1, ST_CRASHES_TTL_MS, &crashes,
+                                &ignored);
         }
         st_free(entry);
         st_free(error);

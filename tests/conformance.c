@@ -2683,6 +2683,66 @@ clean_old_workers_with_requeue_puts_the_job_back_at_the_head(struct test_ctx *t)
     stellar_close(h);
 }
 
+/* reserve() says whether the job it pops is a suspect (core.h): its crash
+ * counter, the kv key ST_CRASHES_PREFIX<payload>, is live. Read in the
+ * same atomic step as the pop, with the key built as every kv key is (on
+ * Redis, in the namespace); an expired counter is no mark. */
+static void
+reserve_tells_a_suspect_by_its_live_crash_counter(struct test_ctx *t)
+{
+    static const char *const payloads[] = {
+        "{\"class\":\"t\",\"queue\":\"q\",\"args\":[1]}",
+        "{\"class\":\"t\",\"queue\":\"q\",\"args\":[2]}",
+        "{\"class\":\"t\",\"queue\":\"q\",\"args\":[3]}",
+    };
+    /* Marked (live), unmarked, marked but expired. */
+    static const bool suspect[] = {true, false, false};
+    const char *queues[] = {"q", NULL};
+    st_worker_id w = {"host:1+1", "q", queues};
+    st_done ok = {ST_DONE_NONE, NULL, NULL, NULL};
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    st_reserved got = {0};
+    char *k1 = st_asprintf(ST_CRASHES_PREFIX "%s", payloads[0]);
+    char *k3 = st_asprintf(ST_CRASHES_PREFIX "%s", payloads[2]);
+    int64_t n = 0, removed = 0;
+    bool set = false;
+    size_t i;
+
+    ASSERT_TRUE(k1 && k3);
+    ASSERT_OK(b->ops->worker_register(b, &w, test_now_ms(), &e), &e);
+    ASSERT_OK(b->ops->push(b, "q", payloads, 3, &e), &e);
+    ASSERT_OK(b->ops->kv_incr(b, k1, 1, 86400000, &n, &e), &e);
+    ASSERT_EQ(1, n);
+    ASSERT_OK(b->ops->kv_set(b, k3, "1", 1, false, &set, &e), &e);
+    ASSERT_TRUE(set);
+    test_sleep_ms(20);
+    for (i = 0; i < 3; i++) {
+        ASSERT_OK(b->ops->reserve(b, &w, &ok, test_now_ms(), &got, &e), &e);
+        ASSERT_STR_EQ(payloads[i], got.payload);
+        ASSERT_EQ(suspect[i], got.suspect);
+        st_reserved_clear(&got);
+        ASSERT_EQ(false, got.suspect);
+        ok.outcome = ST_DONE_OK;
+    }
+
+    /* Its mark deleted (as a processor does after the run), the same job
+     * is no suspect any more. */
+    ASSERT_OK(b->ops->kv_del(b, k1, NULL, &removed, &e), &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_OK(b->ops->push(b, "q", payloads, 1, &e), &e);
+    ASSERT_OK(b->ops->reserve(b, &w, &ok, test_now_ms(), &got, &e), &e);
+    ASSERT_STR_EQ(payloads[0], got.payload);
+    ASSERT_EQ(false, got.suspect);
+    st_reserved_clear(&got);
+    ASSERT_EQ(STELLAR_ENOTFOUND,
+              b->ops->reserve(b, &w, &ok, test_now_ms(), &got, &e));
+    ASSERT_EQ(false, got.suspect);
+    st_free(k1);
+    st_free(k3);
+    st_backend_close(b);
+}
+
 /* A process died running a periodic task; the next leader, finding no copy
  * waiting, queued a fresh one. Requeueing the dead worker's copy must not
  * make two: the periodic task keeps one copy, queued. */
@@ -2902,6 +2962,8 @@ static const struct test tests[] = {
      clean_old_workers_fails_the_job_of_a_silent_worker, 0},
     {"cleanOldWorkers with requeue puts the job back at the head",
      clean_old_workers_with_requeue_puts_the_job_back_at_the_head, 0},
+    {"reserve tells a suspect by its live crash counter",
+     reserve_tells_a_suspect_by_its_live_crash_counter, 0},
     {"recovering a periodic job keeps one copy of the task",
      recovering_a_periodic_job_keeps_one_copy_of_the_task, 0},
     {"a task without a name is refused", a_task_without_a_name_is_refused, 0},

@@ -7,7 +7,9 @@
  *       Runs TaskProcessors (and the scheduler) until SIGTERM or SIGINT,
  *       then stops gracefully and exits 0. Tasks: faultJob (the app's, see
  *       app/modules/faults/tasks/faultJob.c), crashThread (kills the whole
- *       process with SIGSEGV: it runs in the processor's thread), count.
+ *       process with SIGSEGV: it runs in the processor's thread, unless it
+ *       is a suspect), killWorker (SIGKILLs this process, even from a child
+ *       of its own), count.
  *
  *   fault_worker --url URL --run-jobs N [--processors N]
  *       Enqueues N count jobs, runs them, stops, checks the stats, closes
@@ -62,6 +64,26 @@ STELLAR_TASK(crashThread) = {
     .description = "Crashes the process (thread isolation)",
     .queue = "default",
     .run = crash_run,
+    .isolation = STELLAR_ISOLATION_THREAD,
+};
+
+/* This process, for killWorker in a child (fork isolation). */
+static pid_t worker_pid;
+
+static int kill_run(stellar_api *api, const json_t *params, stellar_next *next)
+{
+    (void)api;
+    (void)params;
+    (void)next;
+    kill(worker_pid, SIGKILL);
+    _exit(9); /* in a child: its worker is gone */
+}
+
+STELLAR_TASK(killWorker) = {
+    .name = "killWorker",
+    .description = "Kills the worker process, even run in a child",
+    .queue = "default",
+    .run = kill_run,
     .isolation = STELLAR_ISOLATION_THREAD,
 };
 
@@ -160,6 +182,8 @@ int main(int argc, char **argv)
     sigset_t set;
     long jobs = 0;
     int sig = 0, rc = 0, i;
+
+    worker_pid = getpid();
 
     o.processors = 4;
     o.poll_ms = 50;

@@ -1885,6 +1885,7 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
     if (out) {
         out->queue = out->payload = NULL;
         out->payload_len = 0;
+        out->suspect = false;
     }
     if ((oc == ST_DONE_FAILED && !done->failed_entry) ||
         (oc == ST_DONE_REQUEUE && (!done->queue || !done->payload)))
@@ -1948,14 +1949,17 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
         rc = out ? st_fail(e, STELLAR_ENOTFOUND, "no job in %s's queues",
                            w->name)
                  : STELLAR_OK;
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
                r->element[0]->type != REDIS_REPLY_STRING ||
-               r->element[1]->type != REDIS_REPLY_STRING) {
+               r->element[1]->type != REDIS_REPLY_STRING ||
+               r->element[2]->type != REDIS_REPLY_INTEGER) {
         rc = reply_fail(e, "reserve script", r);
     } else if (out) {
+        /* {queue, payload, suspect (0/1)}: scripts.h. */
         out->queue = st_strndup(r->element[0]->str, r->element[0]->len);
         out->payload = st_strndup(r->element[1]->str, r->element[1]->len);
         out->payload_len = r->element[1]->len;
+        out->suspect = r->element[2]->integer != 0;
         if (!out->queue || !out->payload) {
             /* The job is popped and recorded as working-on: the retry
              * (the same id) hands it out, and does not apply done twice. */

@@ -9,7 +9,7 @@
  * replicas, scripts being replicated by effects since Redis 5), not on
  * Redis Cluster, which node-resque's script path does not support either.
  *
- * Included once, by redis.c.
+ * Included once, by redis.c, after backend.h (ST_CRASHES_PREFIX).
  */
 #ifndef ST_REDIS_SCRIPTS_H
 #define ST_REDIS_SCRIPTS_H
@@ -63,7 +63,9 @@
  *   12 "1": pop the next job; "0": only apply 5
  *   13 n, the number of queues; 0: every queue in NS:queues, by name
  *   14.. n pairs (queue name, queue key)
- * Returns {queue, payload} or nil.
+ * Returns {queue, payload, suspect} or nil; suspect is 1 if the kv key
+ * NS:stellar:crashes:<payload> (backend.h, ST_CRASHES_PREFIX) exists,
+ * which EXISTS answers as GET would (an expired key is absent), else 0.
  *
  * The working-on record is built by string concatenation with the popped
  * payload spliced in raw: {run_at, queue, payload, worker}, the member
@@ -98,6 +100,10 @@ static const char lua_reserve[] =
     "  return #a < #b\n"
     "end\n"
     "local P, won, oc, idk, id = ARGV[1], ARGV[2], ARGV[5], ARGV[10], ARGV[11]\n"
+    /* Whether payload v is a suspect: its crash counter stands. */
+    "local function suspect(v)\n"
+    "  return redis.call('EXISTS', P .. '" ST_CRASHES_PREFIX "' .. v)\n"
+    "end\n"
     "local last = redis.call('GET', idk)\n"
     "if last and string.sub(last, 1, -2) == id then\n"
     "  local flag, rec = string.sub(last, -1), redis.call('GET', won)\n"
@@ -107,7 +113,7 @@ static const char lua_reserve[] =
     "  local v = string.sub(rec, at + 11, #rec - #ARGV[4])\n"
     "  if flag == 'j' then v = cjson.decode(v) end\n"
     "  local q = cjson.decode(rec).queue\n"
-    "  if ARGV[12] == '1' then return {q, v} end\n"
+    "  if ARGV[12] == '1' then return {q, v, suspect(v)} end\n"
     "  local qk = P .. 'queue'\n"
     "  if string.find(q, '%S') then qk = qk .. ':' .. q end\n"
     "  redis.call('SADD', P .. 'queues', q)\n"
@@ -152,7 +158,7 @@ static const char lua_reserve[] =
     "      redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..\n"
     "                 ',\"payload\":' .. body .. ARGV[4])\n"
     "      redis.call('SET', idk, id .. flag)\n"
-    "      return {names[i], v}\n"
+    "      return {names[i], v, suspect(v)}\n"
     "    end\n"
     "  end\n"
     "end\n"

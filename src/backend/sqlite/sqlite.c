@@ -217,6 +217,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
     X(KV_PUT, "INSERT OR REPLACE INTO kv(key, value, expires_ms)"              \
               " VALUES(?1, ?2, nullif(?3, 0))")                                \
     X(KV_DEL, "DELETE FROM kv WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")  \
+    /* reserve: whether payload ?1 has a live crash counter (a suspect); one   \
+     * lookup on the primary key, expiry as KV_GET reads it. */                \
+    X(KV_SUSPECT, "SELECT 1 FROM kv WHERE key = '" ST_CRASHES_PREFIX "' || ?1" \
+                  " AND (expires_ms IS NULL OR expires_ms > ?2)")              \
     X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
                  " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
     X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
@@ -1487,7 +1491,7 @@ static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
 {
     sq_conn *c = (sq_conn *)b;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    st_reserved got = {NULL, NULL, 0};
+    st_reserved got = {NULL, NULL, 0, false};
     int64_t id = 0;
     int rc, found = 0;
 
@@ -1513,10 +1517,16 @@ static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
         goto fail;
     }
     if (found) {
+        int64_t one;
         if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) goto fail;
         rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
                      got.queue, got.payload, now_ms);
         if (rc < 0) goto fail;
+        /* Live as kv_get reads it: by the clock, not by now_ms (the
+         * caller's stamp for the working-on record). */
+        rc = sq_int(c, S_KV_SUSPECT, &one, e, "ti", got.payload, st_now_ms());
+        if (rc < 0) goto fail;
+        got.suspect = rc == 1;
     } else if (oc != ST_DONE_NONE) {
         if ((rc = sq_exec(c, S_WORKER_CLEAR, e, "t", w->name)) < 0) goto fail;
     }
