@@ -53,7 +53,7 @@ extern "C" {
 #endif
 
 #if defined(__GNUC__)
-#define STELLAR_API         __attribute__((visibility("default")))
+#define STELLAR_API          __attribute__((visibility("default")))
 #define STELLAR_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define STELLAR_API
@@ -128,19 +128,19 @@ typedef struct stellar stellar;
 
 /* Every field zero means the default given beside it. */
 typedef struct stellar_options {
-    const char *url;      /* backend URL; NULL: "sqlite:./stellar.db" */
+    const char *url;       /* backend URL; NULL: "sqlite:./stellar.db" */
     stellar_log_fn log_fn; /* NULL: silent */
     void *log_ud;
-    int log_level;        /* lowest level passed to log_fn (DEBUG = 0) */
-    void *userdata;       /* handed to tasks by stellar_api_userdata() */
+    int log_level;  /* lowest level passed to log_fn (DEBUG = 0) */
+    void *userdata; /* handed to tasks by stellar_api_userdata() */
 
     /* What stellar_start() runs. */
-    int processors;       /* TaskProcessor threads; 0: 1; < 0: none */
+    int processors;            /* TaskProcessor threads; 0: 1; < 0: none */
     const char *const *queues; /* priority order, NULL-terminated;
                                   NULL or {"*"}: every queue, by name */
-    bool no_scheduler;    /* true: this process never moves delayed jobs */
-    const char *name;     /* worker base name; NULL: the host name */
-    int64_t poll_ms;      /* idle wait between reserve attempts; 0: 100 */
+    bool no_scheduler;         /* true: this process never moves delayed jobs */
+    const char *name;          /* worker base name; NULL: the host name */
+    int64_t poll_ms;           /* idle wait between reserve attempts; 0: 100 */
     int64_t shutdown_timeout_ms; /* grace for running jobs at stop; 0: 30000 */
     /* The scheduler leader treats a worker whose pings stopped this long
      * ago as dead and puts its in-flight job back in its queue; 0: 60000;
@@ -192,13 +192,13 @@ enum {
 };
 
 typedef struct stellar_task {
-    const char *name;          /* unique; required */
-    const char *description;   /* required */
-    const char *queue;         /* NULL: "default" */
-    int64_t frequency;         /* ms; > 0 makes the task periodic */
+    const char *name;           /* unique; required */
+    const char *description;    /* required */
+    const char *queue;          /* NULL: "default" */
+    int64_t frequency;          /* ms; > 0 makes the task periodic */
     const char *const *plugins; /* NULL-terminated plugin names, or NULL */
     const char *plugin_options; /* JSON object keyed by plugin name, or NULL */
-    stellar_run_fn run;        /* required */
+    stellar_run_fn run;         /* required */
     /* A run longer than this (ms) fails as timed out; 0: no limit. With
      * fork isolation the child is sent SIGTERM, then SIGKILL after 2 s; in
      * a thread the limit is cooperative: stellar_should_stop() turns true. */
@@ -293,8 +293,8 @@ STELLAR_API int stellar_fail(stellar_next *next, const char *fmt, ...)
 STELLAR_API void stellar_next_done(stellar_next *next, const char *error);
 
 /* Logs through the handle's log_fn, as the task. */
-STELLAR_API void stellar_log(stellar_api *api, int level, const char *fmt,
-                             ...) STELLAR_PRINTF(3, 4);
+STELLAR_API void stellar_log(stellar_api *api, int level, const char *fmt, ...)
+    STELLAR_PRINTF(3, 4);
 
 STELLAR_API stellar *stellar_api_handle(stellar_api *api);
 STELLAR_API void *stellar_api_userdata(stellar_api *api);
@@ -433,8 +433,8 @@ STELLAR_API int stellar_queued(stellar *h, const char *queue, int64_t start,
 
 /* Removes up to count (0: all) queued jobs of task+params from queue. */
 STELLAR_API int stellar_del(stellar *h, const char *queue, const char *task,
-                            const char *params, int64_t count,
-                            int64_t *removed, stellar_error *e);
+                            const char *params, int64_t count, int64_t *removed,
+                            stellar_error *e);
 
 /* Removes the delayed jobs of task+params; *timestamps: the ms timestamps
  * they were removed from (JSON array). */
@@ -463,8 +463,7 @@ STELLAR_API int stellar_scheduled_at(stellar *h, const char *queue,
 STELLAR_API int stellar_delayed_at(stellar *h, int64_t ts_ms, json_t **out,
                                    stellar_error *e);
 /* Every delayed job: {"<ms>": [payloads...], ...}. */
-STELLAR_API int stellar_all_delayed(stellar *h, json_t **out,
-                                    stellar_error *e);
+STELLAR_API int stellar_all_delayed(stellar *h, json_t **out, stellar_error *e);
 /* Removes every delayed job at ts_ms; *removed counts them. */
 STELLAR_API int stellar_del_delayed_at(stellar *h, int64_t ts_ms,
                                        int64_t *removed, stellar_error *e);
@@ -477,8 +476,8 @@ STELLAR_API int stellar_del_all_delayed(stellar *h, int64_t *removed,
 STELLAR_API int stellar_details(stellar *h, json_t **out, stellar_error *e);
 /* What one worker is doing: {"run_at": ms, "queue", "payload"} or null;
  * ENOTFOUND if no such worker. */
-STELLAR_API int stellar_working_on(stellar *h, const char *worker,
-                                   json_t **out, stellar_error *e);
+STELLAR_API int stellar_working_on(stellar *h, const char *worker, json_t **out,
+                                   stellar_error *e);
 /* {"<worker>": "started" | {run_at, queue, payload}} for every worker. */
 STELLAR_API int stellar_all_working_on(stellar *h, json_t **out,
                                        stellar_error *e);
@@ -487,8 +486,8 @@ STELLAR_API int stellar_all_working_on(stellar *h, json_t **out,
  * {"<name>": {"value": str, "expires": ms or null}}. */
 STELLAR_API int stellar_locks(stellar *h, json_t **out, stellar_error *e);
 /* Removes one lock by name (as locks() lists it); *removed 0 or 1. */
-STELLAR_API int stellar_del_lock(stellar *h, const char *name,
-                                 int64_t *removed, stellar_error *e);
+STELLAR_API int stellar_del_lock(stellar *h, const char *name, int64_t *removed,
+                                 stellar_error *e);
 
 /* Removes one failed entry (as stellar_failed() returned it: an object, or
  * the text of an entry that is not JSON); *removed 0/1. An entry another

@@ -88,7 +88,7 @@ typedef struct st_reserved {
 
 /* What open() gets besides the URL. */
 typedef struct st_backend_cfg {
-    int64_t busy_timeout_ms; /* SQLite: wait this long for a lock; 0: 5000 */
+    int64_t busy_timeout_ms;    /* SQLite: wait this long for a lock; 0: 5000 */
     int64_t command_timeout_ms; /* Redis: a reply that takes longer fails
                                    the call (ECONNECT, saying so) and drops
                                    the link; 0: 30000 */
@@ -129,8 +129,8 @@ struct st_backend_ops {
     int (*length)(st_backend *b, const char *queue, int64_t *n,
                   stellar_error *e);
     /* Raw payload strings from start to stop (LRANGE semantics). */
-    int (*queued)(st_backend *b, const char *queue, int64_t start,
-                  int64_t stop, json_t **payloads, stellar_error *e);
+    int (*queued)(st_backend *b, const char *queue, int64_t start, int64_t stop,
+                  json_t **payloads, stellar_error *e);
     /* Optional (NULL: the backend cannot tell): when queue's oldest job
      * entered it (epoch ms; a promoted job: when it was due), or -1 if the
      * queue is empty or that job's time is unknown. */
@@ -179,8 +179,8 @@ struct st_backend_ops {
     /* ----------------------------------------------------- Workers --- */
 
     /* Registers w (workers set, started, first ping). */
-    int (*worker_register)(st_backend *b, const st_worker_id *w,
-                           int64_t now_ms, stellar_error *e);
+    int (*worker_register)(st_backend *b, const st_worker_id *w, int64_t now_ms,
+                           stellar_error *e);
     /* Removes w's records (set member, ping, started, working-on, its
      * per-worker counters). Does not touch a held job: finish it first. */
     int (*worker_unregister)(st_backend *b, const st_worker_id *w,
@@ -211,11 +211,12 @@ struct st_backend_ops {
     /* Removes worker `name` entirely (as worker_unregister, by name), and
      * its in-flight job: to failed (failed_entry, INCR failed) or back to
      * the head of its queue, per mode. failed_entry may be NULL: the
-     * backend then builds node-resque's forceCleanWorker entry. *payload: the raw in-flight payload
-     * (new string) or NULL if it held none. ENOTFOUND if no such worker. */
-    int (*clean_worker)(st_backend *b, const char *name, enum st_clean_mode mode,
-                        const char *failed_entry, char **payload,
-                        stellar_error *e);
+     * backend then builds node-resque's forceCleanWorker entry. *payload: the
+     * raw in-flight payload (new string) or NULL if it held none. ENOTFOUND if
+     * no such worker. */
+    int (*clean_worker)(st_backend *b, const char *name,
+                        enum st_clean_mode mode, const char *failed_entry,
+                        char **payload, stellar_error *e);
 
     /* ------------------------------------------------ Stats, failed --- */
 
@@ -271,7 +272,7 @@ struct st_backend_ops {
 };
 
 /* replace()'s at_ms besides a timestamp. */
-#define ST_REPLACE_NOW 0
+#define ST_REPLACE_NOW  0
 #define ST_REPLACE_NONE (-1)
 
 /* The backends compiled in, looked up by URL scheme. */

@@ -17,8 +17,8 @@
 
 /* A registered task: a deep copy of the caller's stellar_task. */
 typedef struct st_task {
-    stellar_task def;  /* strings below point into this struct's copies */
-    char **plugins;    /* NULL-terminated copy, or NULL */
+    stellar_task def;       /* strings below point into this struct's copies */
+    char **plugins;         /* NULL-terminated copy, or NULL */
     json_t *plugin_options; /* parsed, or NULL */
 } st_task;
 
@@ -32,16 +32,15 @@ struct stellar {
 
     /* Copied options. */
     int processors;
-    char **queues;       /* NULL-terminated, never NULL ("*" alone = all) */
-    char *queues_str;    /* joined with "," */
+    char **queues;    /* NULL-terminated, never NULL ("*" alone = all) */
+    char *queues_str; /* joined with "," */
     bool no_scheduler;
-    char *name;          /* worker base name */
+    char *name; /* worker base name */
     int64_t poll_ms;
     int64_t shutdown_timeout_ms;
     int64_t stuck_worker_timeout_ms; /* < 0: never */
     int max_crashes;
     int isolation; /* STELLAR_ISOLATION_THREAD or _FORK */
-
 
     /* Connections for API calls, one checked out per call (st_conn_get):
      * any number of threads call the API at once, each on its own. */
@@ -53,9 +52,9 @@ struct stellar {
     pthread_cond_t settled; /* busy went false */
     st_task **tasks;        /* frozen while busy or started */
     size_t ntasks;
-    st_pool *pool;          /* non-NULL from start until stop has joined */
-    bool busy;              /* a start or stop is under way (without lock) */
-    st_metrics *metrics;  /* this process's counters (metrics.c); own lock */
+    st_pool *pool;       /* non-NULL from start until stop has joined */
+    bool busy;           /* a start or stop is under way (without lock) */
+    st_metrics *metrics; /* this process's counters (metrics.c); own lock */
 };
 
 /* A backend connection for the length of one call: taken from the idle
@@ -147,15 +146,15 @@ typedef enum st_hook {
 
 struct stellar_job {
     stellar *h;
-    st_backend *b;       /* the connection of the thread running the hook */
+    st_backend *b; /* the connection of the thread running the hook */
     const st_task *task;
     const char *queue;
-    const json_t *args;  /* the payload's args array */
-    const char *payload; /* the raw payload */
-    const char *worker;  /* NULL in enqueue hooks */
-    char *error;         /* the run's error (owned), NULL if none */
-    bool delayed;        /* enqueue hooks: enqueueAt / enqueueIn */
-    bool retried;        /* retry re-scheduled it: ack with no counters */
+    const json_t *args;   /* the payload's args array */
+    const char *payload;  /* the raw payload */
+    const char *worker;   /* NULL in enqueue hooks */
+    char *error;          /* the run's error (owned), NULL if none */
+    bool delayed;         /* enqueue hooks: enqueueAt / enqueueIn */
+    bool retried;         /* retry re-scheduled it: ack with no counters */
     struct st_proc *proc; /* perform hooks: the TaskProcessor running it */
 };
 

@@ -258,10 +258,9 @@ json_t *st_json_parse(const char *s, size_t n, stellar_error *e)
     /* JSON.parse reads any number; jansson refuses integers beyond 64
      * bits unless told to read every number as a double. */
     if (!v && strstr(je.text, "too big"))
-        v = json_loadb(s, n,
-                       JSON_DECODE_ANY | JSON_ALLOW_NUL |
-                           JSON_DECODE_INT_AS_REAL,
-                       &je);
+        v = json_loadb(
+            s, n, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL,
+            &je);
     st_alloc_pause(false);
     /* jansson names every syntax error; it fails without a word, or says
      * so, only when it is out of memory. */

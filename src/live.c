@@ -12,7 +12,7 @@
 #include <string.h>
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
-static char **live;     /* the names, unordered */
+static char **live; /* the names, unordered */
 static size_t nlive, caplive;
 
 void st_live_add(const char *name)

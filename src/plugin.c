@@ -308,8 +308,8 @@ static int job_lock_before_perform(stellar_job *job, const json_t *o)
     if (rc == STELLAR_OK && !set) {
         /* Another run holds it: put this one back for later (not lost). */
         if (!json_is_false(re))
-            rc = job->b->ops->push_at(job->b, st_now_ms() + delay,
-                                      job->queue, job->payload, true, &e);
+            rc = job->b->ops->push_at(job->b, st_now_ms() + delay, job->queue,
+                                      job->payload, true, &e);
         if (rc == STELLAR_OK) rc = STELLAR_VETOED;
     } else if (rc == STELLAR_OK && job->proc) {
         st_proc_hold(job->proc, key, val, timeout_s * 1000);

@@ -64,13 +64,13 @@ struct st_proc {
     st_worker_id id;
     st_backend *conn; /* only this processor's thread uses it */
 
-    pthread_mutex_t lock; /* guards the fields below */
+    pthread_mutex_t lock;   /* guards the fields below */
     pthread_cond_t settled; /* requeueing went false */
-    bool running;         /* a task is running now */
-    bool requeueing;      /* the running job is being put back (a stop's
-                             deadline, or out of memory) */
-    bool abandoned;       /* stop put the running job back: don't ack it */
-    bool exited;          /* the thread has left its loop */
+    bool running;           /* a task is running now */
+    bool requeueing;        /* the running job is being put back (a stop's
+                               deadline, or out of memory) */
+    bool abandoned;         /* stop put the running job back: don't ack it */
+    bool exited;            /* the thread has left its loop */
     char *job_queue, *job_payload;
     char *hold_key, *hold_value; /* st_proc_hold() */
     int64_t hold_ttl_ms;
@@ -370,8 +370,8 @@ static bool put_back(st_proc *w, const st_reserved *job)
     w->requeueing = mine;
     pthread_mutex_unlock(&w->lock);
     if (mine)
-        done = w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(),
-                                     NULL, &err) == STELLAR_OK;
+        done = w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(), NULL,
+                                     &err) == STELLAR_OK;
     pthread_mutex_lock(&w->lock);
     if (mine) {
         w->abandoned = done;
@@ -421,8 +421,8 @@ static void suspect_done(st_proc *w)
 /* Runs one reserved job with its plugin hooks; fills *done (and
  * *failed_entry, which *done points into). Returns the task if it is
  * periodic and ran (the caller re-enqueues it), else NULL. */
-static const st_task *perform(st_proc *w, const st_reserved *job,
-                              st_done *done, char **failed_entry)
+static const st_task *perform(st_proc *w, const st_reserved *job, st_done *done,
+                              char **failed_entry)
 {
     stellar *h = w->pool->h;
     st_payload pl;
@@ -472,8 +472,8 @@ static const st_task *perform(st_proc *w, const st_reserved *job,
     } else {
         st_log(&h->log, STELLAR_LOG_DEBUG, "%s: running %s on %s", w->name,
                hj.task->def.name, job->queue);
-        hj.error = run_task(w, hj.task, job->queue, pl.args,
-                            is_suspect(w, job));
+        hj.error =
+            run_task(w, hj.task, job->queue, pl.args, is_suspect(w, job));
         rc = st_hooks_run(ST_HOOK_AFTER_PERFORM, &hj, &pe);
         if (rc < 0 && !hj.error) stellar_job_set_error(&hj, pe.msg);
     }
@@ -486,9 +486,9 @@ failed:
     st_log(&h->log, STELLAR_LOG_WARN, "%s: job on %s failed: %s", w->name,
            job->queue, hj.error ? hj.error : "out of memory");
     bt = json_pack("[s, s]", where, "    at stellar worker");
-    *failed_entry = st_failed_entry(w->name, job->queue, job->payload, "Error",
-                                    hj.error ? hj.error : "out of memory", bt,
-                                    st_now_ms());
+    *failed_entry =
+        st_failed_entry(w->name, job->queue, job->payload, "Error",
+                        hj.error ? hj.error : "out of memory", bt, st_now_ms());
     json_decref(bt);
     st_free(hj.error);
     st_payload_clear(&pl);
@@ -629,8 +629,9 @@ static void *proc_main(void *arg)
             /* The backend is unreachable or busy: keep what we owe (done)
              * and try again, backing off up to 5 s. */
             backoff = backoff ? (backoff * 2 > 5000 ? 5000 : backoff * 2) : 100;
-            st_log(&h->log, STELLAR_LOG_WARN, "%s: reserve: %s (retry in %lld ms)",
-                   w->name, err.msg, (long long)backoff);
+            st_log(&h->log, STELLAR_LOG_WARN,
+                   "%s: reserve: %s (retry in %lld ms)", w->name, err.msg,
+                   (long long)backoff);
             idle_wait(p, w, seen, false, backoff);
             continue;
         }
@@ -678,7 +679,8 @@ static void *proc_main(void *arg)
         if (w->conn->ops->reserve(w->conn, &w->id, &done, st_now_ms(), NULL,
                                   &err) == STELLAR_OK)
             break;
-        st_log(&h->log, STELLAR_LOG_WARN, "%s: final ack: %s", w->name, err.msg);
+        st_log(&h->log, STELLAR_LOG_WARN, "%s: final ack: %s", w->name,
+               err.msg);
         st_sleep_ms(250);
     }
     st_free(failed_entry);
@@ -945,8 +947,7 @@ static void requeue_running(st_pool *p)
                    w->name, back.queue);
         else
             st_log(&h->log, STELLAR_LOG_ERROR,
-                   "%s: cannot put its running job back: %s", w->name,
-                   err.msg);
+                   "%s: cannot put its running job back: %s", w->name, err.msg);
 
         pthread_mutex_lock(&w->lock);
         w->abandoned = ok;

@@ -27,13 +27,13 @@
 #include <string.h>
 #include <unistd.h>
 
-#define LEADER_KEY "resque_scheduler_leader_lock"
-#define LEADER_TTL_MS 10000
-#define RENEW_MS 1000
-#define TICK_MS 100
-#define PROMOTE_BATCH 1000
+#define LEADER_KEY     "resque_scheduler_leader_lock"
+#define LEADER_TTL_MS  10000
+#define RENEW_MS       1000
+#define TICK_MS        100
+#define PROMOTE_BATCH  1000
 #define STUCK_CHECK_MS 5000
-#define STALL_MS 1000 /* a call slower than this: the store was away */
+#define STALL_MS       1000 /* a call slower than this: the store was away */
 
 struct st_sched {
     stellar *h;
@@ -42,10 +42,10 @@ struct st_sched {
     char *name;
     pthread_t thread;
     bool leader;
-    int64_t renewed_ms; /* monotonic time of the last successful election */
-    int64_t checked_ms; /* monotonic time of the last dead-worker check */
-    int64_t next_ms;    /* earliest delayed timestamp seen last pass, or -1 */
-    int64_t backoff_ms; /* the backend failed: wait this long; 0: it works */
+    int64_t renewed_ms;   /* monotonic time of the last successful election */
+    int64_t checked_ms;   /* monotonic time of the last dead-worker check */
+    int64_t next_ms;      /* earliest delayed timestamp seen last pass, or -1 */
+    int64_t backoff_ms;   /* the backend failed: wait this long; 0: it works */
     int64_t reachable_ms; /* monotonic: since then every call of ours
                              succeeded, none slower than STALL_MS */
 };
@@ -126,8 +126,8 @@ static void recover_dead_workers(st_sched *s)
     if (every > STUCK_CHECK_MS) every = STUCK_CHECK_MS;
     if (st_mono_ms() - s->checked_ms < every) return;
     s->checked_ms = st_mono_ms();
-    if (st_clean_workers(h, s->conn, h->stuck_worker_timeout_ms, true,
-                         &cleaned, &err))
+    if (st_clean_workers(h, s->conn, h->stuck_worker_timeout_ms, true, &cleaned,
+                         &err))
         st_log(&h->log, STELLAR_LOG_WARN, "scheduler: dead workers: %s",
                err.msg);
     else if (json_object_size(cleaned)) {
@@ -210,8 +210,8 @@ int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
         st_backend_close(s->conn);
         st_free(s->name);
         st_free(s);
-        return st_fail(e, STELLAR_ENOMEM, "cannot start the scheduler thread: %s",
-                       strerror(rc));
+        return st_fail(e, STELLAR_ENOMEM,
+                       "cannot start the scheduler thread: %s", strerror(rc));
     }
     *out = s;
     return STELLAR_OK;
@@ -226,8 +226,7 @@ void st_sched_stop(st_sched *s)
     pthread_join(s->thread, NULL);
     if (s->leader &&
         s->conn->ops->kv_del(s->conn, LEADER_KEY, s->name, &removed, &err))
-        st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: release: %s",
-               err.msg);
+        st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: release: %s", err.msg);
     st_backend_close(s->conn);
     st_free(s->name);
     st_free(s);

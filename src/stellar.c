@@ -95,18 +95,19 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     h->log.ud = o->log_ud;
     h->log.level = o->log_level;
     h->userdata = o->userdata;
-    h->processors = o->processors == 0 ? 1 : (o->processors < 0 ? 0 : o->processors);
+    h->processors =
+        o->processors == 0 ? 1 : (o->processors < 0 ? 0 : o->processors);
     h->no_scheduler = o->no_scheduler;
     h->poll_ms = o->poll_ms > 0 ? o->poll_ms : 100;
     h->shutdown_timeout_ms =
         o->shutdown_timeout_ms > 0 ? o->shutdown_timeout_ms : 30000;
     /* Pings come every second (whole seconds on Redis): a shorter timeout
      * would take live workers for dead ones. */
-    h->stuck_worker_timeout_ms =
-        o->stuck_worker_timeout_ms == 0  ? 60000
-        : o->stuck_worker_timeout_ms < 0 ? -1
-        : o->stuck_worker_timeout_ms < 3000 ? 3000
-                                            : o->stuck_worker_timeout_ms;
+    h->stuck_worker_timeout_ms = o->stuck_worker_timeout_ms == 0  ? 60000
+                                 : o->stuck_worker_timeout_ms < 0 ? -1
+                                 : o->stuck_worker_timeout_ms < 3000
+                                     ? 3000
+                                     : o->stuck_worker_timeout_ms;
     h->max_crashes = o->max_crashes > 0 ? o->max_crashes : 3;
     h->isolation = o->isolation == STELLAR_ISOLATION_FORK
                        ? STELLAR_ISOLATION_FORK
@@ -122,8 +123,8 @@ int stellar_open(stellar **out, const stellar_options *o, stellar_error *e)
     for (char **q = h->queues; q[0] && strcmp(q[0], "*") != 0; q++)
         if ((rc = st_name_check("queue", *q, e))) goto fail;
     if (strchr(h->name, ':')) {
-        rc = st_fail(e, STELLAR_EINVAL,
-                     "worker name '%s' may not contain ':'", h->name);
+        rc = st_fail(e, STELLAR_EINVAL, "worker name '%s' may not contain ':'",
+                     h->name);
         goto fail;
     }
     if (!(h->metrics = st_metrics_new())) {
@@ -222,8 +223,9 @@ int stellar_start(stellar *h, stellar_error *e)
     pthread_mutex_lock(&h->lock);
     if (h->pool || h->busy) {
         pthread_mutex_unlock(&h->lock);
-        return st_fail(e, STELLAR_ESTATE, h->busy ? "a start or stop is under way"
-                                                  : "already started");
+        return st_fail(e, STELLAR_ESTATE,
+                       h->busy ? "a start or stop is under way"
+                               : "already started");
     }
     h->busy = true; /* the task table is frozen from here */
     pthread_mutex_unlock(&h->lock);

@@ -64,11 +64,16 @@ static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
     size_t len, i;
     uint32_t c = s[0], min;
 
-    if (c < 0x80) len = 1, min = 0;
-    else if ((c & 0xE0) == 0xC0) len = 2, c &= 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0) len = 3, c &= 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0) len = 4, c &= 0x07, min = 0x10000;
-    else return 0;
+    if (c < 0x80)
+        len = 1, min = 0;
+    else if ((c & 0xE0) == 0xC0)
+        len = 2, c &= 0x1F, min = 0x80;
+    else if ((c & 0xF0) == 0xE0)
+        len = 3, c &= 0x0F, min = 0x800;
+    else if ((c & 0xF8) == 0xF0)
+        len = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
     if (len > n) return 0;
     for (i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -85,7 +90,8 @@ int st_name_check(const char *what, const char *name, stellar_error *e)
     size_t n = name ? strlen(name) : 0, off = 0;
     bool blank = true;
 
-    if (n == 0) return st_fail(e, STELLAR_EINVAL, "a %s name is required", what);
+    if (n == 0)
+        return st_fail(e, STELLAR_EINVAL, "a %s name is required", what);
     if (n > ST_NAME_MAX)
         return st_fail(e, STELLAR_EINVAL,
                        "a %s name may have at most %d bytes (got %zu)", what,
@@ -96,11 +102,13 @@ int st_name_check(const char *what, const char *name, stellar_error *e)
         if (!len)
             return st_fail(e, STELLAR_EINVAL,
                            "a %s name must be valid UTF-8 (bad byte at "
-                           "offset %zu)", what, off);
+                           "offset %zu)",
+                           what, off);
         if (c < 0x20 || (c >= 0x7F && c <= 0x9F))
             return st_fail(e, STELLAR_EINVAL,
                            "a %s name may not contain control characters "
-                           "(U+%04X at offset %zu)", what, (unsigned)c, off);
+                           "(U+%04X at offset %zu)",
+                           what, (unsigned)c, off);
         if (c != ' ') blank = false;
         off += len;
     }
@@ -116,7 +124,8 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
     size_t i;
 
     if (!t->name || !*t->name)
-        return st_fail(e, STELLAR_EINVAL, "task %s: field 'name' is required", n);
+        return st_fail(e, STELLAR_EINVAL, "task %s: field 'name' is required",
+                       n);
     if (st_name_check("task", t->name, &ne))
         return st_fail(e, STELLAR_EINVAL, "task: field 'name': %s", ne.msg);
     if (t->queue && *t->queue && st_name_check("queue", t->queue, &ne))
@@ -126,7 +135,8 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'description' is required", n);
     if (!t->run)
-        return st_fail(e, STELLAR_EINVAL, "task '%s': field 'run' is required", n);
+        return st_fail(e, STELLAR_EINVAL, "task '%s': field 'run' is required",
+                       n);
     if (t->frequency < 0)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'frequency' must be >= 0 (got %lld)",
@@ -137,11 +147,13 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
     if (t->isolation < 0 || t->isolation > STELLAR_ISOLATION_FORK)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'isolation' is not a "
-                       "STELLAR_ISOLATION_* value", n);
+                       "STELLAR_ISOLATION_* value",
+                       n);
     if (t->queue && (!*t->queue || strchr(t->queue, ',')))
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'queue' must be a non-empty name "
-                       "without ','", n);
+                       "without ','",
+                       n);
     for (i = 0; t->plugins && t->plugins[i]; i++)
         if (!*t->plugins[i])
             return st_fail(e, STELLAR_EINVAL,
@@ -149,7 +161,8 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
     if (st_task_find(h, t->name))
         return st_fail(e, STELLAR_EEXISTS,
                        "task '%s': field 'name' is not unique: a task of that "
-                       "name is already registered", n);
+                       "name is already registered",
+                       n);
     return STELLAR_OK;
 }
 
@@ -192,7 +205,8 @@ static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
         if (!t->plugin_options || !json_is_object(t->plugin_options)) {
             int rc = st_fail(e, STELLAR_EINVAL,
                              "task '%s': field 'pluginOptions' must be a JSON "
-                             "object%s%s", src->name, t->plugin_options ? "" : ": ",
+                             "object%s%s",
+                             src->name, t->plugin_options ? "" : ": ",
                              t->plugin_options ? "" : pe.msg);
             task_free(t);
             return rc;
@@ -274,8 +288,8 @@ static struct {
     bool *builtin; /* added outside any stellar_module_load() */
     size_t n;
     bool loading;
-} mods = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0,
-          false};
+} mods = {
+    PTHREAD_MUTEX_INITIALIZER, PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, false};
 
 void stellar_module_add(const stellar_task *t)
 {

@@ -40,8 +40,8 @@ static int enqueue_queue(const char *task, const char *queue, stellar_error *e)
 }
 
 static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
-                      const char *task, const json_t *params,
-                      const char *queue, stellar_error *e)
+                      const char *task, const json_t *params, const char *queue,
+                      stellar_error *e)
 {
     const st_task *t;
     stellar_job job = {0};
@@ -123,7 +123,8 @@ int stellar_enqueue_at(stellar *h, int64_t at_ms, const char *task,
     if (at_ms > STELLAR_TIME_MAX)
         return st_fail(e, STELLAR_EINVAL,
                        "enqueueAt: %lld ms is after the year 9999 (at most "
-                       "%lld)", (long long)at_ms, (long long)STELLAR_TIME_MAX);
+                       "%lld)",
+                       (long long)at_ms, (long long)STELLAR_TIME_MAX);
     return enqueue(h, at_ms, true, task, params, queue, e);
 }
 
@@ -141,7 +142,6 @@ int stellar_enqueue_in(stellar *h, int64_t delay_ms, const char *task,
                        (long long)delay_ms);
     return enqueue(h, now + delay_ms, true, task, params, queue, e);
 }
-
 
 bool st_recurrent_waiting(st_backend *b, const st_task *t)
 {
@@ -370,8 +370,7 @@ int stellar_del(stellar *h, const char *queue, const char *task,
     *removed = 0;
     if (count < 0) return st_fail(e, STELLAR_EINVAL, "del: count must be >= 0");
     if ((rc = name_job(h, queue, task, params, &j, e))) return rc;
-    WITH_CONN(h, b, b->ops->del(b, j.queue, j.payload, count, removed,
-                                   e));
+    WITH_CONN(h, b, b->ops->del(b, j.queue, j.payload, count, removed, e));
     st_free(j.payload);
     return rc;
 }
@@ -597,8 +596,9 @@ int stellar_working_on(stellar *h, const char *worker, json_t **out,
     *out = NULL;
     if ((rc = stellar_workers(h, &all, e))) return rc;
     w = json_object_get(all, worker ? worker : "");
-    if (!w) rc = st_fail(e, STELLAR_ENOTFOUND, "no worker '%s'",
-                         worker ? worker : "");
+    if (!w)
+        rc = st_fail(e, STELLAR_ENOTFOUND, "no worker '%s'",
+                     worker ? worker : "");
     else if (!(*out = working_on_of(w)))
         rc = st_fail(e, STELLAR_ENOMEM, "workingOn: out of memory");
     json_decref(all);
@@ -654,10 +654,12 @@ int stellar_del_lock(stellar *h, const char *name, int64_t *removed,
 {
     int rc;
     *removed = 0;
-    if (!name || (strncmp(name, "lock:", 5) && strncmp(name, "workerslock:", 12)))
+    if (!name ||
+        (strncmp(name, "lock:", 5) && strncmp(name, "workerslock:", 12)))
         return st_fail(e, STELLAR_EINVAL,
                        "delLock: '%s' is not a lock name (lock:... or "
-                       "workerslock:...)", name ? name : "");
+                       "workerslock:...)",
+                       name ? name : "");
     WITH_CONN(h, b, b->ops->kv_del(b, name, NULL, removed, e));
     return rc;
 }
@@ -680,8 +682,7 @@ static char *failed_text(stellar *h, const json_t *job, stellar_error *e)
     for (start = 0; rc == STELLAR_OK && start < n; start += 100) {
         json_t *raw = NULL;
         size_t i;
-        WITH_CONN(h, b, b->ops->failed_range(b, start, start + 99,
-                                                &raw, e));
+        WITH_CONN(h, b, b->ops->failed_range(b, start, start + 99, &raw, e));
         for (i = 0; rc == STELLAR_OK && i < json_array_size(raw); i++) {
             json_t *s = json_array_get(raw, i), *v;
             if (strcmp(json_string_value(s), canon) == 0) {
@@ -734,9 +735,9 @@ static int failed_take(stellar *h, const json_t *job, bool retry,
         return st_fail(e, STELLAR_ENOMEM, "out of memory");
     }
     requeue.payload = payload;
-    WITH_CONN(h, b, b->ops->failed_remove(b, entry,
-                                             retry ? &requeue : NULL, removed,
-                                             e));
+    WITH_CONN(
+        h, b,
+        b->ops->failed_remove(b, entry, retry ? &requeue : NULL, removed, e));
     if (rc == STELLAR_OK && retry && *removed) st_wake(h);
     st_free(entry);
     st_free(payload);
@@ -770,10 +771,10 @@ static char *dead_worker_entry(stellar *h, const char *name, json_t *on,
     st_js_date(now, date);
     snprintf(killed, sizeof killed, "killed by %s at %s", h->name, date);
     bt = json_pack("[s, s, s]", killed, "queue#forceCleanWorker", "stellar");
-    entry = st_failed_entry(
-        name, json_string_value(json_object_get(on, "queue")),
-        json_string_value(json_object_get(on, "payload")),
-        "Worker Timeout (killed manually)", error, bt, now);
+    entry =
+        st_failed_entry(name, json_string_value(json_object_get(on, "queue")),
+                        json_string_value(json_object_get(on, "payload")),
+                        "Worker Timeout (killed manually)", error, bt, now);
     json_decref(bt);
     return entry;
 }
@@ -814,7 +815,8 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
     {
         json_t *ping = json_object_get(w, "ping");
         json_t *on = json_object_get(w, "working_on");
-        const char *held_raw = json_string_value(json_object_get(on, "payload"));
+        const char *held_raw =
+            json_string_value(json_object_get(on, "payload"));
         int64_t seen = json_is_integer(ping)
                            ? json_integer_value(ping)
                            : json_integer_value(json_object_get(w, "started"));
@@ -1030,8 +1032,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
      * bad params text (with hooks, as for a failing hook). */
     if (before_rc == STELLAR_ENOMEM && !hooks) npush = 0;
     if (npush)
-        rc = b->ops->push(b, queue, (const char *const *)payloads,
-                                npush, e);
+        rc = b->ops->push(b, queue, (const char *const *)payloads, npush, e);
     for (i = 0; rc < 0 && hooks && i < npush; i++) {
         stellar_job job = {.h = h,
                            .b = b,

@@ -308,8 +308,8 @@ void st_js_date(int64_t ms, char out[80])
 {
     struct tm tm;
     utc(ms, &tm);
-    strftime(out, 80, "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)",
-             &tm);
+    strftime(out, 80,
+             "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)", &tm);
 }
 
 void st_iso_date(int64_t ms, char out[32])

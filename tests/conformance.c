@@ -25,13 +25,13 @@
 #include <hiredis/hiredis.h>
 #endif
 
+#include <grp.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1058,15 +1058,24 @@ static void kv_expire_without_a_value_applies_to_any_value(struct test_ctx *t)
 
 /* Queue and task names: non-blank valid UTF-8 without control characters,
  * at most 256 bytes; refused with EINVAL everywhere, nothing stored. */
-static void bad_names_are_refused_everywhere_and_good_ones_kept(
-    struct test_ctx *t)
+static void
+bad_names_are_refused_everywhere_and_good_ones_kept(struct test_ctx *t)
 {
     char long_ok[257], long_bad[258];
-    const char *bad[] = {" ", "   ", "a\tb", "new\nline", "del\x7f", "c1\xc2\x85",
-                         "\xff\xfe", "trunc\xe2\x82", "\xc0\xaf overlong",
-                         "\xed\xa0\x80 surrogate", long_bad};
-    const char *good[] = {"a b", " lead", "caf\xc3\xa9", "rocket \xf0\x9f\x9a\x80",
-                          "jobs:high", long_ok};
+    const char *bad[] = {" ",
+                         "   ",
+                         "a\tb",
+                         "new\nline",
+                         "del\x7f",
+                         "c1\xc2\x85",
+                         "\xff\xfe",
+                         "trunc\xe2\x82",
+                         "\xc0\xaf overlong",
+                         "\xed\xa0\x80 surrogate",
+                         long_bad};
+    const char *good[] = {"a b",         " lead",
+                          "caf\xc3\xa9", "rocket \xf0\x9f\x9a\x80",
+                          "jobs:high",   long_ok};
     stellar *h = open_h(t, NULL);
     stellar_error e = {0};
     json_t *q = NULL;
@@ -1084,7 +1093,8 @@ static void bad_names_are_refused_everywhere_and_good_ones_kept(
         stellar *h2 = NULL;
 
         test_note("bad name %zu", i);
-        ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue(h, "record", NULL, bad[i], &e));
+        ASSERT_EQ(STELLAR_EINVAL,
+                  stellar_enqueue(h, "record", NULL, bad[i], &e));
         ASSERT_TRUE(strstr(e.msg, "queue name") != NULL);
         ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue(h, bad[i], NULL, "q", &e));
         ASSERT_TRUE(strstr(e.msg, "task name") != NULL);
@@ -1094,7 +1104,8 @@ static void bad_names_are_refused_everywhere_and_good_ones_kept(
                   stellar_enqueue_many(h, "record", NULL, 1, bad[i], &e));
         ASSERT_EQ(STELLAR_EINVAL, stellar_length(h, bad[i], &n, &e));
         ASSERT_EQ(STELLAR_EINVAL, stellar_del_queue(h, bad[i], &e));
-        ASSERT_EQ(STELLAR_EINVAL, stellar_del(h, bad[i], "record", NULL, 0, &n, &e));
+        ASSERT_EQ(STELLAR_EINVAL,
+                  stellar_del(h, bad[i], "record", NULL, 0, &n, &e));
         ASSERT_EQ(STELLAR_EINVAL, stellar_open(&h2, &o, &e));
         ASSERT_TRUE(h2 == NULL);
         task.queue = bad[i];
@@ -1129,9 +1140,10 @@ static void bad_names_are_refused_everywhere_and_good_ones_kept(
         ASSERT_OK(b->ops->push(b, "bell\a", &p, 1, &e), &e);
         st_backend_close(b);
         ASSERT_OK(stellar_details(h, &d, &e), &e);
-        ASSERT_EQ(1, json_integer_value(json_object_get(
-                         json_object_get(json_object_get(d, "queues"), "bell\a"),
-                         "length")));
+        ASSERT_EQ(1,
+                  json_integer_value(json_object_get(
+                      json_object_get(json_object_get(d, "queues"), "bell\a"),
+                      "length")));
         json_decref(d);
     }
     stellar_close(h);
@@ -1141,8 +1153,8 @@ static json_t *timestamps_of(stellar *h);
 
 /* Times: 0 to STELLAR_TIME_MAX (year 9999); past it, or a delay that
  * reaches past it (no overflow of now + delay), is EINVAL, nothing stored. */
-static void times_past_the_year_9999_are_refused_and_nothing_stored(
-    struct test_ctx *t)
+static void
+times_past_the_year_9999_are_refused_and_nothing_stored(struct test_ctx *t)
 {
     stellar *h = open_h(t, NULL);
     stellar_error e = {0};
@@ -1158,7 +1170,8 @@ static void times_past_the_year_9999_are_refused_and_nothing_stored(
     ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue_in(h, STELLAR_TIME_MAX, "record",
                                                  NULL, NULL, &e));
     ASSERT_TRUE(strstr(e.msg, "9999") != NULL);
-    ASSERT_EQ(STELLAR_EINVAL, stellar_enqueue_at(h, -1, "record", NULL, NULL, &e));
+    ASSERT_EQ(STELLAR_EINVAL,
+              stellar_enqueue_at(h, -1, "record", NULL, NULL, &e));
     ts = timestamps_of(h);
     ASSERT_EQ(0, json_array_size(ts));
     json_decref(ts);
@@ -1212,9 +1225,8 @@ static int reenter_run(stellar_api *api, const json_t *params,
     return STELLAR_OK;
 }
 
-static const stellar_plugin plugin_reenter = {"reenter",
-                                              reenter_before_enqueue, NULL,
-                                              NULL, NULL};
+static const stellar_plugin plugin_reenter = {"reenter", reenter_before_enqueue,
+                                              NULL, NULL, NULL};
 static const char *const reenter_plugins[] = {"reenter", NULL};
 static const stellar_task task_reenter = {.name = "reenter",
                                           .description = "calls back in",
@@ -1314,10 +1326,12 @@ static int stop_self_run(stellar_api *api, const json_t *params,
     return STELLAR_OK;
 }
 
-static const stellar_task task_stop_self = {
-    .name = "stopSelf", .description = "stops its handle", .run = stop_self_run};
+static const stellar_task task_stop_self = {.name = "stopSelf",
+                                            .description = "stops its handle",
+                                            .run = stop_self_run};
 
-static void stop_and_close_from_a_task_are_refused_not_a_hang(struct test_ctx *t)
+static void
+stop_and_close_from_a_task_are_refused_not_a_hang(struct test_ctx *t)
 {
     stellar *h = open_h(t, NULL);
 
@@ -1721,8 +1735,8 @@ static void *race(void *arg)
         if (r->id < 2)
             ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
         else if (r->id == 2)
-            ASSERT_OK(b->ops->replace(b, "clock", payload,
-                                      test_now_ms() - 2000, &n, &e),
+            ASSERT_OK(b->ops->replace(b, "clock", payload, test_now_ms() - 2000,
+                                      &n, &e),
                       &e);
         else
             ASSERT_OK(b->ops->promote_due(b, test_now_ms(), 0, &n, &next, &e),
@@ -1791,8 +1805,8 @@ static void *delay_copies(void *arg)
     return NULL;
 }
 
-static void racing_writers_each_delay_their_copy_of_one_payload(
-    struct test_ctx *t)
+static void
+racing_writers_each_delay_their_copy_of_one_payload(struct test_ctx *t)
 {
     pthread_barrier_t go;
     pthread_t th[DELAY_WRITERS];
@@ -1897,8 +1911,8 @@ static int64_t sqlite_application_id(const char *path)
     int64_t id = -1;
 
     ASSERT_EQ(SQLITE_OK, sqlite3_open(path, &db));
-    ASSERT_EQ(SQLITE_OK, sqlite3_prepare_v2(db, "PRAGMA application_id", -1,
-                                            &st, NULL));
+    ASSERT_EQ(SQLITE_OK,
+              sqlite3_prepare_v2(db, "PRAGMA application_id", -1, &st, NULL));
     if (sqlite3_step(st) == SQLITE_ROW) id = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
@@ -1907,8 +1921,8 @@ static int64_t sqlite_application_id(const char *path)
 
 /* A store written by schema version 1 (tests/fixtures/schema-v1.sql, with a
  * row in every table) is migrated on open and keeps everything. */
-static void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(
-    struct test_ctx *t)
+static void
+a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(struct test_ctx *t)
 {
     char path[512], url[600], *sql = NULL;
     stellar_options o = {0};
@@ -2008,8 +2022,8 @@ static void make_sqlite_file(const char *path, const char *sql)
 /* --backend sqlite:app.db on another program's database: refused with
  * EINVAL naming the file and why, and not one byte of it changes (no WAL
  * switch, no tables). An empty file is taken, and marked as ours. */
-static void a_foreign_sqlite_file_is_refused_and_left_untouched(
-    struct test_ctx *t)
+static void
+a_foreign_sqlite_file_is_refused_and_left_untouched(struct test_ctx *t)
 {
     static const char *const sqls[] = {
         "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
@@ -2069,8 +2083,7 @@ static void a_foreign_sqlite_file_is_refused_and_left_untouched(
  * mode bits say): opens the store at url, which the child must not be able
  * to write (why: the file or its folder), and inspects it. Exit 0: read
  * fine and refused writes; 77: could not drop the rights. */
-static int inspect_read_only(const char *url, const char *path,
-                             const char *dir)
+static int inspect_read_only(const char *url, const char *path, const char *dir)
 {
     pid_t pid;
     int status = 0;
@@ -2175,8 +2188,8 @@ static bool wait_connection_subscribed(void *ud)
 /* A Redis that wants a password: a wrong or missing one is ECONNECT naming
  * AUTH; the right one opens, and the idle processors' second connection
  * (the wake-up subscriber) authenticates too. */
-static void redis_with_a_password_is_opened_or_refused_clearly(
-    struct test_ctx *t)
+static void
+redis_with_a_password_is_opened_or_refused_clearly(struct test_ctx *t)
 {
 #ifdef STELLAR_HAVE_REDIS
     stellar_options o = {.processors = 2};
@@ -2757,7 +2770,7 @@ recovering_a_periodic_job_keeps_one_copy_of_the_task(struct test_ctx *t)
 
     reg(h, &race_every);
     ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e);
-    fake_worker(b, "dead:1+1", "clock", now - 120000, true); /* takes it */
+    fake_worker(b, "dead:1+1", "clock", now - 120000, true);  /* takes it */
     ASSERT_OK(stellar_enqueue_recurrent(h, "every", &e), &e); /* the fresh */
     ASSERT_EQ(1, copies_stored(b, "clock", "every"));
 

@@ -160,11 +160,11 @@ static reply *req_from(const char *src, int port, const char *method,
 #define CSRF "X-Stellar-CSRF: 1\r\n"
 /* Tokens long enough for a listen off loopback; TOKEN_Q is TOKEN in a
  * query. */
-#define TOKEN        "s3cret+/=0123456789"
-#define TOKEN_Q      "s3cret%2B%2F%3D0123456789"
-#define BEARER       "Authorization: Bearer " TOKEN "\r\n"
-#define READ_TOKEN   "reader-0123456789abcdef"
-#define READ_BEARER  "Authorization: Bearer " READ_TOKEN "\r\n"
+#define TOKEN       "s3cret+/=0123456789"
+#define TOKEN_Q     "s3cret%2B%2F%3D0123456789"
+#define BEARER      "Authorization: Bearer " TOKEN "\r\n"
+#define READ_TOKEN  "reader-0123456789abcdef"
+#define READ_BEARER "Authorization: Bearer " READ_TOKEN "\r\n"
 
 static reply *get(int port, const char *path)
 {
@@ -516,9 +516,9 @@ static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
     ASSERT_ERROR(post(port, "/api/enqueue",
                       "{\"task\":\"echo\",\"queue\":\"a\\u0000b\"}"),
                  400, "EINVAL");
-    ASSERT_ERROR(post(port, "/api/enqueue",
-                      "{\"task\":\"echo\",\"queue\":\"   \"}"),
-                 400, "EINVAL");
+    ASSERT_ERROR(
+        post(port, "/api/enqueue", "{\"task\":\"echo\",\"queue\":\"   \"}"),
+        400, "EINVAL");
     ASSERT_ERROR(post(port, "/api/enqueue",
                       "{\"task\":\"echo\",\"queue\":\"bell\\u0007\"}"),
                  400, "EINVAL");
@@ -617,15 +617,14 @@ static void a_token_is_required_off_loopback_and_checked_on_every_request(
     /* The wrong token above makes this address wait a moment. */
     ASSERT_STATUS(
         req_past_backoff(NULL, port, "GET", "/api/stats", BEARER, NULL), 200);
-    ASSERT_STATUS(req(port, "POST", "/api/enqueue", CSRF BEARER,
-                      "{\"task\":\"echo\"}"),
-                  200);
+    ASSERT_STATUS(
+        req(port, "POST", "/api/enqueue", CSRF BEARER, "{\"task\":\"echo\"}"),
+        200);
     /* ?token= is taken only by the dashboard's page, never by /api or
      * /metrics (those send the header). */
     ASSERT_ERROR(get(port, "/api/stats?token=" TOKEN_Q), 401, "EAUTH");
-    ASSERT_TRUE(test_contains_ci(json_string_value(json_object_get(
-                                     last.json, "error")),
-                                 "Bearer"));
+    ASSERT_TRUE(test_contains_ci(
+        json_string_value(json_object_get(last.json, "error")), "Bearer"));
     ASSERT_ERROR(get(port, "/metrics?token=" TOKEN_Q), 401, "EAUTH");
     ASSERT_ERROR(req(port, "POST", "/api/enqueue?token=" TOKEN_Q, CSRF,
                      "{\"task\":\"echo\"}"),
@@ -642,8 +641,8 @@ static void a_token_is_required_off_loopback_and_checked_on_every_request(
     ASSERT_TRUE(strstr(cookie, "s3cret") == NULL);
     ASSERT_TRUE(strstr(cookie, "7333637265742b2f3d") == NULL);
     ASSERT_EQ(32, strcspn(cookie + 16, ";"));
-    snprintf(line, sizeof line, "Cookie: %.*s\r\n",
-             (int)strcspn(cookie, ";"), cookie);
+    snprintf(line, sizeof line, "Cookie: %.*s\r\n", (int)strcspn(cookie, ";"),
+             cookie);
     ASSERT_STATUS(req(port, "GET", "/app.js", line, NULL), 200);
     ASSERT_STATUS(req(port, "GET", "/api/stats", line, NULL), 200);
     /* Each page load makes another session. */
@@ -1302,8 +1301,8 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
 
 /* --------------------------------------------- Tokens, sessions, audit --- */
 
-static void a_read_token_reads_everything_and_changes_nothing(
-    struct test_ctx *t)
+static void
+a_read_token_reads_everything_and_changes_nothing(struct test_ctx *t)
 {
     stellar *h = open_h(t, 0, NULL);
     stellar_http_options o = {0};
@@ -1339,9 +1338,9 @@ static void a_read_token_reads_everything_and_changes_nothing(
                  403, "EREADONLY");
     ASSERT_ERROR(req(port, "DELETE", "/api/queues/q1", CSRF READ_BEARER, NULL),
                  403, "EREADONLY");
-    ASSERT_ERROR(req(port, "POST", "/api/failed/retry-all", CSRF READ_BEARER,
-                     NULL),
-                 403, "EREADONLY");
+    ASSERT_ERROR(
+        req(port, "POST", "/api/failed/retry-all", CSRF READ_BEARER, NULL), 403,
+        "EREADONLY");
     ASSERT_ERROR(req(port, "DELETE", "/api/delayed", READ_BEARER, NULL), 403,
                  "EREADONLY");
     ASSERT_EQ(1, test_length(h, "q1"));
@@ -1366,8 +1365,8 @@ static void a_read_token_reads_everything_and_changes_nothing(
     /* Tokens are never in the log. */
     ASSERT_TRUE(!log_has(test_path(t, "stellar.log"), "s3cret", NULL, NULL));
     ASSERT_TRUE(!log_has(test_path(t, "stellar.log"), READ_TOKEN, NULL, NULL));
-    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "read token ***", NULL,
-                        NULL));
+    ASSERT_TRUE(
+        log_has(test_path(t, "stellar.log"), "read token ***", NULL, NULL));
 }
 
 static void wrong_tokens_are_logged_and_slowed_per_address(struct test_ctx *t)
@@ -1385,24 +1384,24 @@ static void wrong_tokens_are_logged_and_slowed_per_address(struct test_ctx *t)
         wrong += last.status == 401;
     }
     ASSERT_ERROR(&last, 429, "EBACKOFF");
-    ASSERT_TRUE(hdr(&last, "Retry-After") && atoi(hdr(&last, "Retry-After")) >= 1);
+    ASSERT_TRUE(hdr(&last, "Retry-After") &&
+                atoi(hdr(&last, "Retry-After")) >= 1);
     ASSERT_TRUE(wrong >= 1);
     /* Another address is not slowed. */
-    ASSERT_STATUS(req_from("127.0.0.2", port, "GET", "/api/stats", BEARER,
-                           NULL),
-                  200);
+    ASSERT_STATUS(
+        req_from("127.0.0.2", port, "GET", "/api/stats", BEARER, NULL), 200);
     /* The failures are logged with the address, never the token. */
-    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token",
-                        "127.0.0.1", "bearer"));
+    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token", "127.0.0.1",
+                        "bearer"));
     ASSERT_TRUE(
         !log_has(test_path(t, "stellar.log"), "not-the-token", NULL, NULL));
     /* A wrong ?token= on the page counts as well; a stale session cookie
      * does not (it is just no credential). */
-    ASSERT_ERROR(req_past_backoff("127.0.0.3", port, "GET", "/?token=nope",
-                                  NULL, NULL),
-                 401, "EAUTH");
-    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token",
-                        "127.0.0.3", "?token"));
+    ASSERT_ERROR(
+        req_past_backoff("127.0.0.3", port, "GET", "/?token=nope", NULL, NULL),
+        401, "EAUTH");
+    ASSERT_TRUE(log_has(test_path(t, "stellar.log"), "wrong token", "127.0.0.3",
+                        "?token"));
     for (i = 0; i < 5; i++)
         ASSERT_ERROR(
             req_from("127.0.0.4", port, "GET", "/api/stats",
@@ -1478,8 +1477,8 @@ static void *slowloris_main(void *arg)
         pthread_mutex_unlock(&sl->lock);
         for (i = 0; i < SLOW_CONNS; i++) {
             if (sl->fd[i] >= 0) {
-                int n = snprintf(line, sizeof line, "X-Slow-%d: %d\r\n", round,
-                                 i);
+                int n =
+                    snprintf(line, sizeof line, "X-Slow-%d: %d\r\n", round, i);
                 if (send(sl->fd[i], line, (size_t)n,
                          MSG_NOSIGNAL | MSG_DONTWAIT) == n)
                     continue;
@@ -1519,8 +1518,8 @@ static void slow_clients_do_not_starve_other_addresses(struct test_ctx *t)
     /* 127.0.0.2 must be a local address (it is on Linux's lo). */
     {
         int fd = connect_from("127.0.0.2", port);
-        if (fd < 0) test_skip("cannot connect from 127.0.0.2: %s",
-                              strerror(errno));
+        if (fd < 0)
+            test_skip("cannot connect from 127.0.0.2: %s", strerror(errno));
         close(fd);
     }
     sl->port = port;
@@ -1535,9 +1534,9 @@ static void slow_clients_do_not_starve_other_addresses(struct test_ctx *t)
     attack_until = test_now_ms() + 12000;
     while (test_now_ms() < attack_until) {
         start = test_now_ms();
-        ASSERT_STATUS(req_from("127.0.0.2", port, "GET", "/api/stats", BEARER,
-                               NULL),
-                      200);
+        ASSERT_STATUS(
+            req_from("127.0.0.2", port, "GET", "/api/stats", BEARER, NULL),
+            200);
         if (test_now_ms() - start > worst) worst = test_now_ms() - start;
         answered++;
         test_sleep_ms(500);
@@ -1584,8 +1583,9 @@ static void a_request_head_must_arrive_within_the_deadline(struct test_ctx *t)
     }
     closed_at = test_now_ms() - start;
     close(fd);
-    test_note("a head trickling in was cut after %lld ms", (long long)closed_at);
-    ASSERT_TRUE(closed_at >= 4500);  /* the deadline is 5 s */
+    test_note("a head trickling in was cut after %lld ms",
+              (long long)closed_at);
+    ASSERT_TRUE(closed_at >= 4500); /* the deadline is 5 s */
     ASSERT_TRUE(closed_at < 20000); /* and it is kept, loaded or not */
     /* The server still answers. */
     ASSERT_STATUS(get(port, "/api/stats"), 200);
@@ -1628,8 +1628,8 @@ static void delayed_jobs_are_paged(struct test_ctx *t)
         seen += (int64_t)json_array_size(v);
     }
     ASSERT_EQ(100, seen);
-    ASSERT_EQ(base, strtoll(json_object_iter_key(json_object_iter(d)), NULL,
-                            10));
+    ASSERT_EQ(base,
+              strtoll(json_object_iter_key(json_object_iter(d)), NULL, 10));
     /* A page that splits a timestamp: jobs 99..101. */
     ASSERT_STATUS(get(port, "/api/delayed?offset=99&limit=3"), 200);
     d = json_object_get(last.json, "delayed");
@@ -1691,8 +1691,7 @@ static const struct test tests[] = {
      a_read_token_reads_everything_and_changes_nothing, 0},
     {"wrong_tokens_are_logged_and_slowed_per_address",
      wrong_tokens_are_logged_and_slowed_per_address, 120},
-    {"every_change_over_http_is_audited", every_change_over_http_is_audited,
-     0},
+    {"every_change_over_http_is_audited", every_change_over_http_is_audited, 0},
     {"slow_clients_do_not_starve_other_addresses",
      slow_clients_do_not_starve_other_addresses, 120},
     {"a_request_head_must_arrive_within_the_deadline",

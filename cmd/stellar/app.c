@@ -245,8 +245,7 @@ int cli_open(cli *c, stellar_options *o, bool load_tasks)
     if (rc != STELLAR_OK) {
         char *shown = st_url_redact(c->backend);
         c->h = NULL;
-        rc = cli_fail(c, "cannot open %s: %s",
-                      shown ? shown : "the backend",
+        rc = cli_fail(c, "cannot open %s: %s", shown ? shown : "the backend",
                       e.msg[0] ? e.msg : stellar_strerror(rc));
         st_free(shown);
         return rc;

@@ -41,7 +41,7 @@
 /* What was asked for. */
 typedef struct http_want {
     bool on;
-    const char *listen; /* borrowed from argv or the config */
+    const char *listen;     /* borrowed from argv or the config */
     bool from_config;       /* stellar.json's http section chose it */
     const char *token;      /* NULL: none */
     const char *read_token; /* NULL: none */
@@ -82,8 +82,7 @@ static int resolve(cli *c, bool dashboard, http_want *w)
         v = json_object_get(sec, "readToken");
         if (v && !json_is_null(v)) {
             if (!json_is_string(v))
-                return cli_config_fail(c, "http.readToken",
-                                       "must be a string");
+                return cli_config_fail(c, "http.readToken", "must be a string");
             w->read_token = json_string_value(v);
         }
         w->on = true;

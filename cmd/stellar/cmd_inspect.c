@@ -429,11 +429,10 @@ static int details_table(cli *c, json_t *details)
         json_object_foreach(queues, name, q)
         {
             json_t *age = json_object_get(q, "latency_ms");
-            out_table_row(t, name, out_scalar(json_object_get(q, "length"), buf),
-                          latency_cell(json_is_integer(age)
-                                           ? json_integer_value(age)
-                                           : -1,
-                                       lat));
+            out_table_row(
+                t, name, out_scalar(json_object_get(q, "length"), buf),
+                latency_cell(
+                    json_is_integer(age) ? json_integer_value(age) : -1, lat));
         }
         out_print(t);
     }

@@ -56,9 +56,8 @@ const cli_cmd cli_commands[] = {
      "Example:\n"
      "  cd examples/app && stellar run --processors 4 --http 127.0.0.1:8080\n",
      NULL},
-    {"dashboard", cmd_dashboard, "run", "http=,http-token=,http-read-token=",
-     0, 0, "",
-     "serve the dashboard and HTTP API, without processors",
+    {"dashboard", cmd_dashboard, "run", "http=,http-token=,http-read-token=", 0,
+     0, "", "serve the dashboard and HTTP API, without processors",
      "Serves the dashboard at /, the JSON API under /api/ and /metrics over\n"
      "the backend until SIGINT or SIGTERM. Runs no TaskProcessors and no\n"
      "scheduler; with an app, its tasks are loaded so that the API can\n"

@@ -228,11 +228,9 @@ static int get_delayed(call *c, stellar_error *e)
     if ((rc = arg_i64(c, "offset", 0, &offset, e)) ||
         (rc = arg_i64(c, "limit", DELAYED_LIMIT, &limit, e)))
         return rc;
-    if (offset < 0)
-        return st_fail(e, STELLAR_EINVAL, "offset must be >= 0");
+    if (offset < 0) return st_fail(e, STELLAR_EINVAL, "offset must be >= 0");
     if (limit < 0 || limit > DELAYED_MAX)
-        return st_fail(e, STELLAR_EINVAL, "limit must be 0 to %d",
-                       DELAYED_MAX);
+        return st_fail(e, STELLAR_EINVAL, "limit must be 0 to %d", DELAYED_MAX);
     if ((rc = stellar_all_delayed(c->h, &all, e))) return rc;
     if (json_object_size(all) &&
         !(ts = st_malloc(json_object_size(all) * sizeof *ts)))
@@ -251,8 +249,8 @@ static int get_delayed(call *c, stellar_error *e)
         jobs = json_object_get(all, key);
         for (j = 0; j < json_array_size(jobs); j++, pos++) {
             if (pos < offset || pos >= offset + limit) continue;
-            if (!out && (!(out = json_array()) ||
-                         json_object_set_new(page, key, out)))
+            if (!out &&
+                (!(out = json_array()) || json_object_set_new(page, key, out)))
                 goto oom;
             if (json_array_append(out, json_array_get(jobs, j))) goto oom;
         }
@@ -260,10 +258,9 @@ static int get_delayed(call *c, stellar_error *e)
     st_free(ts);
     json_decref(all);
     c->out = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total,
-                       "offset", (json_int_t)offset, "limit",
-                       (json_int_t)limit, "delayed", page);
-    return c->out ? STELLAR_OK
-                  : st_fail(e, STELLAR_ENOMEM, "out of memory");
+                       "offset", (json_int_t)offset, "limit", (json_int_t)limit,
+                       "delayed", page);
+    return c->out ? STELLAR_OK : st_fail(e, STELLAR_ENOMEM, "out of memory");
 oom:
     st_free(ts);
     json_decref(all);

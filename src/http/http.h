@@ -60,8 +60,8 @@ typedef struct st_http_reply {
     int status;
     char *body; /* owned (st_malloc); NULL: empty */
     size_t len;
-    const char *type; /* Content-Type; static */
-    char allow[48];   /* with 405: the Allow header ("GET, DELETE") */
+    const char *type;  /* Content-Type; static */
+    char allow[48];    /* with 405: the Allow header ("GET, DELETE") */
     int retry_after_s; /* with 429: the Retry-After header; 0: none */
 } st_http_reply;
 

@@ -142,7 +142,7 @@ struct stellar_http {
     int64_t head_timeout_ms;
 
     pthread_t watchdog;
-    bool watchdog_on;    /* the thread was started */
+    bool watchdog_on;     /* the thread was started */
     pthread_mutex_t lock; /* guards every field below it */
     pthread_cond_t wake;  /* signalled when stopping is set */
     bool stopping;
@@ -154,11 +154,11 @@ struct stellar_http {
 /* One request's state, from its first call to its completion. */
 typedef struct req_state {
     st_buf body;
-    bool too_big;             /* the body passed max_body: answer 413 */
-    enum auth_kind auth;      /* what let it in */
-    const char *via;          /* "bearer", "session", "?token", "" */
+    bool too_big;               /* the body passed max_body: answer 413 */
+    enum auth_kind auth;        /* what let it in */
+    const char *via;            /* "bearer", "session", "?token", "" */
     enum auth_kind new_session; /* by ?token=: set a cookie of this kind */
-    const char *addr;         /* the client's address (its conn's) */
+    const char *addr;           /* the client's address (its conn's) */
 } req_state;
 
 /* ----------------------------------------------------------- Helpers --- */
@@ -312,8 +312,7 @@ static enum auth_kind session_find(stellar_http *s, const char *id)
     pthread_mutex_lock(&s->lock);
     for (i = 0; i < MAX_SESSIONS; i++) {
         session *x = &s->sessions[i];
-        if (x->id[0] && x->expires_ms > now &&
-            same_secret(x->id, 32, id, n))
+        if (x->id[0] && x->expires_ms > now && same_secret(x->id, 32, id, n))
             kind = x->kind;
     }
     pthread_mutex_unlock(&s->lock);
@@ -417,8 +416,10 @@ static void on_connection(void *cls, struct MHD_Connection *c,
     }
     if (!cn) return;
     pthread_mutex_lock(&s->lock);
-    if (cn->prev) cn->prev->next = cn->next;
-    else s->conns = cn->next;
+    if (cn->prev)
+        cn->prev->next = cn->next;
+    else
+        s->conns = cn->next;
     if (cn->next) cn->next->prev = cn->prev;
     pthread_mutex_unlock(&s->lock);
     if (cn->fd >= 0) close(cn->fd);
@@ -571,7 +572,7 @@ static bool is_page(const char *url)
 
 static const char *kind_name(enum auth_kind k)
 {
-    return k == AUTH_ADMIN ? "admin token"
+    return k == AUTH_ADMIN  ? "admin token"
            : k == AUTH_READ ? "read token"
                             : "no token";
 }
@@ -581,8 +582,8 @@ static enum auth_kind token_kind(const stellar_http *s, const char *v)
 {
     size_t n = strlen(v);
     bool admin = s->token && same_secret(v, n, s->token, s->token_len);
-    bool read = s->read_token &&
-                same_secret(v, n, s->read_token, s->read_token_len);
+    bool read =
+        s->read_token && same_secret(v, n, s->read_token, s->read_token_len);
     return admin ? AUTH_ADMIN : read ? AUTH_READ : AUTH_OPEN;
 }
 
@@ -762,8 +763,8 @@ static enum MHD_Result dispatch(stellar_http *s, struct MHD_Connection *c,
     if (!read)
         st_log(&s->h->log, STELLAR_LOG_INFO,
                "http audit: %s %s -> %d, by %s%s%s from %s", method, url,
-               r.status, kind_name(rs->auth), *rs->via ? " via " : "",
-               rs->via, rs->addr);
+               r.status, kind_name(rs->auth), *rs->via ? " via " : "", rs->via,
+               rs->addr);
     ret = send_reply(s, c, rs, method, url, &r, NULL);
     st_free(r.body);
     return ret;
@@ -788,8 +789,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         rs->addr = cn ? cn->addr : "?";
         /* Refuse before reading a byte of the body (and before MHD sends
          * "100 Continue" to a client that asked). */
-        if ((status = check_request(s, c, method, url, rs, &code, &msg,
-                                    &retry_s)))
+        if ((status =
+                 check_request(s, c, method, url, rs, &code, &msg, &retry_s)))
             return send_error(s, c, method, url, status, code, msg,
                               status == 405 ? "GET, HEAD, POST, DELETE" : NULL,
                               retry_s);
@@ -914,17 +915,16 @@ static int check_tokens(const stellar_http *s, const char *listen_str,
                        listen_str);
     if ((s->token && s->token_len < MIN_TOKEN_LEN) ||
         (s->read_token && s->read_token_len < MIN_TOKEN_LEN))
-        return st_fail(e, STELLAR_EINVAL,
-                       "listen %s: the %s is %zu characters: off loopback a "
-                       "token needs at least %d (a random one: openssl rand "
-                       "-hex 16)",
-                       listen_str,
-                       s->token && s->token_len < MIN_TOKEN_LEN ? "token"
-                                                                : "read token",
-                       s->token && s->token_len < MIN_TOKEN_LEN
-                           ? s->token_len
-                           : s->read_token_len,
-                       MIN_TOKEN_LEN);
+        return st_fail(
+            e, STELLAR_EINVAL,
+            "listen %s: the %s is %zu characters: off loopback a "
+            "token needs at least %d (a random one: openssl rand "
+            "-hex 16)",
+            listen_str,
+            s->token && s->token_len < MIN_TOKEN_LEN ? "token" : "read token",
+            s->token && s->token_len < MIN_TOKEN_LEN ? s->token_len
+                                                     : s->read_token_len,
+            MIN_TOKEN_LEN);
     return STELLAR_OK;
 }
 
@@ -956,14 +956,14 @@ static int open_listener(stellar_http *s, const char *listen_str,
         bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 128) < 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
         rc = st_fail(e, STELLAR_EIO, "cannot listen on %s: %s", listen_str,
-                    strerror(errno));
+                     strerror(errno));
         if (fd >= 0) close(fd);
         freeaddrinfo(res);
         return rc;
     }
     s->port = ntohs(ss.ss_family == AF_INET6
-                            ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
-                            : ((struct sockaddr_in *)(void *)&ss)->sin_port);
+                        ? ((struct sockaddr_in6 *)(void *)&ss)->sin6_port
+                        : ((struct sockaddr_in *)(void *)&ss)->sin_port);
     freeaddrinfo(res);
     *fdp = fd;
     return STELLAR_OK;
@@ -1015,8 +1015,8 @@ int stellar_http_start(stellar *h, const stellar_http_options *o,
     pthread_cond_init(&s->wake, &ca);
     pthread_condattr_destroy(&ca);
     s->max_body = o && o->max_body ? o->max_body : DEFAULT_MAX_BODY;
-    s->head_timeout_ms = o && o->head_timeout_ms ? (int64_t)o->head_timeout_ms
-                                                 : HEAD_TIMEOUT_MS;
+    s->head_timeout_ms =
+        o && o->head_timeout_ms ? (int64_t)o->head_timeout_ms : HEAD_TIMEOUT_MS;
     if ((rc = parse_listen(listen_str, &s->host, &port, e)) ||
         (rc = copy_token(o ? o->token : NULL, &s->token, &s->token_len, e)) ||
         (rc = copy_token(o ? o->read_token : NULL, &s->read_token,

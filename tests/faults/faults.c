@@ -290,7 +290,6 @@ static int64_t queue_length(stellar *h, const char *queue)
     return n;
 }
 
-
 /* Workers of process pid ("<host>:<pid>+<n>"), or of every process if pid
  * is 0; *busy: how many of them hold a job. */
 static int workers_of(stellar *h, pid_t pid, int *busy)
@@ -687,9 +686,9 @@ static stellar *open_leader(struct test_ctx *t, int64_t stuck_ms)
 
 /* One of the test's `stellar run` servers, as a supervisor sees it. */
 struct server {
-    char name;  /* 'a' or 'b' */
-    pid_t pid;  /* running, or dead (down) */
-    bool down;  /* the pill killed it; restarted once its workers are gone */
+    char name; /* 'a' or 'b' */
+    pid_t pid; /* running, or dead (down) */
+    bool down; /* the pill killed it; restarted once its workers are gone */
 };
 
 /* Supervises server s: counts its death by the pill, and restarts it once
@@ -771,8 +770,8 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
             supervise(t, h, app, &b, &deaths, &spawned);
             if (test_mono_ms() > deadline) {
                 note_failed(h);
-                FAIL("round %d: %lld of %d jobs processed; %lld waiting",
-                     round, (long long)stat_get(h, "processed"), next_id,
+                FAIL("round %d: %lld of %d jobs processed; %lld waiting", round,
+                     (long long)stat_get(h, "processed"), next_id,
                      (long long)queue_length(h, "default"));
             }
             test_sleep_ms(10);
@@ -792,7 +791,8 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
                   (long long)(test_mono_ms() - r0));
         bad_rounds += now_innocent > innocent;
         innocent = now_innocent;
-        unsignalled = round + 1 - failed_with(failed, "abortThread", "signal 6");
+        unsignalled =
+            round + 1 - failed_with(failed, "abortThread", "signal 6");
         json_decref(failed);
         /* A suspect never runs in a processor's thread: one death. */
         many_deaths += deaths != 1;
@@ -1928,8 +1928,8 @@ static void redis_paused_for_5s_loses_and_repeats_nothing(struct test_ctx *t)
  * stay, each job runs and is acked once, and the log says nothing of dead
  * workers.
  */
-static void redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(
-    struct test_ctx *t)
+static void
+redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(struct test_ctx *t)
 {
 #ifdef STELLAR_HAVE_REDIS
     char *runs = st_strdup(test_path(t, "runs.txt"));
@@ -1997,8 +1997,8 @@ static void redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(
 /* With Redis frozen, a stop of `stellar run` waits on it (acks, putting
  * jobs back, unregistering: up to 30 s a call); a second SIGTERM makes it
  * exit within seconds, saying why. */
-static void second_sigterm_exits_promptly_while_redis_is_frozen(
-    struct test_ctx *t)
+static void
+second_sigterm_exits_promptly_while_redis_is_frozen(struct test_ctx *t)
 {
 #ifdef STELLAR_HAVE_REDIS
     char *app, *runs = st_strdup(test_path(t, "runs.txt"));
@@ -2024,8 +2024,9 @@ static void second_sigterm_exits_promptly_while_redis_is_frozen(
     status = wait_exit(run, 20000);
     ms = test_mono_ms() - t0;
     kill(server, SIGCONT);
-    if (status == -1) FAIL("stellar run still running 20 s after a second "
-                           "SIGTERM with Redis frozen");
+    if (status == -1)
+        FAIL("stellar run still running 20 s after a second "
+             "SIGTERM with Redis frozen");
     test_note("exited %lld ms after the second SIGTERM", (long long)ms);
     ASSERT_TRUE(ms < 15000);
     ASSERT_TRUE(file_contains(test_path(t, "run.log"), "exiting without"));
@@ -2059,7 +2060,8 @@ static pid_t leader_pid(st_backend *b)
     pid_t pid = 0;
 
     ASSERT_OK(b->ops->kv_get(b, "resque_scheduler_leader_lock", &v, &e), &e);
-    if (v && (colon = strrchr(v, ':'))) pid = (pid_t)strtol(colon + 1, NULL, 10);
+    if (v && (colon = strrchr(v, ':')))
+        pid = (pid_t)strtol(colon + 1, NULL, 10);
     st_free(v);
     return pid;
 }
@@ -2124,17 +2126,18 @@ killing_the_scheduler_leader_keeps_periodic_and_delayed_jobs(struct test_ctx *t)
     }
     cfg = st_asprintf("%s/stellar.json", app);
     if (!(f = fopen(cfg, "w"))) FAIL("%s: %s", cfg, strerror(errno));
-    fprintf(f, "{\"tasks\": {\"queues\": [\"*\"], \"maxTaskProcessors\": 2, "
-               "\"scheduler\": true, \"timeout\": 50, "
-               "\"stuckWorkerTimeout\": %d, \"shutdownTimeout\": 30000}}\n",
+    fprintf(f,
+            "{\"tasks\": {\"queues\": [\"*\"], \"maxTaskProcessors\": 2, "
+            "\"scheduler\": true, \"timeout\": 50, "
+            "\"stuckWorkerTimeout\": %d, \"shutdownTimeout\": 30000}}\n",
             STUCK_MS);
     fclose(f);
 
     ASSERT_OK(st_backend_open(&b, t->url, NULL, &e), &e);
     {
         /* Each of `stellar run`'s own flags; scheduler on (stellar.json). */
-        const char *av[] = {program("STELLAR_BIN"), "run", "--backend",
-                            t->url, "--processors", "2", NULL};
+        const char *av[] = {program("STELLAR_BIN"), "run", "--backend", t->url,
+                            "--processors",         "2",   NULL};
         a = spawn(av, app, test_path(t, "a.log"));
         c = spawn(av, app, test_path(t, "c.log"));
     }
@@ -2153,8 +2156,8 @@ killing_the_scheduler_leader_keeps_periodic_and_delayed_jobs(struct test_ctx *t)
     base = test_mono_ms();
     for (i = 0; i < N; i++) {
         char *p = st_asprintf("{\"id\":%d,\"ms\":0,\"path\":\"%s\"}", i, runs);
-        ASSERT_OK(stellar_enqueue_in(h, 1000 + (int64_t)i * 500, "faultJob",
-                                     p, "default", &e),
+        ASSERT_OK(stellar_enqueue_in(h, 1000 + (int64_t)i * 500, "faultJob", p,
+                                     "default", &e),
                   &e);
         st_free(p);
     }
@@ -2176,8 +2179,7 @@ killing_the_scheduler_leader_keeps_periodic_and_delayed_jobs(struct test_ctx *t)
 
     /* The survivor takes the lock within the TTL; the task resumes; every
      * job runs; then 5 more periodic runs under the new leader. */
-    ASSERT_WAIT((assert_alive(survivor, "survivor"),
-                 leader_pid(b) == survivor),
+    ASSERT_WAIT((assert_alive(survivor, "survivor"), leader_pid(b) == survivor),
                 TTL + 3000);
     test_note("survivor %ld leads at +%lld ms after the kill", (long)survivor,
               (long long)(test_mono_ms() - kill_ms));

@@ -75,7 +75,8 @@ static void record(stellar_api *api, const json_t *params, const char *phase)
     int fd;
 
     st_buf_puts(&b, "{\"task\":");
-    st_json_put_string(&b, stellar_api_task(api), strlen(stellar_api_task(api)));
+    st_json_put_string(&b, stellar_api_task(api),
+                       strlen(stellar_api_task(api)));
     st_buf_puts(&b, ",\"queue\":");
     st_json_put_string(&b, stellar_api_queue(api),
                        strlen(stellar_api_queue(api)));
@@ -174,24 +175,42 @@ static const char *const plug_job[] = {"jobLock", NULL};
 static const char *const plug_retry[] = {"retry", NULL};
 
 static const stellar_task tasks[] = {
-    {.name = "record", .description = "records its params", .queue = "q",
+    {.name = "record",
+     .description = "records its params",
+     .queue = "q",
      .run = run_record},
-    {.name = "fail", .description = "always fails", .queue = "q",
+    {.name = "fail",
+     .description = "always fails",
+     .queue = "q",
      .run = run_fail},
-    {.name = "failonce", .description = "fails once per params", .queue = "q",
+    {.name = "failonce",
+     .description = "fails once per params",
+     .queue = "q",
      .run = run_failonce},
-    {.name = "block", .description = "waits for the gate", .queue = "slow",
+    {.name = "block",
+     .description = "waits for the gate",
+     .queue = "slow",
      .run = run_block},
-    {.name = "qlocked", .description = "queueLock", .queue = "locks",
-     .plugins = plug_queue, .run = run_record},
-    {.name = "jlocked", .description = "jobLock, waits for the gate",
-     .queue = "locks", .plugins = plug_job, .run = run_block},
-    {.name = "retried", .description = "retry, always fails",
-     .queue = "retry", .plugins = plug_retry,
+    {.name = "qlocked",
+     .description = "queueLock",
+     .queue = "locks",
+     .plugins = plug_queue,
+     .run = run_record},
+    {.name = "jlocked",
+     .description = "jobLock, waits for the gate",
+     .queue = "locks",
+     .plugins = plug_job,
+     .run = run_block},
+    {.name = "retried",
+     .description = "retry, always fails",
+     .queue = "retry",
+     .plugins = plug_retry,
      .plugin_options = "{\"retry\":{\"retryLimit\":3,\"retryDelay\":1000}}",
      .run = run_fail},
-    {.name = "mixed", .description = "the mixed deployment's job",
-     .queue = "mixed", .run = run_record},
+    {.name = "mixed",
+     .description = "the mixed deployment's job",
+     .queue = "mixed",
+     .run = run_record},
 };
 
 /* ----------------------------------------------------------- Replies --- */
@@ -287,14 +306,15 @@ static void cmd_open(const json_t *req)
         return;
     }
     st_free(record_path);
-    record_path = st_strdup(str(req, "record") ? str(req, "record")
-                                               : "/dev/null");
+    record_path =
+        st_strdup(str(req, "record") ? str(req, "record") : "/dev/null");
     if (logp && !log_file) log_file = fopen(logp, "a");
     free_queue_names();
     if (json_is_array(qs)) {
         queue_names = st_calloc(json_array_size(qs) + 1, sizeof *queue_names);
         for (i = 0; queue_names && i < json_array_size(qs); i++)
-            queue_names[i] = st_strdup(json_string_value(json_array_get(qs, i)));
+            queue_names[i] =
+                st_strdup(json_string_value(json_array_get(qs, i)));
     }
     o.url = str(req, "url");
     o.log_fn = log_fn;

@@ -70,8 +70,8 @@ typedef struct rb {
     char *user;     /* AUTH user (Redis 6 ACL), or NULL */
     char *password; /* NULL: no AUTH */
     int db;
-    char *prefix; /* namespace + ":" or "" (empty namespace) */
-    char *where;  /* "host:port" or the socket path, for messages */
+    char *prefix;       /* namespace + ":" or "" (empty namespace) */
+    char *where;        /* "host:port" or the socket path, for messages */
     int64_t timeout_ms; /* how long a reply may take (st_backend_cfg) */
     char sha[S_COUNT][41];
     redisContext *sub; /* the wait op's subscriber connection, or NULL */

@@ -126,14 +126,16 @@ static const char *const migrations[SCHEMA_VERSION] = {
     X(QUEUE_DEL, "DELETE FROM queues WHERE name = ?1")                         \
     X(JOB_PUSH, "INSERT INTO jobs(queue, payload, enqueued_ms)"                \
                 " VALUES(?1, ?2, " SQ_NOW_MS ")")                              \
-    /* A job put back at the head waited at least as long as the head it      \
+    /* A job put back at the head waited at least as long as the head it       \
      * goes before (FIFO): it takes that head's time. */                       \
-    X(JOB_PUSH_HEAD, "INSERT INTO jobs(id, queue, payload, enqueued_ms)"       \
-                     " VALUES((SELECT coalesce(min(id), 1) - 1 FROM jobs),"    \
-                     " ?1, ?2, coalesce((SELECT enqueued_ms FROM jobs"         \
-                     " WHERE queue = ?1 ORDER BY id LIMIT 1), " SQ_NOW_MS "))")\
-    X(JOB_OLDEST, "SELECT coalesce(enqueued_ms, -1) FROM jobs WHERE queue = ?1"\
-                  " ORDER BY id LIMIT 1")                                      \
+    X(JOB_PUSH_HEAD,                                                           \
+      "INSERT INTO jobs(id, queue, payload, enqueued_ms)"                      \
+      " VALUES((SELECT coalesce(min(id), 1) - 1 FROM jobs),"                   \
+      " ?1, ?2, coalesce((SELECT enqueued_ms FROM jobs"                        \
+      " WHERE queue = ?1 ORDER BY id LIMIT 1), " SQ_NOW_MS "))")               \
+    X(JOB_OLDEST,                                                              \
+      "SELECT coalesce(enqueued_ms, -1) FROM jobs WHERE queue = ?1"            \
+      " ORDER BY id LIMIT 1")                                                  \
     X(JOB_HEAD, "SELECT id, payload FROM jobs WHERE queue = ?1"                \
                 " ORDER BY id LIMIT 1")                                        \
     X(JOB_HEAD_ANY, "SELECT id, payload, queue FROM jobs"                      \
@@ -167,7 +169,7 @@ static const char *const migrations[SCHEMA_VERSION] = {
       "INSERT OR IGNORE INTO queues(name) SELECT DISTINCT queue FROM"          \
       " (SELECT queue FROM delayed WHERE at_ms <= ?1"                          \
       " ORDER BY at_ms, id LIMIT ?2)")                                         \
-    /* A promoted job has waited since it was due. */                         \
+    /* A promoted job has waited since it was due. */                          \
     X(PROMOTE_JOBS,                                                            \
       "INSERT INTO jobs(queue, payload, enqueued_ms) SELECT queue, payload,"   \
       " at_ms FROM delayed WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")     \
@@ -249,13 +251,13 @@ typedef struct sq_conn {
     int64_t busy_ms;             /* how long a writer waits for the lock */
     int64_t busy_since_ms;       /* monotonic start of the current wait */
     sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use */
-    int watch_fd;     /* wait's inotify watch: -2 not made yet, -1 none */
-    char *watch_name; /* the WAL's name in the watched folder */
-    struct wlock *wl; /* this process's writer lock for the file, or NULL */
-    bool wl_held;     /* wl is locked by this connection's transaction */
+    int watch_fd;       /* wait's inotify watch: -2 not made yet, -1 none */
+    char *watch_name;   /* the WAL's name in the watched folder */
+    struct wlock *wl;   /* this process's writer lock for the file, or NULL */
+    bool wl_held;       /* wl is locked by this connection's transaction */
     const char *ro_why; /* opened read-only, and why; NULL: read-write */
-    bool in_begin;    /* BEGIN IMMEDIATE is running: waits count from */
-    int64_t begin_ms; /* ... this monotonic time (the writer lock's wait) */
+    bool in_begin;      /* BEGIN IMMEDIATE is running: waits count from */
+    int64_t begin_ms;   /* ... this monotonic time (the writer lock's wait) */
 } sq_conn;
 
 /* ------------------------------------------------------------- Errors --- */
@@ -719,8 +721,8 @@ static int query_int(sq_conn *c, const char *sql, int64_t *v, int64_t def)
  * EINVAL naming the file and why if it is another program's; sqlite_rc
  * gets the SQLite code of a failed read (for the read-only fallback).
  */
-static int schema_version(sq_conn *c, int64_t *v, bool *marked,
-                          int *sqlite_rc, stellar_error *e)
+static int schema_version(sq_conn *c, int64_t *v, bool *marked, int *sqlite_rc,
+                          stellar_error *e)
 {
     int64_t id = 0, meta = 0, tables = 0;
     int rc;
@@ -812,8 +814,9 @@ static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
     rc = sqlite3_exec(
         c->db,
         "INSERT OR REPLACE INTO meta(key, value)"
-        " VALUES('schema_version', '" SQ_XSTR(SCHEMA_VERSION) "');"
-        " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
+        " VALUES('schema_version', '" SQ_XSTR(
+            SCHEMA_VERSION) "');"
+                            " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
         NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         rc = sq_fail(c, rc, e);
@@ -931,8 +934,8 @@ enum open_mode {
 /* Opens c->path in mode, checks whose the file is (no write before that),
  * switches it to WAL (read-write only). *v, *marked: schema_version()'s;
  * *sqlite_rc: the SQLite code of a failure, for the fallback. */
-static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v,
-                     bool *marked, int *sqlite_rc, stellar_error *e)
+static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
+                     int *sqlite_rc, stellar_error *e)
 {
     int flags = SQLITE_OPEN_NOMUTEX, rc;
     char *uri = NULL;
