@@ -1033,16 +1033,7 @@ int stellar_enqueue_many(stellar *h, const char *task,
     if (before_rc == STELLAR_ENOMEM && !hooks) npush = 0;
     if (npush)
         rc = b->ops->push(b, queue, (const char *const *)payloads, npush, e);
-    for (i = 0; rc < 0 && hooks && i < npush; i++) {
-        stellar_job job = {.h = h,
-                           .b = b,
-                           .task = t,
-                           .queue = queue,
-                           .args = args[i],
-                           .payload = payloads[i]};
-        st_hooks_enqueue_failed(&job);
-    }
-    for (i = 0; rc == STELLAR_OK && hooks && i < npush; i++) {
+    for (i = 0; hooks && i < npush; i++) {
         stellar_job job = {.h = h,
                            .b = b,
                            .task = t,
@@ -1050,7 +1041,13 @@ int stellar_enqueue_many(stellar *h, const char *task,
                            .args = args[i],
                            .payload = payloads[i]};
         stellar_error ae;
-        int arc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, &ae);
+        int arc;
+
+        if (rc < 0) { /* not stored: the hooks undo what they took */
+            st_hooks_enqueue_failed(&job);
+            continue;
+        }
+        arc = st_hooks_run(ST_HOOK_AFTER_ENQUEUE, &job, &ae);
         st_free(job.error);
         if (arc < 0 && after_rc == STELLAR_OK) {
             after_rc = arc;

@@ -47,6 +47,37 @@ typedef struct http_want {
     const char *read_token; /* NULL: none */
 } http_want;
 
+/* http.KEY of stellar.json, a string, into *out (unchanged if absent). */
+static int config_token(cli *c, json_t *sec, const char *key, const char **out)
+{
+    json_t *v = json_object_get(sec, key);
+    char name[32];
+
+    if (!v || json_is_null(v)) return CLI_OK;
+    snprintf(name, sizeof name, "http.%s", key);
+    if (!json_is_string(v)) return cli_config_fail(c, name, "must be a string");
+    *out = json_string_value(v);
+    return CLI_OK;
+}
+
+/* A token from --NAME (which needs HTTP on), else from the environment's
+ * env, over what stellar.json gave. */
+static int flag_token(cli *c, bool on, const char *name, const char *flag,
+                      const char *env, const char **out)
+{
+    if (flag) {
+        if (!on)
+            return cli_usage(c,
+                             "--%s needs --http HOST:PORT (or http in "
+                             "stellar.json)",
+                             name);
+        *out = flag;
+    } else if (env && *env) {
+        *out = env;
+    }
+    return CLI_OK;
+}
+
 static int resolve(cli *c, bool dashboard, http_want *w)
 {
     json_t *sec = c->config ? json_object_get(c->config, "http") : NULL;
@@ -56,6 +87,7 @@ static int resolve(cli *c, bool dashboard, http_want *w)
     const char *env = getenv("STELLAR_HTTP_TOKEN");
     const char *read_env = getenv("STELLAR_HTTP_READ_TOKEN");
     json_t *v;
+    int rc;
 
     w->on = dashboard;
     w->listen = DEFAULT_LISTEN;
@@ -73,18 +105,9 @@ static int resolve(cli *c, bool dashboard, http_want *w)
                                        "must be \"HOST:PORT\"");
             w->listen = json_string_value(v);
         }
-        v = json_object_get(sec, "token");
-        if (v && !json_is_null(v)) {
-            if (!json_is_string(v))
-                return cli_config_fail(c, "http.token", "must be a string");
-            w->token = json_string_value(v);
-        }
-        v = json_object_get(sec, "readToken");
-        if (v && !json_is_null(v)) {
-            if (!json_is_string(v))
-                return cli_config_fail(c, "http.readToken", "must be a string");
-            w->read_token = json_string_value(v);
-        }
+        if ((rc = config_token(c, sec, "token", &w->token)) ||
+            (rc = config_token(c, sec, "readToken", &w->read_token)))
+            return rc;
         w->on = true;
         w->from_config = true;
     }
@@ -101,22 +124,10 @@ static int resolve(cli *c, bool dashboard, http_want *w)
         w->from_config = false;
         w->on = true;
     }
-    if (token) {
-        if (!w->on)
-            return cli_usage(c, "--http-token needs --http HOST:PORT (or "
-                                "http in stellar.json)");
-        w->token = token;
-    } else if (env && *env) {
-        w->token = env;
-    }
-    if (read_token) {
-        if (!w->on)
-            return cli_usage(c, "--http-read-token needs --http HOST:PORT "
-                                "(or http in stellar.json)");
-        w->read_token = read_token;
-    } else if (read_env && *read_env) {
-        w->read_token = read_env;
-    }
+    if ((rc = flag_token(c, w->on, "http-token", token, env, &w->token)) ||
+        (rc = flag_token(c, w->on, "http-read-token", read_token, read_env,
+                         &w->read_token)))
+        return rc;
     if (w->token && !*w->token) w->token = NULL;
     if (w->read_token && !*w->read_token) w->read_token = NULL;
 #ifndef STELLAR_HAVE_HTTP
