@@ -2026,8 +2026,8 @@ static void
 a_foreign_sqlite_file_is_refused_and_left_untouched(struct test_ctx *t)
 {
     static const char *const sqls[] = {
-        "CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
-        "INSERT INTO users VALUES(1, 'ann');",
+        ("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT);"
+         "INSERT INTO users VALUES(1, 'ann');"),
         "PRAGMA application_id = 42;",
         "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);",
     };
