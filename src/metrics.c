@@ -18,8 +18,7 @@
  *
  * One mutex guards everything; no user code runs under it.
  */
-#include "core.h"
-#include "http/http.h"
+#include "metrics.h"
 
 #include <string.h>
 
