@@ -138,6 +138,15 @@ char *st_failed_entry(const char *worker, const char *queue,
                       const char *payload_raw, const char *exception,
                       const char *error, const json_t *backtrace,
                       int64_t now_ms);
+/* The §2.6 failed entry node-resque's forceCleanWorker writes for the job
+ * a dead worker held: exception "Worker Timeout (killed manually)",
+ * backtrace ["killed by <killer> at <JS date>", "queue#forceCleanWorker",
+ * "node-resque"], failed_at now_ms. killer NULL: this host's name (as
+ * node-resque's os.hostname); error NULL: the exception's text; queue
+ * NULL: ""; payload_raw NULL: "{}". New string, NULL if out of memory. */
+char *st_timeout_entry(const char *worker, const char *queue,
+                       const char *payload_raw, const char *killer,
+                       const char *error, int64_t now_ms);
 
 /* ------------------------------------------------------------ Logging --- */
 

@@ -4,10 +4,16 @@
  * A payload is {"class":<task>,"queue":<queue>,"args":[<params>]}, members in
  * that order, encoded as JSON.stringify does (json.c), so that Stellar and
  * node-resque write the very same bytes for the same job.
+ *
+ * A failed entry is §2.6's {"worker","queue","payload","exception","error",
+ * "backtrace","failed_at"}; st_timeout_entry is the one node-resque's
+ * forceCleanWorker writes for a dead worker's job, shared by the dead-worker
+ * clean-up (recover.c) and the backends' clean_worker.
  */
 #include "internal.h"
 
 #include <string.h>
+#include <unistd.h> /* gethostname */
 
 char *st_payload_build_args(const char *task, const char *queue,
                             const json_t *args, stellar_error *e)
@@ -119,4 +125,34 @@ char *st_failed_entry(const char *worker, const char *queue,
     st_json_put_string(&b, date, strlen(date));
     st_buf_putc(&b, '}');
     return st_buf_take(&b);
+}
+
+char *st_timeout_entry(const char *worker, const char *queue,
+                       const char *payload_raw, const char *killer,
+                       const char *error, int64_t now_ms)
+{
+    static const char why[] = "Worker Timeout (killed manually)";
+    char host[256], date[80], *line, *entry = NULL;
+    json_t *bt = json_array(), *first = NULL;
+
+    if (!killer) {
+        if (gethostname(host, sizeof host) != 0) strcpy(host, "localhost");
+        host[sizeof host - 1] = '\0';
+        killer = host;
+    }
+    st_js_date(now_ms, date);
+    line = st_asprintf("killed by %s at %s", killer, date);
+    /* A name that is not UTF-8 is kept as its bytes, not refused. */
+    if (line && !(first = json_string(line)))
+        first = json_stringn_nocheck(line, strlen(line));
+    /* json_array_append_new consumes its value even when it fails. */
+    if (json_array_append_new(bt, first) == 0 &&
+        json_array_append_new(bt, json_string("queue#forceCleanWorker")) == 0 &&
+        json_array_append_new(bt, json_string("node-resque")) == 0)
+        entry = st_failed_entry(worker, queue ? queue : "",
+                                payload_raw ? payload_raw : "{}", why,
+                                error ? error : why, bt, now_ms);
+    json_decref(bt);
+    st_free(line);
+    return entry;
 }

@@ -12,27 +12,7 @@
  */
 #include "core.h"
 
-#include <stdio.h>
 #include <string.h>
-
-/* Builds the failed entry of a job taken from a dead worker. */
-static char *dead_worker_entry(stellar *h, const char *name, json_t *on,
-                               const char *error, int64_t now)
-{
-    char date[80], killed[160];
-    json_t *bt;
-    char *entry;
-
-    st_js_date(now, date);
-    snprintf(killed, sizeof killed, "killed by %s at %s", h->name, date);
-    bt = json_pack("[s, s, s]", killed, "queue#forceCleanWorker", "stellar");
-    entry =
-        st_failed_entry(name, json_string_value(json_object_get(on, "queue")),
-                        json_string_value(json_object_get(on, "payload")),
-                        "Worker Timeout (killed manually)", error, bt, now);
-    json_decref(bt);
-    return entry;
-}
 
 /* A dead worker's periodic job is back in its queue, and the leader may
  * have queued a fresh copy when it took office (nothing was waiting then):
@@ -121,9 +101,9 @@ int st_clean_workers(stellar *h, st_backend *b, int64_t age_ms, bool requeue,
             }
         }
         if (rc == STELLAR_OK && held_raw && mode == ST_CLEAN_FAIL &&
-            !(entry = dead_worker_entry(
-                  h, name, on,
-                  error ? error : "Worker Timeout (killed manually)", now)))
+            !(entry = st_timeout_entry(
+                  name, json_string_value(json_object_get(on, "queue")),
+                  held_raw, h->name, error, now)))
             rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
         if (rc == STELLAR_OK)
             rc = b->ops->clean_worker(b, name, mode, entry, &held, e);
