@@ -84,6 +84,11 @@ void st_sleep_ms(int64_t ms); /* nanosleep, restarted on EINTR */
 /* JavaScript's Date.prototype.toString() of ms, in UTC:
  * "Sun Nov 29 2026 02:20:19 GMT+0000 (Coordinated Universal Time)". */
 void st_js_date(int64_t ms, char out[80]);
+/* Reads a date as Date.parse does, to the ms, for the forms Resque clients
+ * write (date.c): Date.prototype.toString() with any "GMT+hhmm" offset
+ * (none: UTC), ISO-8601 with optional fraction and offset (none: UTC),
+ * and resque-retry's "YYYY/MM/DD HH:MM:SS" (UTC). false: none of them. */
+bool st_js_date_parse(const char *s, int64_t *ms);
 /* ISO-8601 UTC with milliseconds: "2026-11-29T02:20:19.123Z". */
 void st_iso_date(int64_t ms, char out[32]);
 

@@ -267,38 +267,8 @@ void out_when(int64_t ms, int64_t now_ms, char out[64])
     snprintf(out, 64, "%.30s (%.29s)", iso, rel);
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    int64_t era, yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int month_index(const char *m)
-{
-    static const char names[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    const char *p = strstr(names, m);
-    return p && strlen(m) == 3 && (p - names) % 3 == 0 ? (int)(p - names) / 3
-                                                       : -1;
-}
-
-static int64_t civil_ms(int y, int mo, int d, int h, int mi, int s, int frac)
-{
-    return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
-           (int64_t)s * 1000 + frac;
-}
-
 bool out_parse_time(const json_t *v, int64_t *ms)
 {
-    const char *s;
-    char wd[4], mon[4], sign;
-    int y, mo, d, h, mi, sec, oh, om, frac = 0, n = 0;
-
     if (json_is_number(v)) {
         double x = json_number_value(v);
         /* Seconds (Resque's started/ping times) are below 1e11, which as
@@ -306,36 +276,6 @@ bool out_parse_time(const json_t *v, int64_t *ms)
         *ms = (int64_t)(x < 1e11 ? x * 1000 : x);
         return true;
     }
-    if (!json_is_string(v)) return false;
-    s = json_string_value(v);
-    /* JavaScript's Date.prototype.toString(): "Sun Nov 29 2026 02:20:19
-     * GMT+0000 (Coordinated Universal Time)". */
-    if (sscanf(s, "%3s %3s %d %d %d:%d:%d GMT%c%2d%2d", wd, mon, &d, &y, &h,
-               &mi, &sec, &sign, &oh, &om) == 10 &&
-        month_index(mon) >= 0) {
-        int64_t off = ((int64_t)oh * 60 + om) * 60000;
-        *ms = civil_ms(y, month_index(mon) + 1, d, h, mi, sec, 0) -
-              (sign == '-' ? -off : off);
-        return true;
-    }
-    /* ISO-8601 in UTC, with or without milliseconds. */
-    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
-        n > 0) {
-        const char *p = s + n;
-        if (*p == '.') {
-            int digits = 0;
-            for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-                if (digits < 3) frac = frac * 10 + (*p - '0');
-            for (; digits < 3; digits++)
-                frac *= 10;
-        }
-        *ms = civil_ms(y, mo, d, h, mi, sec, frac);
-        return true;
-    }
-    /* resque-retry's "YYYY/MM/DD HH:MM:SS". */
-    if (sscanf(s, "%d/%d/%d %d:%d:%d", &y, &mo, &d, &h, &mi, &sec) == 6) {
-        *ms = civil_ms(y, mo, d, h, mi, sec, 0);
-        return true;
-    }
-    return false;
+    /* Date strings: JavaScript's toString(), ISO-8601, resque-retry's. */
+    return json_is_string(v) && st_js_date_parse(json_string_value(v), ms);
 }
