@@ -14,29 +14,55 @@
 
 /* ------------------------------------------------------------ Enqueue --- */
 
-/* The task an enqueue of `task` runs: *t NULL when no task is registered
- * (a client-only handle enqueues any name). */
-static int enqueue_target(stellar *h, const char *task, const st_task **t,
-                          stellar_error *e)
+/*
+ * The enqueue rules, in one place for the three kinds of call that name a
+ * job: a single enqueue (now, at, in), enqueueMany, and the management
+ * calls that find a stored job by task and params (del, delDelayed,
+ * scheduledAt), which must build the very payload an enqueue stored.
+ * - the task's name and a queue given (NULL or "": none) follow the name
+ *   rule (st_name_check);
+ * - a job to store needs a registered task, unless the handle has none (a
+ *   client-only handle enqueues any name); a job to find does not;
+ * - the queue is the one given, else the task's, else "default";
+ * - params are a JSON object (none: {}).
+ * Messages of a store start with "enqueue", as they always have; those of
+ * a find are the rule's own.
+ */
+
+/* The task and queue rules: *t the registered task (NULL if none), *q the
+ * queue the job goes to (borrowed: the caller's, or a task's, which lives
+ * as long as the handle). */
+static int job_rules(stellar *h, bool store, const char *task,
+                     const char *queue, const st_task **t, const char **q,
+                     stellar_error *e)
 {
     stellar_error ne;
-    bool any;
+    bool any = false;
 
     if (st_name_check("task", task, &ne))
-        return st_fail(e, STELLAR_EINVAL, "enqueue: %s", ne.msg);
+        return store ? st_fail(e, STELLAR_EINVAL, "enqueue: %s", ne.msg)
+                     : st_fail(e, ne.code, "%s", ne.msg);
+    if (queue && *queue && st_name_check("queue", queue, &ne))
+        return store
+                   ? st_fail(e, STELLAR_EINVAL, "enqueue %s: %s", task, ne.msg)
+                   : st_fail(e, ne.code, "%s", ne.msg);
     *t = st_task_lookup(h, task, &any);
-    if (!*t && !any)
+    if (store && !*t && !any)
         return st_fail(e, STELLAR_ENOTASK, "enqueue: unknown task '%s'", task);
+    *q = queue && *queue ? queue : *t ? (*t)->def.queue : "default";
     return STELLAR_OK;
 }
 
-/* A queue given to an enqueue (NULL or "": the task's). */
-static int enqueue_queue(const char *task, const char *queue, stellar_error *e)
+/* The params rule for parsed params p (NULL: {}); which names them in the
+ * message ("params", "params[3]"). */
+static int params_rule(bool store, const char *task, const json_t *p,
+                       const char *which, stellar_error *e)
 {
-    stellar_error ne;
-    if (queue && *queue && st_name_check("queue", queue, &ne))
-        return st_fail(e, STELLAR_EINVAL, "enqueue %s: %s", task, ne.msg);
-    return STELLAR_OK;
+    if (!p || json_is_object(p)) return STELLAR_OK;
+    return store
+               ? st_fail(e, STELLAR_EINVAL,
+                         "enqueue %s: %s must be a JSON object", task, which)
+               : st_fail(e, STELLAR_EINVAL, "%s must be a JSON object", which);
 }
 
 static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
@@ -48,13 +74,9 @@ static int enqueue_on(stellar *h, st_backend *b, int64_t at_ms, bool delayed,
     json_t *args;
     int rc;
 
-    if ((rc = enqueue_target(h, task, &t, e)) ||
-        (rc = enqueue_queue(task, queue, e)))
+    if ((rc = job_rules(h, true, task, queue, &t, &queue, e)) ||
+        (rc = params_rule(true, task, params, "params", e)))
         return rc;
-    if (params && !json_is_object(params))
-        return st_fail(e, STELLAR_EINVAL,
-                       "enqueue %s: params must be a JSON object", task);
-    if (!queue || !*queue) queue = t ? t->def.queue : "default";
     args = params ? json_pack("[O]", params) : json_pack("[{}]");
     job = (stellar_job){.h = h,
                         .b = b,
@@ -320,30 +342,26 @@ typedef struct named_job {
     const char *queue; /* the resolved queue (borrowed) */
 } named_job;
 
-/* queue NULL: the task's queue if known, else "default". Task queues live
- * as long as the handle, so the borrowed queue stays valid. */
+/* The job a management call names, by the enqueue rules. */
 static int name_job(stellar *h, const char *queue, const char *task,
                     const char *params, named_job *j, stellar_error *e)
 {
     json_t *p = NULL;
     const st_task *t;
     stellar_error pe;
+    int rc;
 
     st_err_clear(e);
     j->payload = NULL;
-    if (st_name_check("task", task, e) ||
-        (queue && *queue && st_name_check("queue", queue, e)))
-        return STELLAR_EINVAL;
+    if ((rc = job_rules(h, false, task, queue, &t, &j->queue, e))) return rc;
     if (params && *params) {
         p = st_json_parse(params, strlen(params), &pe);
         if (!p) return st_fail(e, pe.code, "params: %s", pe.msg);
-        if (!json_is_object(p)) {
+        if ((rc = params_rule(false, task, p, "params", e))) {
             json_decref(p);
-            return st_fail(e, STELLAR_EINVAL, "params must be a JSON object");
+            return rc;
         }
     }
-    t = st_task_lookup(h, task, NULL);
-    j->queue = queue && *queue ? queue : t ? t->def.queue : "default";
     j->payload = st_payload_build(task, j->queue, p, e);
     json_decref(p);
     return j->payload ? STELLAR_OK : STELLAR_ENOMEM;
@@ -790,15 +808,14 @@ int stellar_enqueue_many(stellar *h, const char *task,
     st_backend *b;
     stellar_error pe, first;
     const st_task *t;
+    char which[32];
     size_t i, npush = 0;
     bool hooks, vetoed = false;
     int rc = STELLAR_OK, before_rc = STELLAR_OK, after_rc = STELLAR_OK;
 
     st_err_clear(e);
     st_err_clear(&first);
-    if ((rc = enqueue_target(h, task, &t, e)) ||
-        (rc = enqueue_queue(task, queue, e)))
-        return rc;
+    if ((rc = job_rules(h, true, task, queue, &t, &queue, e))) return rc;
     if (n == 0) return STELLAR_OK;
     parsed = st_calloc(n, sizeof *parsed);
     args = st_calloc(n, sizeof *args);
@@ -817,16 +834,11 @@ int stellar_enqueue_many(stellar *h, const char *task,
                          pe.msg);
             goto out;
         }
-        if (!json_is_object(parsed[i])) {
-            rc = st_fail(e, STELLAR_EINVAL,
-                         "enqueue %s: params[%zu] must be a JSON object", task,
-                         i);
-            goto out;
-        }
+        snprintf(which, sizeof which, "params[%zu]", i);
+        if ((rc = params_rule(true, task, parsed[i], which, e))) goto out;
     }
 
     if ((rc = st_conn_get(h, &b, e))) goto out;
-    if (!queue || !*queue) queue = t ? t->def.queue : "default";
     hooks = t && t->plugins && t->plugins[0];
     for (i = 0; i < n; i++) {
         json_t *obj = parsed[i] ? parsed[i] : empty;
