@@ -1,8 +1,11 @@
 /*
  * http.h: the pieces of the HTTP server (issue #7) shared across files.
  *
- *   server.c  libmicrohttpd daemon: listening, limits, token, CSRF and Host
- *             checks, static assets; hands /api/ and /metrics to:
+ *   server.c  libmicrohttpd daemon: listening, request bodies, routing,
+ *             replies, static assets; hands /api/ and /metrics to api.c
+ *             and prom.c (server.h holds what its three files share)
+ *   auth.c    Host, token, session, method and CSRF checks
+ *   conns.c   connection list and the slow-client (request head) watchdog
  *   api.c     the JSON API: a route table over the public API (stellar.h)
  *   prom.c    /metrics: metrics.c's in-process series plus gauges read from
  *             the backend
