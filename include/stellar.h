@@ -522,9 +522,10 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
  * name with 400 (EINVAL), 404 (ENOTFOUND, ENOTASK), 409 (ESTATE, EEXISTS),
  * 503 (EBUSY, ECONNECT) or 500; or EAUTH (401), ECSRF, EHOST and
  * EREADONLY (403), EMETHOD (405, with Allow), ETOOBIG (413), EBACKOFF
- * (429, with Retry-After). Queue latency (the age of the
- * oldest job) is not reported: a Resque payload carries no enqueue time.
- *   GET  /api/queues                  {"<q>": {"length": n}}
+ * (429, with Retry-After). Queue latency (latency_ms, the age of the
+ * oldest job, as stellar_latency()) is real on SQLite and null on Redis,
+ * where a Resque payload carries no enqueue time.
+ *   GET  /api/queues                  {"<q>": {"length": n, "latency_ms"}}
  *   GET  /api/queues/<q>              {"queue", "length"}
  *   GET  /api/queues/<q>/jobs?start=&stop=   stellar_queued()
  *   DELETE /api/queues/<q>            stellar_del_queue()

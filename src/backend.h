@@ -1,6 +1,7 @@
 /*
  * backend.h: the storage contract. Everything above this file (tasks.c,
- * worker.c, pool.c, scheduler.c) speaks only these operations; a backend is
+ * recover.c, worker.c, pool.c, scheduler.c) speaks only these operations; a
+ * backend is
  * done when it passes the shared conformance suite (tests/conformance.c).
  *
  * The logical data model is Resque's, as node-resque 9 lays it out in Redis
@@ -211,7 +212,8 @@ struct st_backend_ops {
     /* Removes worker `name` entirely (as worker_unregister, by name), and
      * its in-flight job: to failed (failed_entry, INCR failed) or back to
      * the head of its queue, per mode. failed_entry may be NULL: the
-     * backend then builds node-resque's forceCleanWorker entry. *payload: the
+     * backend then builds node-resque's forceCleanWorker entry
+     * (st_timeout_entry, job.c, with killer NULL). *payload: the
      * raw in-flight payload (new string) or NULL if it held none. ENOTFOUND if
      * no such worker. */
     int (*clean_worker)(st_backend *b, const char *name,

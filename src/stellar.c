@@ -1,6 +1,8 @@
 /*
  * stellar.c: the handle (open on a backend URL, options, close), its
- * connections for API calls, and start/stop of its processors.
+ * connections for API calls, start/stop of its processors, and waking
+ * them when a job is enqueued (st_wake). Enqueue itself and every other
+ * call on queues and jobs live in tasks.c.
  *
  * An API call checks out a backend connection of its own for its length
  * (st_conn_get), so calls from any number of threads (the embedding

@@ -1,6 +1,8 @@
 /*
- * tasks.c: enqueue, enqueueAt, enqueueIn, recurrent (periodic) jobs and the
- * management and inspection calls, written against backend.h only.
+ * tasks.c: enqueue, enqueueAt, enqueueIn, enqueueMany, recurrent (periodic)
+ * jobs and the management and inspection calls, written against backend.h
+ * only. The rules an enqueue applies are written once (job_rules,
+ * params_rule); the dead-worker clean-up is recover.c's.
  *
  * Each API call runs on a connection checked out for its length
  * (st_conn_get) and holds no lock while plugin hooks run, so hooks and
