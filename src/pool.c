@@ -512,19 +512,6 @@ failed:
  * stop waits for it. */
 #define WATCH_SLICE_MS 50
 
-/* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait. */
-static struct timespec deadline_ts(int64_t ms)
-{
-    struct timespec ts;
-    int64_t ns;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ns = ts.tv_nsec + (ms % 1000) * 1000000;
-    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    return ts;
-}
-
 /*
  * Waits until stop is set, ms pass, or (if any_work) work may have arrived
  * since work_seq was `seen`.
@@ -544,7 +531,7 @@ static void idle_wait(st_pool *p, st_proc *w, uint64_t seen, bool any_work,
                       int64_t ms)
 {
     int64_t deadline = st_mono_ms() + ms;
-    struct timespec ts = deadline_ts(ms);
+    struct timespec ts = st_deadline_ts(ms);
     bool watch = any_work && w->conn->ops->wait != NULL, watched = false;
     stellar_error wait_err;
     bool wait_failed = false;
@@ -767,7 +754,7 @@ static void *heartbeat_main(void *arg)
             st_log(&h->log, STELLAR_LOG_WARN, "heartbeat: ping: %s", err.msg);
         }
         if (conn) renew_holds(p, conn);
-        ts = deadline_ts(PING_MS);
+        ts = st_deadline_ts(PING_MS);
         pthread_mutex_lock(&p->lock);
         while (!p->aux_stop)
             if (pthread_cond_timedwait(&p->wake, &p->lock, &ts)) break;
@@ -805,7 +792,7 @@ void st_pool_free(st_pool *p)
 
 bool st_pool_aux_wait(st_pool *p, int64_t ms)
 {
-    struct timespec ts = deadline_ts(ms);
+    struct timespec ts = st_deadline_ts(ms);
     bool stop;
 
     pthread_mutex_lock(&p->lock);
