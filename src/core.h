@@ -181,5 +181,8 @@ void st_pool_free(st_pool *p);
 void st_pool_stop_now(st_pool *p);
 /* Wakes idle processors and the scheduler of this process (new work). */
 void st_pool_wake(st_pool *p);
+/* Sleeps up to ms or until the pool is woken; true once the pool's helper
+ * threads (heartbeat, scheduler) are to end. The scheduler's sleep. */
+bool st_pool_aux_wait(st_pool *p, int64_t ms);
 
 #endif /* ST_CORE_H */
