@@ -1,6 +1,6 @@
 /*
  * core.h: the handle and the pieces that share it (stellar.c, task.c,
- * tasks.c, pool.c, scheduler.c). Not exported.
+ * tasks.c, the pool's files listed in pool.h, scheduler.c). Not exported.
  *
  * Lock order: stellar.lock, then st_pool.lock, then st_proc.lock;
  * stellar.conns_lock is a leaf. No user code (tasks, hooks, the log
@@ -172,7 +172,7 @@ int st_plugins_check(const st_task *t, stellar_error *e);
 void st_proc_hold(struct st_proc *w, const char *key, const char *value,
                   int64_t ttl_ms);
 
-/* Pool and scheduler (pool.c, scheduler.c). Start and stop log; the
+/* The pool (pool.c; its own files share pool.h). Start and stop log; the
  * caller holds no lock. st_pool_stop() joins every thread; st_pool_free()
  * then frees (after the handle no longer points at the pool). */
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e);
