@@ -16,8 +16,8 @@
  * it pops is a suspect, so knowing costs no extra round trip.
  *
  * A job this processor cannot go on with for lack of memory is not at
- * fault: it goes back to the head of its queue (the same handshake as a
- * stop's deadline), not to the failed list.
+ * fault: it goes back to the head of its queue (st_proc_requeue, the same
+ * handshake as a stop's deadline), not to the failed list.
  */
 #include "pool.h"
 
@@ -49,30 +49,15 @@ static char *run_task(st_proc *w, const st_task *t, const char *queue,
  * cannot be parsed, its failed entry cannot be built) is not at fault: it
  * goes back to the head of its queue now, as at a stop deadline, and is
  * marked abandoned so that it is not acked. False if that failed too. */
-static bool put_back(st_proc *w, const st_reserved *job)
+static bool put_back(st_proc *w)
 {
-    st_done back = {ST_DONE_REQUEUE, NULL, job->queue, job->payload};
     stellar_error err;
-    bool mine, done = false;
+    bool done;
 
-    /* As requeue_running: the backend call runs outside w->lock, and
-     * `requeueing` keeps a stop from putting the same job back too. */
+    /* If a stop's deadline claimed the job first, its outcome counts. */
+    st_proc_requeue(w, &w->conn, NULL, &err);
     pthread_mutex_lock(&w->lock);
-    mine = !w->abandoned && !w->requeueing;
-    w->requeueing = mine;
-    pthread_mutex_unlock(&w->lock);
-    if (mine)
-        done = w->conn->ops->reserve(w->conn, &w->id, &back, st_now_ms(), NULL,
-                                     &err) == STELLAR_OK;
-    pthread_mutex_lock(&w->lock);
-    if (mine) {
-        w->abandoned = done;
-        w->requeueing = false;
-        pthread_cond_broadcast(&w->settled);
-    }
-    while (w->requeueing) /* a stop is putting it back: its outcome */
-        pthread_cond_wait(&w->settled, &w->lock);
-    done = w->abandoned;
+    done = st_proc_settle(w);
     pthread_mutex_unlock(&w->lock);
     st_log(&w->pool->h->log, done ? STELLAR_LOG_WARN : STELLAR_LOG_ERROR,
            "%s: out of memory: %s", w->name,
@@ -130,7 +115,7 @@ const st_task *st_perform(st_proc *w, const st_reserved *job, st_done *done,
     hj.proc = w;
     snprintf(w->task_name, sizeof w->task_name, "(invalid payload)");
     if ((rc = st_payload_parse(&pl, job->payload, job->payload_len, &pe))) {
-        if (rc == STELLAR_ENOMEM && put_back(w, job)) return NULL;
+        if (rc == STELLAR_ENOMEM && put_back(w)) return NULL;
         hj.error = st_strdup(pe.msg);
         snprintf(where, sizeof where, "    at reserve (%s)", w->name);
         goto failed;
@@ -187,7 +172,7 @@ failed:
     /* Without its entry the failure cannot be recorded: reserve refuses a
      * failed outcome without one, and would be retried for ever. */
     if (!*failed_entry) {
-        if (put_back(w, job)) return NULL;
+        if (put_back(w)) return NULL;
         st_log(&h->log, STELLAR_LOG_ERROR, "%s: job on %s lost", w->name,
                job->queue);
         done->outcome = ST_DONE_DROPPED;

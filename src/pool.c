@@ -7,8 +7,8 @@
  *
  * Stop: `stopping` is set, processors finish their running job and exit;
  * at the deadline, jobs still running are put back at the head of their
- * queue by the stopping thread (the processor is marked `abandoned`, so it
- * will not ack the job when its task finally returns),
+ * queue by the stopping thread (st_proc_requeue marks the processor
+ * `abandoned`, so it will not ack the job when its task finally returns),
  * then every thread is joined, and only then are the workers unregistered
  * (a ping after the unregister would leave a ghost worker).
  *
@@ -153,49 +153,18 @@ void st_pool_stop_now(st_pool *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Puts the running jobs of processors still busy back in their queues.
- * The backend call runs outside w->lock: `requeueing` holds the processor
- * (which may finish its task meanwhile) until the job's fate is known, so
- * a job is either put back or acked by its processor, never both. */
+/* Puts the running jobs of processors still busy back in their queues
+ * (st_proc_requeue: a job is either put back or acked by its processor,
+ * never both), on one connection opened for the purpose. */
 static void requeue_running(st_pool *p)
 {
-    stellar *h = p->h;
     st_backend *conn = NULL;
     stellar_error err;
     size_t i;
 
-    for (i = 0; i < p->n; i++) {
-        st_proc *w = &p->procs[i];
-        st_done back = {ST_DONE_REQUEUE, NULL, NULL, NULL};
-        bool ok = false;
-
-        pthread_mutex_lock(&w->lock);
-        if (w->running && !w->abandoned && !w->requeueing) {
-            w->requeueing = true;
-            back.queue = w->job_queue; /* stable while requeueing */
-            back.payload = w->job_payload;
-        }
-        pthread_mutex_unlock(&w->lock);
-        if (!back.queue) continue;
-
-        if (!conn && st_backend_open(&conn, h->url, NULL, &err)) conn = NULL;
-        ok = conn && conn->ops->reserve(conn, &w->id, &back, st_now_ms(), NULL,
-                                        &err) == STELLAR_OK;
-        if (ok)
-            st_log(&h->log, STELLAR_LOG_WARN,
-                   "%s: still running at the stop deadline: its job is back "
-                   "at the head of %s",
-                   w->name, back.queue);
-        else
-            st_log(&h->log, STELLAR_LOG_ERROR,
-                   "%s: cannot put its running job back: %s", w->name, err.msg);
-
-        pthread_mutex_lock(&w->lock);
-        w->abandoned = ok;
-        w->requeueing = false;
-        pthread_cond_broadcast(&w->settled);
-        pthread_mutex_unlock(&w->lock);
-    }
+    for (i = 0; i < p->n; i++)
+        st_proc_requeue(&p->procs[i], &conn,
+                        "still running at the stop deadline", &err);
     st_backend_close(conn);
 }
 

@@ -94,6 +94,30 @@ void *st_proc_main(void *arg);
  * processor and renews their holds until aux_stop. */
 void *st_heartbeat_main(void *arg);
 
+/*
+ * The requeue handshake: puts w's running job back at the head of its
+ * queue, on *conn (opened from the handle's URL if *conn is NULL; the
+ * caller closes it); e is not NULL. Two threads may try at once, the processor
+ * itself (out of memory) and a stop at its deadline: the first claims the job
+ * by setting `requeueing`, makes the backend call outside w->lock, then settles
+ * (`abandoned` if it went back, so the processor does not ack it) and wakes
+ * whoever waits on `settled`. A job is thus either put back once or acked by
+ * its processor, never both.
+ */
+enum st_requeue {
+    ST_REQUEUE_NONE,   /* nothing to claim: no job running, or it is (being)
+                          put back by another thread */
+    ST_REQUEUE_DONE,   /* this call put it back */
+    ST_REQUEUE_FAILED, /* this call claimed it and failed (*e filled) */
+};
+/* why: logged with the outcome ("<worker>: <why>: its job is back at the
+ * head of <queue>"), or NULL for the caller to log. */
+enum st_requeue st_proc_requeue(st_proc *w, st_backend **conn, const char *why,
+                                stellar_error *e);
+/* Waits until no requeue of w's job is under way and returns whether the
+ * job was put back. Call with w->lock held. */
+bool st_proc_settle(st_proc *w);
+
 /* ----------------------------------------------------------- perform.c --- */
 
 /* Runs one reserved job with its plugin hooks; fills *done (and

@@ -9,8 +9,9 @@
  * (idle_wait); a backend that fails is retried with a backoff.
  *
  * The running job may be put back in its queue by another thread (a stop
- * at its deadline) or by the processor itself (out of memory): the
- * `requeueing` handshake makes sure it is then not acked too.
+ * at its deadline) or by the processor itself (out of memory): the one
+ * requeue handshake, st_proc_requeue(), makes sure it is then not acked
+ * too.
  *
  * A heartbeat thread pings for every processor once a second, whatever the
  * tasks are doing, so a long CPU-bound job never looks like a dead worker;
@@ -28,6 +29,51 @@
 /* How long the watcher blocks in the backend's wait at a time: the most a
  * stop waits for it. */
 #define WATCH_SLICE_MS 50
+
+/* ----------------------------------------------------------- Requeue --- */
+
+enum st_requeue st_proc_requeue(st_proc *w, st_backend **conn, const char *why,
+                                stellar_error *e)
+{
+    st_done back = {ST_DONE_REQUEUE, NULL, NULL, NULL};
+    stellar *h = w->pool->h;
+    bool ok;
+
+    pthread_mutex_lock(&w->lock);
+    if (w->running && !w->abandoned && !w->requeueing) {
+        w->requeueing = true;
+        back.queue = w->job_queue; /* stable while requeueing */
+        back.payload = w->job_payload;
+    }
+    pthread_mutex_unlock(&w->lock);
+    if (!back.queue) return ST_REQUEUE_NONE;
+
+    if (!*conn && st_backend_open(conn, h->url, NULL, e)) *conn = NULL;
+    ok = *conn && (*conn)->ops->reserve(*conn, &w->id, &back, st_now_ms(), NULL,
+                                        e) == STELLAR_OK;
+    /* Logged before the settle: then the processor may free the queue. */
+    if (why && ok)
+        st_log(&h->log, STELLAR_LOG_WARN,
+               "%s: %s: its job is back at the head of %s", w->name, why,
+               back.queue);
+    else if (why)
+        st_log(&h->log, STELLAR_LOG_ERROR,
+               "%s: cannot put its running job back: %s", w->name, e->msg);
+
+    pthread_mutex_lock(&w->lock);
+    w->abandoned = ok;
+    w->requeueing = false;
+    pthread_cond_broadcast(&w->settled);
+    pthread_mutex_unlock(&w->lock);
+    return ok ? ST_REQUEUE_DONE : ST_REQUEUE_FAILED;
+}
+
+bool st_proc_settle(st_proc *w)
+{
+    while (w->requeueing)
+        pthread_cond_wait(&w->settled, &w->lock);
+    return w->abandoned;
+}
 
 /* --------------------------------------------------------- Processor --- */
 
@@ -157,10 +203,8 @@ void *st_proc_main(void *arg)
                        st_mono_ms() - started);
 
         pthread_mutex_lock(&w->lock);
-        while (w->requeueing) /* stop is deciding this job's fate */
-            pthread_cond_wait(&w->settled, &w->lock);
+        abandoned = st_proc_settle(w); /* a stop may be deciding its fate */
         w->running = false;
-        abandoned = w->abandoned;
         w->abandoned = false;
         w->job_queue = w->job_payload = NULL;
         pthread_mutex_unlock(&w->lock);
