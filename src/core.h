@@ -1,6 +1,6 @@
 /*
  * core.h: the handle and the pieces that share it (stellar.c, task.c,
- * tasks.c, pool.c, scheduler.c). Not exported.
+ * tasks.c, the pool's files listed in pool.h, scheduler.c). Not exported.
  *
  * Lock order: stellar.lock, then st_pool.lock, then st_proc.lock;
  * stellar.conns_lock is a leaf. No user code (tasks, hooks, the log
@@ -172,7 +172,7 @@ int st_plugins_check(const st_task *t, stellar_error *e);
 void st_proc_hold(struct st_proc *w, const char *key, const char *value,
                   int64_t ttl_ms);
 
-/* Pool and scheduler (pool.c, scheduler.c). Start and stop log; the
+/* The pool (pool.c; its own files share pool.h). Start and stop log; the
  * caller holds no lock. st_pool_stop() joins every thread; st_pool_free()
  * then frees (after the handle no longer points at the pool). */
 int st_pool_start(stellar *h, st_pool **out, stellar_error *e);
@@ -181,5 +181,8 @@ void st_pool_free(st_pool *p);
 void st_pool_stop_now(st_pool *p);
 /* Wakes idle processors and the scheduler of this process (new work). */
 void st_pool_wake(st_pool *p);
+/* Sleeps up to ms or until the pool is woken; true once the pool's helper
+ * threads (heartbeat, scheduler) are to end. The scheduler's sleep. */
+bool st_pool_aux_wait(st_pool *p, int64_t ms);
 
 #endif /* ST_CORE_H */

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* ------------------------------------------------------------ Memory --- */
 
@@ -81,6 +82,10 @@ void st_err_clear(stellar_error *e);
 int64_t st_now_ms(void);      /* wall clock, ms since the epoch */
 int64_t st_mono_ms(void);     /* monotonic, ms */
 void st_sleep_ms(int64_t ms); /* nanosleep, restarted on EINTR */
+/* The absolute CLOCK_REALTIME time ms from now, for the timed waits of
+ * pthreads (pthread_cond_timedwait on a default condvar,
+ * pthread_mutex_timedlock): the one place that deadline is computed. */
+struct timespec st_deadline_ts(int64_t ms);
 /* JavaScript's Date.prototype.toString() of ms, in UTC:
  * "Sun Nov 29 2026 02:20:19 GMT+0000 (Coordinated Universal Time)". */
 void st_js_date(int64_t ms, char out[80]);

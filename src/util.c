@@ -288,6 +288,18 @@ int64_t st_mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+struct timespec st_deadline_ts(int64_t ms)
+{
+    struct timespec ts;
+    int64_t ns;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ns = ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
 void st_sleep_ms(int64_t ms)
 {
     struct timespec ts;
