@@ -6,8 +6,8 @@
  * - One st_backend is one redisContext, used by one thread (backend.h).
  * - Every state change is one atomic step: a MULTI/EXEC pipeline where
  *   node-resque uses one (push, registration, ping), otherwise a Lua script
- *   (scripts.h) run with EVALSHA. Scripts are loaded with SCRIPT LOAD on
- *   every (re)connection and reloaded if Redis answers NOSCRIPT.
+ *   (lua/, embedded at build time) run with EVALSHA. Scripts are loaded with
+ * SCRIPT LOAD on every (re)connection and reloaded if Redis answers NOSCRIPT.
  * - reserve() is the hot path: one EVALSHA finishes the previous job and
  *   pops the next one, so a worker costs one round trip per job.
  * - Keys are built as node-resque's connection.key() does (reference §1):
@@ -35,7 +35,7 @@
 #include "backend.h"
 #include "internal.h"
 
-#include "scripts.h"
+#include "rd.h"
 
 #include <hiredis/hiredis.h>
 
@@ -73,7 +73,7 @@ typedef struct rb {
     char *prefix;       /* namespace + ":" or "" (empty namespace) */
     char *where;        /* "host:port" or the socket path, for messages */
     int64_t timeout_ms; /* how long a reply may take (st_backend_cfg) */
-    char sha[S_COUNT][41];
+    char sha[RD_S_COUNT][41];
     redisContext *sub; /* the wait op's subscriber connection, or NULL */
     char
         *sub_refused; /* why SUBSCRIBE was refused (then wait fails), or NULL */
@@ -438,7 +438,7 @@ typedef struct rcache {
     int64_t head_s; /* the second head was made for */
     char *head;     /* {"run_at":"<that second as JS dates go>","queue": */
     char *idkey;    /* NS:stellar:reserve:<name>, the last call's id */
-    uint64_t id;    /* the id of the last call (scripts.h, reserve) */
+    uint64_t id;    /* the id of the last call (lua/reserve.lua) */
     bool resend;    /* that call failed: the next one is its retry */
 } rcache;
 
@@ -639,8 +639,8 @@ static int connect_io(rb *b, stellar_error *e)
     set = sent++;
     st_free(test);
     load = sent;
-    for (i = 0; i < S_COUNT; i++, sent++)
-        redisAppendCommand(c, "SCRIPT LOAD %s", lua_scripts[i]);
+    for (i = 0; i < RD_S_COUNT; i++, sent++)
+        redisAppendCommand(c, "SCRIPT LOAD %s", rd_lua[i]);
 
     for (i = 0; i < sent; i++) {
         if (redisGetReply(c, (void **)&r) != REDIS_OK) {
@@ -873,7 +873,7 @@ static int eval(rb *b, int s, cmd *c, redisReply **r, bool retry,
         cmd_init(&load);
         arg(&load, "SCRIPT");
         arg(&load, "LOAD");
-        arg(&load, lua_scripts[s]);
+        arg(&load, rd_lua[s]);
         rc = exchange(b, &lp, 1, &lr, false, e);
         cmd_free(&load);
         if (rc != STELLAR_OK) return rc;
@@ -1276,11 +1276,11 @@ static int r_push_at(st_backend *base, int64_t at_ms, const char *queue,
     int rc;
 
     (void)queue; /* the payload names its queue */
-    script_cmd(b, &c, S_PUSH_AT);
+    script_cmd(b, &c, RD_S_PUSH_AT);
     arg_int(&c, s);
     arg(&c, payload);
     arg(&c, later ? "later" : "");
-    rc = eval(b, S_PUSH_AT, &c, &r, false, e);
+    rc = eval(b, RD_S_PUSH_AT, &c, &r, false, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
@@ -1491,9 +1491,9 @@ static int r_del_delayed(st_backend *base, const char *payload, json_t **ts_ms,
     int rc;
 
     *ts_ms = NULL;
-    script_cmd(b, &c, S_DEL_DELAYED);
+    script_cmd(b, &c, RD_S_DEL_DELAYED);
     arg(&c, payload);
-    rc = eval(b, S_DEL_DELAYED, &c, &r, false, e);
+    rc = eval(b, RD_S_DEL_DELAYED, &c, &r, false, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;
     rc = seconds_json(r, false, ts_ms, e);
@@ -1508,7 +1508,7 @@ static int r_replace(st_backend *base, const char *queue, const char *payload,
     cmd c;
     int rc;
 
-    script_cmd(b, &c, S_REPLACE);
+    script_cmd(b, &c, RD_S_REPLACE);
     arg(&c, payload);
     arg(&c, queue);
     if (at_ms == ST_REPLACE_NOW)
@@ -1519,7 +1519,7 @@ static int r_replace(st_backend *base, const char *queue, const char *payload,
         arg(&c, "none");
     /* Safe to send again after a lost reply: a second run leaves the same
      * one copy (only *removed may then read 1 for our own push). */
-    rc = eval_int(b, S_REPLACE, &c, true, removed, e);
+    rc = eval_int(b, RD_S_REPLACE, &c, true, removed, e);
     cmd_free(&c);
     return rc;
 }
@@ -1633,12 +1633,12 @@ static int r_del_delayed_at(st_backend *base, int64_t ts_ms, int64_t *removed,
         rc = delayed_seconds(b, &sv, &n, e);
         if (rc != STELLAR_OK) return rc;
     }
-    script_cmd(b, &c, S_DEL_DELAYED_AT);
+    script_cmd(b, &c, RD_S_DEL_DELAYED_AT);
     arg(&c, ts_ms < 0 ? "1" : "0");
     if (ts_ms >= 0) arg_int(&c, ms_to_s(ts_ms));
     for (i = 0; i < n; i++)
         arg(&c, sv[i]);
-    rc = eval_int(b, S_DEL_DELAYED_AT, &c, false, removed, e);
+    rc = eval_int(b, RD_S_DEL_DELAYED_AT, &c, false, removed, e);
     cmd_free(&c);
     free_strv(sv, n);
     return rc;
@@ -1656,10 +1656,10 @@ static int r_promote_due(st_backend *base, int64_t now_ms, int64_t max,
      * node-resque's scheduler compares with round(now / 1000), so it may
      * move a job up to half a second before its (rounded) time; backend.h
      * promises at <= now_ms, and the ms the API reports are second * 1000. */
-    script_cmd(b, &c, S_PROMOTE);
+    script_cmd(b, &c, RD_S_PROMOTE);
     arg_int(&c, now_ms >= 0 ? now_ms / 1000 : -((-now_ms + 999) / 1000));
     arg_int(&c, max);
-    rc = eval(b, S_PROMOTE, &c, &r, false, e);
+    rc = eval(b, RD_S_PROMOTE, &c, &r, false, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -1705,7 +1705,7 @@ static int r_worker_register(st_backend *base, const st_worker_id *w,
      * working-on record left under this identity (node-resque's
      * forceCleanWorker leaves them behind) is ours: a worker that has just
      * registered holds no job; so is the DEL of the id of its last reserve
-     * (scripts.h). */
+     * (lua/reserve.lua). */
     cmd_init(&a);
     cmd_init(&s);
     cmd_init(&p);
@@ -1894,8 +1894,9 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
                        oc == ST_DONE_FAILED ? "failed entry" : "queue/payload");
     if (!(k = reserve_cache(b, w, now_ms))) return oom(e);
 
-    /* The working-on record is head + queue + payload + tail (scripts.h). */
-    script_cmd(b, &c, S_RESERVE);
+    /* The working-on record is head + queue + payload + tail (lua/reserve.lua).
+     */
+    script_cmd(b, &c, RD_S_RESERVE);
     arg(&c, k->wkey);
     arg(&c, k->head);
     arg(&c, k->tail);
@@ -1941,7 +1942,7 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
         arg(&c, w->queues[i]);
         arg(&c, k->qkeys[i]);
     }
-    rc = eval(b, S_RESERVE, &c, &r, false, e);
+    rc = eval(b, RD_S_RESERVE, &c, &r, false, e);
     cmd_free(&c);
     k->resend = rc != STELLAR_OK;
     if (rc != STELLAR_OK) return rc;
@@ -1955,7 +1956,7 @@ static int r_reserve(st_backend *base, const st_worker_id *w,
                r->element[2]->type != REDIS_REPLY_INTEGER) {
         rc = reply_fail(e, "reserve script", r);
     } else if (out) {
-        /* {queue, payload, suspect (0/1)}: scripts.h. */
+        /* {queue, payload, suspect (0/1)}: lua/reserve.lua. */
         out->queue = st_strndup(r->element[0]->str, r->element[0]->len);
         out->payload = st_strndup(r->element[1]->str, r->element[1]->len);
         out->payload_len = r->element[1]->len;
@@ -2496,7 +2497,7 @@ static int clean_once(rb *b, const char *name, enum st_clean_mode mode,
         return rc;
     }
 
-    script_cmd(b, &c, S_CLEAN);
+    script_cmd(b, &c, RD_S_CLEAN);
     arg(&c, name);
     arg_int(&c, (int64_t)hidx);
     if (hidx)
@@ -2532,7 +2533,7 @@ static int clean_once(rb *b, const char *name, enum st_clean_mode mode,
         arg_own(&c, st_asprintf("%s:%s", v[i].name, v[i].qs));
         arg(&c, v[i].qs);
     }
-    rc = eval(b, S_CLEAN, &c, &sr, false, e);
+    rc = eval(b, RD_S_CLEAN, &c, &sr, false, e);
     cmd_free(&c);
     if (rc == STELLAR_OK) {
         if (sr->type != REDIS_REPLY_INTEGER)
@@ -2660,12 +2661,12 @@ static int r_failed_remove(st_backend *base, const char *entry,
     if (requeue && (!requeue->queue || !requeue->payload))
         return st_fail(e, STELLAR_EINVAL,
                        "failed_remove: requeue needs a queue and a payload");
-    script_cmd(b, &c, S_FAILED_REMOVE);
+    script_cmd(b, &c, RD_S_FAILED_REMOVE);
     arg(&c, entry);
     arg(&c, requeue ? "1" : "0");
     arg(&c, requeue ? requeue->queue : "");
     arg(&c, requeue ? requeue->payload : "");
-    rc = eval_int(b, S_FAILED_REMOVE, &c, false, removed, e);
+    rc = eval_int(b, RD_S_FAILED_REMOVE, &c, false, removed, e);
     cmd_free(&c);
     return rc;
 }
@@ -2733,10 +2734,10 @@ static int r_kv_del(st_backend *base, const char *k, const char *value,
         arg_own(&c, key1(b, k, ""));
         return run_int(b, &c, removed, false, e);
     }
-    script_cmd(b, &c, S_KV_DEL);
+    script_cmd(b, &c, RD_S_KV_DEL);
     arg(&c, k);
     arg(&c, value);
-    rc = eval_int(b, S_KV_DEL, &c, false, removed, e);
+    rc = eval_int(b, RD_S_KV_DEL, &c, false, removed, e);
     cmd_free(&c);
     return rc;
 }
@@ -2758,11 +2759,11 @@ static int r_kv_expire(st_backend *base, const char *k, const char *value,
         if (set) *set = rc == STELLAR_OK && n == 1;
         return rc;
     }
-    script_cmd(b, &c, S_KV_EXPIRE);
+    script_cmd(b, &c, RD_S_KV_EXPIRE);
     arg(&c, k);
     arg(&c, value);
     arg_int(&c, ttl_ms);
-    rc = eval_int(b, S_KV_EXPIRE, &c, false, &n, e);
+    rc = eval_int(b, RD_S_KV_EXPIRE, &c, false, &n, e);
     cmd_free(&c);
     if (set) *set = rc == STELLAR_OK && n == 1;
     return rc;
@@ -2980,11 +2981,11 @@ static int queues_ready(rb *b, const st_worker_id *w, bool *ready,
     if (!wildcard(w->queues))
         while (w->queues[nq])
             nq++;
-    script_cmd(b, &c, S_READY);
+    script_cmd(b, &c, RD_S_READY);
     arg_int(&c, (int64_t)nq);
     for (i = 0; i < nq; i++)
         arg_own(&c, key(b, "queue", w->queues[i], NULL));
-    rc = eval(b, S_READY, &c, &r, true, e);
+    rc = eval(b, RD_S_READY, &c, &r, true, e);
     cmd_free(&c);
     if (rc != STELLAR_OK) return rc;
     *ready = r->type == REDIS_REPLY_INTEGER && r->integer != 0;
