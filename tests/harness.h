@@ -16,9 +16,11 @@
  * Tests are static functions, listed in a table at the bottom of the file:
  *
  *     static const struct test tests[] = {
- *         {"enqueued_job_runs", enqueued_job_runs, 0},
+ *         TEST(enqueued_job_runs, 0),
  *     };
  *     TEST_MAIN(tests)
+ *
+ * TEST names a test by its function, written once (0: default time limit).
  *
  * Other options: --list, --only SUBSTRING, --keep (keep temp dirs),
  * --timeout SECONDS (default per test: 60).
@@ -44,6 +46,11 @@ struct test {
     void (*fn)(struct test_ctx *t);
     int timeout_s; /* 0: the runner's default */
 };
+
+#define TEST(fn, timeout_s)                                                    \
+    {                                                                          \
+#fn, fn, timeout_s                                                     \
+    }
 
 int test_main(const struct test *tests, size_t n, int argc, char **argv);
 #define TEST_MAIN(table)                                                       \

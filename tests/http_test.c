@@ -8,6 +8,7 @@
  * ("Connection: close"), the whole reply read to EOF. Raw requests let the
  * tests send what a browser would not (odd paths, forged headers).
  */
+#include "fixture.h"
 #include "harness.h"
 
 #include "stellar.h"
@@ -325,8 +326,8 @@ static int run_boom(stellar_api *api, const json_t *params, stellar_next *next)
 
 static const char *const lock_plugins[] = {"queueLock", NULL};
 
-static stellar *open_h(const struct test_ctx *t, int processors,
-                       const char *const *queues)
+static stellar *open_app(const struct test_ctx *t, int processors,
+                         const char *const *queues)
 {
     const stellar_task tasks[] = {
         {.name = "echo", .description = "ok", .run = run_ok},
@@ -343,19 +344,15 @@ static stellar *open_h(const struct test_ctx *t, int processors,
          .run = run_ok},
     };
     stellar_options o = {0};
-    stellar_error e = {0};
-    stellar *h = NULL;
-    o.url = t->url;
-    o.log_fn = test_log_fn;
-    o.log_level = STELLAR_LOG_DEBUG;
+    stellar *h;
     o.processors = processors > 0 ? processors : 1;
     o.queues = queues;
     o.poll_ms = 20;
     o.name = "httptest";
-    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    h = open_h_at(t, &o, STELLAR_LOG_DEBUG);
     for (size_t i = 0; i < sizeof tasks / sizeof tasks[0]; i++)
-        ASSERT_OK(stellar_task_register(h, &tasks[i], &e), &e);
-    if (processors > 0) ASSERT_OK(stellar_start(h, &e), &e);
+        reg(h, &tasks[i]);
+    if (processors > 0) start(h);
     return h;
 }
 
@@ -373,13 +370,6 @@ static stellar_http *serve(stellar *h, const char *listen, const char *token,
     return s;
 }
 
-static void enqueue(stellar *h, const char *task, const char *params,
-                    const char *queue)
-{
-    stellar_error e = {0};
-    ASSERT_OK(stellar_enqueue(h, task, params, queue, &e), &e);
-}
-
 static void finish(stellar_http *s, stellar *h)
 {
     stellar_http_stop(s);
@@ -391,7 +381,7 @@ static void finish(stellar_http *s, stellar *h)
 
 static void reads_answer_the_documents_of_the_c_api(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     stellar_error e = {0};
     json_t *doc = NULL;
     int port;
@@ -414,8 +404,7 @@ static void reads_answer_the_documents_of_the_c_api(struct test_ctx *t)
         const reply *r = get(port, "/api/queues");
         json_t *age =
             json_object_get(json_object_get(r->json, "q1"), "latency_ms");
-        ASSERT_TRUE(strcmp(t->backend, "redis") == 0 ? json_is_null(age)
-                                                     : json_is_integer(age));
+        ASSERT_TRUE(is_redis(t) ? json_is_null(age) : json_is_integer(age));
     }
     ASSERT_OK(stellar_details(h, &doc, &e), &e);
     ASSERT_DOC(get(port, "/api/queues"),
@@ -464,7 +453,7 @@ static void reads_answer_the_documents_of_the_c_api(struct test_ctx *t)
 
 static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 1, NULL);
+    stellar *h = open_app(t, 1, NULL);
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
     int64_t at;
@@ -532,7 +521,7 @@ static void enqueue_over_http_queues_and_runs_jobs(struct test_ctx *t)
 static void
 state_changes_need_post_or_delete_and_the_csrf_header(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
     const char *body = "{\"task\":\"echo\"}";
@@ -582,7 +571,7 @@ state_changes_need_post_or_delete_and_the_csrf_header(struct test_ctx *t)
 static void a_token_is_required_off_loopback_and_checked_on_every_request(
     struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     stellar_http_options o = {0};
     stellar_error e = {0};
     stellar_http *s = NULL;
@@ -673,7 +662,7 @@ static void a_token_is_required_off_loopback_and_checked_on_every_request(
 static void a_loopback_server_without_a_token_answers_only_loopback_hosts(
     struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     char text[256];
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
@@ -716,7 +705,7 @@ static void a_loopback_server_without_a_token_answers_only_loopback_hosts(
 
 static void listen_strings_are_checked(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     static const char *const bad[] = {
         "nonsense",   "127.0.0.1:99999", "::1:80",
         "127.0.0.1:", "[::1]80",         "127.0.0.1:8x"};
@@ -748,7 +737,7 @@ static void listen_strings_are_checked(struct test_ctx *t)
 
 static void static_files_come_only_from_the_embedded_table(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
     static const char *const outside[] = {"/../CMakeLists.txt",
@@ -793,7 +782,7 @@ static void static_files_come_only_from_the_embedded_table(struct test_ctx *t)
 
 static void errors_are_json_with_a_code_and_a_status(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
     char *big;
@@ -852,7 +841,7 @@ static void errors_are_json_with_a_code_and_a_status(struct test_ctx *t)
 static void
 failed_jobs_are_listed_retried_and_removed_over_http(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 1, NULL);
+    stellar *h = open_app(t, 1, NULL);
     stellar_error e = {0};
     json_t *list = NULL, *entry;
     char path[64], *body;
@@ -918,7 +907,7 @@ failed_jobs_are_listed_retried_and_removed_over_http(struct test_ctx *t)
 static void queues_locks_delayed_and_periodic_tasks_are_managed_over_http(
     struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     stellar_error e = {0};
     json_t *doc = NULL;
     const char *lock;
@@ -1000,7 +989,7 @@ static void queues_locks_delayed_and_periodic_tasks_are_managed_over_http(
 
 static void periodic_tasks_show_their_next_run(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 1, NULL);
+    stellar *h = open_app(t, 1, NULL);
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
     json_t *task = NULL, *at;
@@ -1204,7 +1193,7 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
 {
     static const char *const queues[] = {"default", NULL};
     static struct expo x;
-    stellar *h = open_h(t, 2, queues);
+    stellar *h = open_app(t, 2, queues);
     stellar_error e = {0};
     int port;
     stellar_http *s = serve(h, NULL, NULL, &port);
@@ -1304,7 +1293,7 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
 static void
 a_read_token_reads_everything_and_changes_nothing(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     stellar_http_options o = {0};
     stellar_error e = {0};
     stellar_http *s = NULL;
@@ -1371,7 +1360,7 @@ a_read_token_reads_everything_and_changes_nothing(struct test_ctx *t)
 
 static void wrong_tokens_are_logged_and_slowed_per_address(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port, i, wrong = 0;
     stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
     const char *bad = "Authorization: Bearer not-the-token-0123\r\n";
@@ -1418,7 +1407,7 @@ static void wrong_tokens_are_logged_and_slowed_per_address(struct test_ctx *t)
 
 static void every_change_over_http_is_audited(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port;
     stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
     const char *log = test_path(t, "stellar.log");
@@ -1439,7 +1428,7 @@ static void every_change_over_http_is_audited(struct test_ctx *t)
     finish(s, h);
 
     /* Without a token (loopback), the audit says so. */
-    h = open_h(t, 0, NULL);
+    h = open_app(t, 0, NULL);
     s = serve(h, NULL, NULL, &port);
     ASSERT_STATUS(post(port, "/api/enqueue", "{\"task\":\"echo\"}"), 200);
     ASSERT_TRUE(log_has(log, "http audit: POST /api/enqueue -> 200",
@@ -1509,7 +1498,7 @@ static void *slowloris_main(void *arg)
 
 static void slow_clients_do_not_starve_other_addresses(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port, i, answered = 0;
     stellar_http *s = serve(h, "127.0.0.1:0", TOKEN, &port);
     slowloris *sl = calloc(1, sizeof *sl);
@@ -1557,7 +1546,7 @@ static void slow_clients_do_not_starve_other_addresses(struct test_ctx *t)
 
 static void a_request_head_must_arrive_within_the_deadline(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     int port, fd, i = 0;
     stellar_http *s = serve(h, NULL, NULL, &port);
     int64_t start = test_now_ms(), closed_at = 0;
@@ -1596,7 +1585,7 @@ static void a_request_head_must_arrive_within_the_deadline(struct test_ctx *t)
 
 static void delayed_jobs_are_paged(struct test_ctx *t)
 {
-    stellar *h = open_h(t, 0, NULL);
+    stellar *h = open_app(t, 0, NULL);
     stellar_error e = {0};
     int port, i;
     stellar_http *s = serve(h, NULL, NULL, &port);
@@ -1664,38 +1653,23 @@ static void delayed_jobs_are_paged(struct test_ctx *t)
 }
 
 static const struct test tests[] = {
-    {"reads_answer_the_documents_of_the_c_api",
-     reads_answer_the_documents_of_the_c_api, 0},
-    {"enqueue_over_http_queues_and_runs_jobs",
-     enqueue_over_http_queues_and_runs_jobs, 0},
-    {"state_changes_need_post_or_delete_and_the_csrf_header",
-     state_changes_need_post_or_delete_and_the_csrf_header, 0},
-    {"a_token_is_required_off_loopback_and_checked_on_every_request",
-     a_token_is_required_off_loopback_and_checked_on_every_request, 0},
-    {"a_loopback_server_without_a_token_answers_only_loopback_hosts",
-     a_loopback_server_without_a_token_answers_only_loopback_hosts, 0},
-    {"listen_strings_are_checked", listen_strings_are_checked, 0},
-    {"static_files_come_only_from_the_embedded_table",
-     static_files_come_only_from_the_embedded_table, 0},
-    {"errors_are_json_with_a_code_and_a_status",
-     errors_are_json_with_a_code_and_a_status, 0},
-    {"failed_jobs_are_listed_retried_and_removed_over_http",
-     failed_jobs_are_listed_retried_and_removed_over_http, 0},
-    {"queues_locks_delayed_and_periodic_tasks_are_managed_over_http",
-     queues_locks_delayed_and_periodic_tasks_are_managed_over_http, 0},
-    {"periodic_tasks_show_their_next_run", periodic_tasks_show_their_next_run,
-     0},
-    {"metrics_are_prometheus_text_and_counters_move",
-     metrics_are_prometheus_text_and_counters_move, 0},
-    {"a_read_token_reads_everything_and_changes_nothing",
-     a_read_token_reads_everything_and_changes_nothing, 0},
-    {"wrong_tokens_are_logged_and_slowed_per_address",
-     wrong_tokens_are_logged_and_slowed_per_address, 120},
-    {"every_change_over_http_is_audited", every_change_over_http_is_audited, 0},
-    {"slow_clients_do_not_starve_other_addresses",
-     slow_clients_do_not_starve_other_addresses, 120},
-    {"a_request_head_must_arrive_within_the_deadline",
-     a_request_head_must_arrive_within_the_deadline, 0},
-    {"delayed_jobs_are_paged", delayed_jobs_are_paged, 0},
+    TEST(reads_answer_the_documents_of_the_c_api, 0),
+    TEST(enqueue_over_http_queues_and_runs_jobs, 0),
+    TEST(state_changes_need_post_or_delete_and_the_csrf_header, 0),
+    TEST(a_token_is_required_off_loopback_and_checked_on_every_request, 0),
+    TEST(a_loopback_server_without_a_token_answers_only_loopback_hosts, 0),
+    TEST(listen_strings_are_checked, 0),
+    TEST(static_files_come_only_from_the_embedded_table, 0),
+    TEST(errors_are_json_with_a_code_and_a_status, 0),
+    TEST(failed_jobs_are_listed_retried_and_removed_over_http, 0),
+    TEST(queues_locks_delayed_and_periodic_tasks_are_managed_over_http, 0),
+    TEST(periodic_tasks_show_their_next_run, 0),
+    TEST(metrics_are_prometheus_text_and_counters_move, 0),
+    TEST(a_read_token_reads_everything_and_changes_nothing, 0),
+    TEST(wrong_tokens_are_logged_and_slowed_per_address, 120),
+    TEST(every_change_over_http_is_audited, 0),
+    TEST(slow_clients_do_not_starve_other_addresses, 120),
+    TEST(a_request_head_must_arrive_within_the_deadline, 0),
+    TEST(delayed_jobs_are_paged, 0),
 };
 TEST_MAIN(tests)

@@ -26,6 +26,7 @@
  * cycle test in the processor's thread, from inside a task. Not covered:
  * the scheduler's thread (its backend calls are, below) and the HTTP API.
  */
+#include "fixture.h"
 #include "harness.h"
 
 #include "backend.h"
@@ -83,38 +84,20 @@ static const stellar_task task_locked = {.name = "locked",
                                          .plugins = queue_lock,
                                          .run = noop_run};
 
-static stellar *open_h(const struct test_ctx *t, stellar_options *o)
-{
-    stellar_options d = {0};
-    stellar_error e = {0};
-    stellar *h = NULL;
-
-    if (!o) o = &d;
-    o->url = t->url;
-    o->log_fn = test_log_fn;
-    o->log_level = STELLAR_LOG_DEBUG;
-    ASSERT_OK(stellar_open(&h, o, &e), &e);
-    return h;
-}
-
 static void register_tasks(stellar *h)
 {
-    stellar_error e = {0};
-    ASSERT_OK(stellar_task_register(h, &task_job, &e), &e);
-    ASSERT_OK(stellar_task_register(h, &task_tick, &e), &e);
-    ASSERT_OK(stellar_task_register(h, &task_locked, &e), &e);
+    reg(h, &task_job);
+    reg(h, &task_tick);
+    reg(h, &task_locked);
 }
 
 static void fx_init(struct fx *f, const struct test_ctx *t)
 {
-    st_backend_cfg cfg = {0};
-    stellar_error e = {0};
-
     memset(f, 0, sizeof *f);
     f->t = t;
-    f->h = open_h(t, NULL);
+    f->h = open_h_at(t, NULL, STELLAR_LOG_DEBUG);
     register_tasks(f->h);
-    ASSERT_OK(st_backend_open(&f->b, t->url, &cfg, &e), &e);
+    f->b = raw_open(t);
 }
 
 static void fx_free(struct fx *f)
@@ -128,7 +111,7 @@ static void fx_free(struct fx *f)
 /* Empties storage, with a client of the backend's own. */
 static void wipe(const struct fx *f)
 {
-    if (strcmp(f->t->backend, "sqlite") == 0) {
+    if (!is_redis(f->t)) {
         sqlite3 *db = NULL;
         char *msg = NULL;
         ASSERT_EQ(SQLITE_OK, sqlite3_open(test_path(f->t, "stellar.db"), &db));
@@ -953,7 +936,7 @@ static void setup_h2(struct fx *f)
     stellar_options o = {0};
     o.processors = 2;
     o.poll_ms = 10;
-    f->h2 = open_h(f->t, &o);
+    f->h2 = open_h_at(f->t, &o, STELLAR_LOG_DEBUG);
 }
 
 static const stellar_task task_opts = {
@@ -1109,7 +1092,7 @@ a_processor_survives_failed_allocations_after_a_run(struct test_ctx *t)
     o.processors = 1;
     o.no_scheduler = true;
     o.poll_ms = 10;
-    h = open_h(t, &o);
+    h = open_h_at(t, &o, STELLAR_LOG_DEBUG);
     ASSERT_OK(stellar_task_register(h, &task_subject, &e), &e);
     ASSERT_OK(stellar_task_register(h, &task_probe, &e), &e);
     ASSERT_OK(stellar_start(h, &e), &e);

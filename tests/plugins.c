@@ -26,6 +26,7 @@
  * and one payload can be delayed at most once per second: 49 identical
  * blocked copies of a jobLock job drain at one a second.
  */
+#include "fixture.h"
 #include "harness.h"
 
 #include "backend.h"
@@ -57,12 +58,6 @@ static const char *dir_file(char *buf, size_t n, const char *name)
     if ((size_t)snprintf(buf, n, "%s/%s", g_dir, name) >= n)
         FAIL("path too long: %s/%s", g_dir, name);
     return buf;
-}
-
-static bool file_exists(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0;
 }
 
 /* Waits for <g_dir>/<name> (a gate the test opens), at most 30 s. */
@@ -317,36 +312,6 @@ static const stellar_task task_lock_b = {
 
 /* ---------------------------------------------------------- Helpers --- */
 
-static bool is_redis(const struct test_ctx *t)
-{
-    return strcmp(t->backend, "redis") == 0;
-}
-
-static stellar *open_h(const struct test_ctx *t, stellar_options *o)
-{
-    stellar_options d = {0};
-    stellar_error e = {0};
-    stellar *h = NULL;
-    if (!o) o = &d;
-    o->url = t->url;
-    if (!o->log_fn) o->log_fn = test_log_fn;
-    o->log_level = STELLAR_LOG_INFO;
-    ASSERT_OK(stellar_open(&h, o, &e), &e);
-    return h;
-}
-
-static void reg(stellar *h, const stellar_task *task)
-{
-    stellar_error e = {0};
-    ASSERT_OK(stellar_task_register(h, task, &e), &e);
-}
-
-static void start(stellar *h)
-{
-    stellar_error e = {0};
-    ASSERT_OK(stellar_start(h, &e), &e);
-}
-
 /* stellar_enqueue, expecting rc (STELLAR_OK or STELLAR_VETOED). */
 static void enqueue_expect(stellar *h, int want, const char *task,
                            const char *params)
@@ -376,15 +341,6 @@ static void enqueue_at_expect(stellar *h, int want, int64_t at,
     if (rc != want)
         FAIL("enqueueAt %lld %s: got %d (%s), want %d", (long long)at, task, rc,
              rc < 0 ? e.msg : "", want);
-}
-
-static st_backend *raw_open(const struct test_ctx *t)
-{
-    st_backend_cfg cfg = {0};
-    stellar_error e = {0};
-    st_backend *b = NULL;
-    ASSERT_OK(st_backend_open(&b, t->url, &cfg, &e), &e);
-    return b;
 }
 
 /* The sum of the per-worker counters "<kind>:<worker>". */

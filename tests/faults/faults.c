@@ -4,7 +4,8 @@
  *
  * Every test breaks something for real: it SIGKILLs the real `stellar run`
  * program (STELLAR_BIN) or a small program on the library (FAULT_WORKER,
- * fault_worker.c) and restarts it, crashes tasks, stops or restarts Redis,
+ * fault_worker.c; both default to the ones built beside this binary) and
+ * restarts it, crashes tasks, stops or restarts Redis,
  * pushes bad payloads past the API, holds the SQLite write lock, or runs
  * out of file space. Jobs are faultJob (app/modules/faults/tasks/), which
  * appends "<id>\n" to a file with O_APPEND when it ends: the file says how
@@ -17,6 +18,7 @@
  * kills when the test ends, whatever happened.
  */
 #define _GNU_SOURCE /* unshare(), for a private tmpfs (disk full) */
+#include "fixture.h"
 #include "harness.h"
 
 #include "backend.h"
@@ -63,11 +65,25 @@ static bool long_mode(void)
 }
 
 /* A program the tests run, from the environment ctest sets. */
+/*
+ * The programs the tests run: STELLAR_BIN and FAULT_WORKER from the
+ * environment, else the ones this build made (their paths are compiled in,
+ * FAULTS_STELLAR_BIN and FAULTS_FAULT_WORKER), so that the binary also runs
+ * alone. Crashes are on purpose: under a sanitizer, SIGSEGV must still kill
+ * (the tests check the signal), so the programs started get handle_segv=0
+ * unless the environment says otherwise (ctest sets it too).
+ */
 static const char *program(const char *var)
 {
     const char *p = getenv(var);
+    if (!p || !*p) {
+        if (strcmp(var, "STELLAR_BIN") == 0) p = FAULTS_STELLAR_BIN;
+        if (strcmp(var, "FAULT_WORKER") == 0) p = FAULTS_FAULT_WORKER;
+    }
     if (!p || !*p || access(p, X_OK) != 0)
-        SKIP("%s is not set to an executable (run through ctest)", var);
+        SKIP("%s (%s) is not an executable", var, p ? p : "unset");
+    setenv("ASAN_OPTIONS", "handle_segv=0", 0);
+    setenv("TSAN_OPTIONS", "handle_segv=0", 0);
     return p;
 }
 
@@ -255,18 +271,6 @@ static stellar *open_handle(struct test_ctx *t, const char *url, int processors,
     return h;
 }
 
-static int64_t stat_get(stellar *h, const char *key)
-{
-    stellar_error e = {0};
-    json_t *stats = NULL;
-    int64_t n;
-
-    ASSERT_OK(stellar_stats(h, &stats, &e), &e);
-    n = json_integer_value(json_object_get(stats, key));
-    json_decref(stats);
-    return n;
-}
-
 #ifdef STELLAR_HAVE_REDIS
 /* The same, 0 while the backend is unreachable (during an outage); the
  * Redis outage tests only. */
@@ -281,14 +285,6 @@ static int64_t stat_try(stellar *h, const char *key)
     return n;
 }
 #endif
-
-static int64_t queue_length(stellar *h, const char *queue)
-{
-    stellar_error e = {0};
-    int64_t n = 0;
-    ASSERT_OK(stellar_length(h, queue, &n, &e), &e);
-    return n;
-}
 
 /* Workers of process pid ("<host>:<pid>+<n>"), or of every process if pid
  * is 0; *busy: how many of them hold a job. */
@@ -402,19 +398,6 @@ static void assert_runs(const char *path, int n, int times)
     st_free(counts);
 }
 
-static bool file_contains(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    char line[4096];
-    bool found = false;
-
-    if (!f) return false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
 #ifdef STELLAR_HAVE_REDIS
 /* Number of lines of a file containing needle (the Redis outage tests). */
 static int count_matching(const char *path, const char *needle)
@@ -510,13 +493,13 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
         /* Kill when the run has reached its k-th share and the process to
          * kill is registered and holding jobs. */
         deadline = test_mono_ms() + done_by;
-        while (stat_get(h, "processed") < target ||
+        while (test_stat(h, "processed") < target ||
                workers_of(h, a, &busy) < PROCS || busy == 0) {
             assert_alive(a, "worker process a");
             assert_alive(b, "worker process b");
             if (test_mono_ms() > deadline)
                 FAIL("kill %d: processed %lld of %lld, a has %d workers", k,
-                     (long long)stat_get(h, "processed"), (long long)target,
+                     (long long)test_stat(h, "processed"), (long long)target,
                      workers_of(h, a, NULL));
             test_sleep_ms(10);
         }
@@ -529,13 +512,13 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
     }
     {
         int64_t deadline = test_mono_ms() + done_by;
-        while (stat_get(h, "processed") < n) {
+        while (test_stat(h, "processed") < n) {
             assert_alive(a, "worker process a");
             assert_alive(b, "worker process b");
             if (test_mono_ms() > deadline)
                 FAIL("processed %lld of %d jobs; %lld waiting, %lld failed",
-                     (long long)stat_get(h, "processed"), n,
-                     (long long)queue_length(h, "default"),
+                     (long long)test_stat(h, "processed"), n,
+                     (long long)test_length(h, "default"),
                      (long long)test_failed_count(h));
             test_sleep_ms(20);
         }
@@ -544,7 +527,7 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
      * left, and none of them holds a job. */
     ASSERT_WAIT(workers_of(h, 0, NULL) == 2 * PROCS, STUCK_MS * 3);
     ASSERT_EQ(workers_of(h, a, NULL), PROCS);
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
     status = stop_process(a, 40000);
     assert_exit_0(status, "worker process a");
     status = stop_process(b, 40000);
@@ -565,7 +548,7 @@ static void kill_and_restart(struct test_ctx *t, bool real_run)
              "flight at %d kills",
              restarts, extra, PROCS * kills, kills);
     ASSERT_TRUE(started_twice >= kills);
-    ASSERT_EQ(stat_get(h, "processed"), n);
+    ASSERT_EQ(test_stat(h, "processed"), n);
     if (test_failed_count(h)) note_failed(h);
     ASSERT_EQ(test_failed_count(h), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
@@ -616,11 +599,11 @@ job_that_kills_its_process_three_times_is_a_poison_pill(struct test_ctx *t)
         /* The leader sees the dead worker after STUCK_MS and puts its
          * job back at once, marked a suspect. */
         if (i < 3)
-            ASSERT_WAIT(queue_length(h, "default") == 1, STUCK_MS * 4);
+            ASSERT_WAIT(test_length(h, "default") == 1, STUCK_MS * 4);
         else
             ASSERT_WAIT(test_failed_count(h) == 1, STUCK_MS * 4);
     }
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
     failed = failed_entries(h);
     err =
         json_string_value(json_object_get(json_array_get(failed, 0), "error"));
@@ -636,7 +619,7 @@ job_that_kills_its_process_three_times_is_a_poison_pill(struct test_ctx *t)
         FAIL("crashThread: the worker did not crash");
     if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSEGV)
         FAIL("crashThread: status %d, expected SIGSEGV", status);
-    ASSERT_WAIT(queue_length(h, "default") == 1, STUCK_MS * 4);
+    ASSERT_WAIT(test_length(h, "default") == 1, STUCK_MS * 4);
     w = start_worker(t, 1, true, "w5");
     ASSERT_WAIT(test_failed_count(h) == 2, 20000);
     failed = failed_entries(h);
@@ -752,7 +735,7 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
         while (failed_of(h, "abortThread") < round + 1) {
             supervise(t, h, app, &a, &deaths, &spawned);
             supervise(t, h, app, &b, &deaths, &spawned);
-            if (queue_length(h, "default") < 4) {
+            if (test_length(h, "default") < 4) {
                 enqueue_jobs(h, next_id, 4, 40, 0, runs, false);
                 next_id += 4;
             }
@@ -765,14 +748,14 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
             test_sleep_ms(10);
         }
         /* Then every job of the stream ends (in failed, if innocent). */
-        while (stat_get(h, "processed") + failed_of(h, "faultJob") < next_id) {
+        while (test_stat(h, "processed") + failed_of(h, "faultJob") < next_id) {
             supervise(t, h, app, &a, &deaths, &spawned);
             supervise(t, h, app, &b, &deaths, &spawned);
             if (test_mono_ms() > deadline) {
                 note_failed(h);
                 FAIL("round %d: %lld of %d jobs processed; %lld waiting", round,
-                     (long long)stat_get(h, "processed"), next_id,
-                     (long long)queue_length(h, "default"));
+                     (long long)test_stat(h, "processed"), next_id,
+                     (long long)test_length(h, "default"));
             }
             test_sleep_ms(10);
         }
@@ -807,7 +790,7 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
     ASSERT_EQ(unsignalled, 0);
     ASSERT_EQ(many_deaths, 0);
     ASSERT_EQ(test_failed_count(h), PILL_ROUNDS);
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
     assert_exit_0(stop_process(a.pid, 40000), "server a");
     assert_exit_0(stop_process(b.pid, 40000), "server b");
     /* Every job ran; only a bystander killed after its line and before
@@ -815,7 +798,7 @@ static void innocent_jobs_beside_a_poison_pill_never_fail(struct test_ctx *t)
     extra = extra_runs(runs, next_id, &twice);
     test_note("%d job(s) ran twice", twice);
     ASSERT_TRUE(extra <= deaths_all);
-    ASSERT_EQ(stat_get(h, "processed"), next_id);
+    ASSERT_EQ(test_stat(h, "processed"), next_id);
     ASSERT_WAIT(workers_of(h, 0, NULL) == 0, PILL_STUCK_MS * 3);
     stellar_close(h);
     st_free(runs);
@@ -888,7 +871,7 @@ fork_isolation_fails_crashed_and_timed_out_jobs_only(struct test_ctx *t)
     ASSERT_OK(stellar_enqueue(h, "slowThread", NULL, NULL, &e), &e);
     wait_failed(h, 8, 20000, run);
     enqueue_jobs(h, 0, 1, 0, 0, test_path(t, "runs.txt"), false);
-    ASSERT_WAIT(stat_get(h, "processed") == 1, 10000);
+    ASSERT_WAIT(test_stat(h, "processed") == 1, 10000);
     assert_runs(test_path(t, "runs.txt"), 1, 1);
 
     failed = failed_entries(h);
@@ -901,7 +884,7 @@ fork_isolation_fails_crashed_and_timed_out_jobs_only(struct test_ctx *t)
     ASSERT_EQ(failed_with(failed, "slowThread", "timed out"), 1);
     json_decref(failed);
     ASSERT_EQ(test_failed_count(h), 8);
-    ASSERT_EQ(stat_get(h, "failed"), 8);
+    ASSERT_EQ(test_stat(h, "failed"), 8);
 
     /* The same process, with the same processors, and no child left. */
     assert_alive(run, "stellar run");
@@ -949,9 +932,9 @@ static void sigterm_lets_eight_running_jobs_finish(struct test_ctx *t)
     test_note("exited %lld ms after SIGTERM (grace 30000 ms)", (long long)ms);
     assert_exit_0(status, "stellar run");
     ASSERT_TRUE(ms < 30000);
-    ASSERT_EQ(stat_get(h, "processed"), 8);
+    ASSERT_EQ(test_stat(h, "processed"), 8);
     ASSERT_EQ(test_failed_count(h), 0);
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
     assert_runs(runs, 8, 1);
     stellar_close(h);
@@ -974,18 +957,18 @@ static void second_sigterm_puts_running_jobs_back(struct test_ctx *t)
     kill(run, SIGTERM);
     ASSERT_WAIT(file_contains(test_path(t, "run.log"), "stopping"), 5000);
     kill(run, SIGTERM);
-    ASSERT_WAIT(queue_length(h, "default") == 8, 3000);
+    ASSERT_WAIT(test_length(h, "default") == 8, 3000);
     if ((status = wait_exit(run, 10000)) == -1)
         FAIL("stellar run still running 10 s after a second SIGTERM");
     assert_exit_0(status, "stellar run");
-    ASSERT_EQ(stat_get(h, "processed"), 0);
+    ASSERT_EQ(test_stat(h, "processed"), 0);
     ASSERT_EQ(test_failed_count(h), 0);
     ASSERT_EQ(workers_of(h, 0, NULL), 0);
 
     run = start_run(t, app, 8, "run2");
-    ASSERT_WAIT(stat_get(h, "processed") == 8, 30000);
+    ASSERT_WAIT(test_stat(h, "processed") == 8, 30000);
     assert_exit_0(stop_process(run, 40000), "stellar run");
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
     /* The tasks ran to their end in the first process too (a put-back
      * job may run again: stellar.h, stellar_stop). */
     assert_runs(runs, 8, 2);
@@ -1051,7 +1034,7 @@ bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
     rc = stellar_enqueue(h, "faultJob", deep.p, NULL, &e);
     ASSERT_EQ(rc, STELLAR_EINVAL);
     test_note("enqueue of params nested %d deep: %s", DEEP, e.msg);
-    ASSERT_EQ(queue_length(h, "default"), 0);
+    ASSERT_EQ(test_length(h, "default"), 0);
 
     /* Raw payloads, as another client could write them. */
 #define BAD(w, p, err) (bad[nbad++] = (struct bad){w, p, err})
@@ -1120,7 +1103,7 @@ bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
         nfail += bad[i].error != NULL;
     }
     ASSERT_OK(stellar_start(h, &e), &e);
-    ASSERT_WAIT(stat_get(h, "processed") + stat_get(h, "failed") >=
+    ASSERT_WAIT(test_stat(h, "processed") + test_stat(h, "failed") >=
                     (int64_t)nbad + 20,
                 60000);
     failed = failed_entries(h);
@@ -1154,7 +1137,7 @@ bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
     }
     json_decref(failed);
     ASSERT_EQ(test_failed_count(h), (int64_t)nfail);
-    ASSERT_EQ(stat_get(h, "processed"), (int64_t)(nbad - nfail + 20));
+    ASSERT_EQ(test_stat(h, "processed"), (int64_t)(nbad - nfail + 20));
     /* The good jobs ran, each once; the worker is the same one. */
     {
         int counts[905];
@@ -1168,7 +1151,7 @@ bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
     ASSERT_OK(stellar_workers(h, &workers, &e), &e);
     ASSERT_EQ(json_object_size(workers), 1);
     json_decref(workers);
-    ASSERT_EQ(queue_length(h, "bad"), 0);
+    ASSERT_EQ(test_length(h, "bad"), 0);
     for (i = 0; i < nbad; i++)
         st_free(bad[i].payload);
     stellar_close(h);
@@ -1204,7 +1187,7 @@ sqlite_busy_waits_with_a_bound_then_fails_clearly(struct test_ctx *t)
     int64_t t0, ms;
     int rc;
 
-    if (strcmp(t->backend, "sqlite") != 0) SKIP("SQLite only");
+    if (is_redis(t)) SKIP("SQLite only");
     h = open_handle(t, NULL, -1, false);
     ASSERT_OK(stellar_enqueue(h, "faultJob", NULL, NULL, &e), &e);
     ASSERT_EQ(sqlite3_open(test_path(t, "stellar.db"), &hd.db), SQLITE_OK);
@@ -1221,7 +1204,7 @@ sqlite_busy_waits_with_a_bound_then_fails_clearly(struct test_ctx *t)
     ASSERT_TRUE(test_contains_ci(e.msg, "busy timeout"));
     ASSERT_EQ(sqlite3_exec(hd.db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     ASSERT_OK(stellar_enqueue(h, "faultJob", NULL, NULL, &e), &e);
-    ASSERT_EQ(queue_length(h, "default"), 2);
+    ASSERT_EQ(test_length(h, "default"), 2);
 
     /* Held for 1 s, less than the timeout: the enqueue waits it out. */
     ASSERT_EQ(sqlite3_exec(hd.db, "BEGIN IMMEDIATE", NULL, NULL, NULL),
@@ -1233,7 +1216,7 @@ sqlite_busy_waits_with_a_bound_then_fails_clearly(struct test_ctx *t)
     pthread_join(th, NULL);
     test_note("enqueue under a lock held 1 s: OK after %lld ms", (long long)ms);
     ASSERT_TRUE(ms >= 800);
-    ASSERT_EQ(queue_length(h, "default"), 3);
+    ASSERT_EQ(test_length(h, "default"), 3);
     sqlite3_close(hd.db);
     stellar_close(h);
 }
@@ -1395,7 +1378,7 @@ full_disk_fails_enqueue_and_keeps_what_was_stored(struct test_ctx *t)
 {
     struct fill f;
 
-    if (strcmp(t->backend, "sqlite") == 0) {
+    if (!is_redis(t)) {
         char dir[600], url[800], db[700];
         snprintf(dir, sizeof dir, "%s/small", t->dir);
         snprintf(db, sizeof db, "%s/stellar.db", dir);
@@ -1445,11 +1428,11 @@ full_disk_fails_enqueue_and_keeps_what_was_stored(struct test_ctx *t)
             FAIL("enqueue on a full Redis returned %s: %s",
                  stellar_err_name(f.rc), f.msg);
         ASSERT_TRUE(f.stored > 0);
-        ASSERT_EQ(queue_length(h, "fill"), 100 + f.stored);
+        ASSERT_EQ(test_length(h, "fill"), 100 + f.stored);
         freeReplyObject(redisCommand(c, "CONFIG SET maxmemory 0"));
         redisFree(c);
         ASSERT_OK(stellar_enqueue(h, "faultJob", NULL, "fill", &e), &e);
-        ASSERT_EQ(queue_length(h, "fill"), 100 + f.stored + 1);
+        ASSERT_EQ(test_length(h, "fill"), 100 + f.stored + 1);
         stellar_close(h);
     }
 #else
@@ -1472,7 +1455,7 @@ file_size_limit_fails_enqueue_and_keeps_what_was_stored(struct test_ctx *t)
     int64_t db, wal;
     int i;
 
-    if (strcmp(t->backend, "sqlite") != 0) SKIP("SQLite only");
+    if (is_redis(t)) SKIP("SQLite only");
     h = open_handle(t, NULL, -1, false);
     for (i = 0; i < 200; i++)
         ASSERT_OK(stellar_enqueue(h, "faultJob", "{}", "fill", &e), &e);
@@ -1485,7 +1468,7 @@ file_size_limit_fails_enqueue_and_keeps_what_was_stored(struct test_ctx *t)
               stellar_err_name(f.rc), f.stored, f.msg);
     h = open_handle(t, NULL, -1, false);
     ASSERT_TRUE(f.stored > 0);
-    ASSERT_EQ(queue_length(h, "fill"), 200 + f.stored);
+    ASSERT_EQ(test_length(h, "fill"), 200 + f.stored);
     ASSERT_TRUE(sqlite_intact(test_path(t, "stellar.db")));
     ASSERT_OK(stellar_enqueue(h, "faultJob", NULL, "fill", &e), &e);
     stellar_close(h);
@@ -1635,7 +1618,7 @@ static void redis_outage(struct test_ctx *t, enum outage how)
     int64_t t_back, deadline;
     int alive = 0;
 
-    if (strcmp(t->backend, "redis") != 0) SKIP("Redis only");
+    if (!is_redis(t)) SKIP("Redis only");
     if (how == PAUSED) {
         server = redis_pid(t);
         snprintf(url, sizeof url, "%s", t->url);
@@ -1647,7 +1630,7 @@ static void redis_outage(struct test_ctx *t, enum outage how)
     ASSERT_OK(stellar_task_register_builtin(h, &e), &e);
     enqueue_jobs(h, 0, n, 5, 20, runs, false);
     ASSERT_OK(stellar_start(h, &e), &e);
-    ASSERT_WAIT(stat_get(h, "processed") >= n / 3, 60000);
+    ASSERT_WAIT(test_stat(h, "processed") >= n / 3, 60000);
     before = per_worker_processed(h);
     if (how == PAUSED) {
         kill(server, SIGSTOP);
@@ -1664,8 +1647,8 @@ static void redis_outage(struct test_ctx *t, enum outage how)
     while (stat_try(h, "processed") + stat_try(h, "failed") < n) {
         if (test_mono_ms() > deadline)
             FAIL("after the outage: processed %lld of %d, %lld waiting",
-                 (long long)stat_get(h, "processed"), n,
-                 (long long)queue_length(h, "default"));
+                 (long long)test_stat(h, "processed"), n,
+                 (long long)test_length(h, "default"));
         test_sleep_ms(20);
     }
     /* Heartbeats resumed for every processor. */
@@ -1690,12 +1673,12 @@ static void redis_outage(struct test_ctx *t, enum outage how)
               how == PAUSED      ? "paused (SIGSTOP)"
               : how == RESTARTED ? "stopped (SIGTERM) and restarted"
                                  : "killed (SIGKILL) and restarted",
-              (long long)stat_get(h, "processed"),
-              (long long)stat_get(h, "failed"), alive, PROCS);
+              (long long)test_stat(h, "processed"),
+              (long long)test_stat(h, "failed"), alive, PROCS);
     if (test_failed_count(h)) note_failed(h);
     ASSERT_EQ(test_failed_count(h), 0);
     assert_runs(runs, n, 1);
-    ASSERT_EQ(stat_get(h, "processed"), n);
+    ASSERT_EQ(test_stat(h, "processed"), n);
     ASSERT_EQ(alive, PROCS);
     json_decref(before);
     json_decref(after);
@@ -1862,7 +1845,7 @@ redis_reply_lost_after_a_reserve_loses_and_repeats_nothing(struct test_ctx *t)
     int *counts = st_calloc(N, sizeof *counts), i, lost = 0, twice = 0;
     int64_t processed;
 
-    if (strcmp(t->backend, "redis") != 0) SKIP("Redis only");
+    if (!is_redis(t)) SKIP("Redis only");
     snprintf(px.target, sizeof px.target, "%s/redis.sock", t->dir);
     px.lfd = unix_socket(test_path(t, "proxy.sock"), true);
     pthread_mutex_init(&px.mu, NULL);
@@ -1880,11 +1863,11 @@ redis_reply_lost_after_a_reserve_loses_and_repeats_nothing(struct test_ctx *t)
     ASSERT_WAIT(proxy_dropped(&px) == 1, 10000);
     /* Done: every job ran, or the queue is empty and nothing is held. */
     ASSERT_WAIT(test_count_lines(runs) >= N ||
-                    (queue_length(h, "default") == 0 &&
+                    (test_length(h, "default") == 0 &&
                      workers_of(h, 0, &i) == 1 && i == 0),
                 30000);
     stellar_stop(h, -1);
-    processed = stat_get(h, "processed");
+    processed = test_stat(h, "processed");
     read_runs(runs, counts, N);
     for (i = 0; i < N; i++) {
         lost += counts[i] == 0;
@@ -1940,7 +1923,7 @@ redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(struct test_ctx *t)
     stellar *h;
     int busy = 0;
 
-    if (strcmp(t->backend, "redis") != 0)
+    if (!is_redis(t))
         SKIP("Redis only: SIGSTOP freezes the Redis server; SQLite has no "
              "server to freeze");
     server = redis_pid(t);
@@ -1952,7 +1935,7 @@ redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(struct test_ctx *t)
     ASSERT_WAIT(workers_of(h, getpid(), NULL) == 1, 10000);
     /* Counters for both workers (which takes which job is chance). */
     enqueue_jobs(h, 0, 8, 50, 0, runs, false);
-    ASSERT_WAIT(stat_get(h, "processed") == 8, 30000);
+    ASSERT_WAIT(test_stat(h, "processed") == 8, 30000);
     enqueue_jobs(h, 8, 2, 3 * STUCK_MS, 0, runs, false);
     ASSERT_WAIT(workers_of(h, 0, &busy) == 2 && busy == 2, 10000);
     ASSERT_OK(stellar_workers(h, &before, &e), &e);
@@ -1965,7 +1948,7 @@ redis_frozen_longer_than_stuck_timeout_cleans_no_live_worker(struct test_ctx *t)
     ASSERT_WAIT(stat_try(h, "processed") == 10, 60000);
     test_sleep_ms(2 * STUCK_MS); /* time enough for a wrong judgement */
     ASSERT_EQ(count_matching(test_path(t, "stellar.log"), "cleaned dead"), 0);
-    ASSERT_EQ(stat_get(h, "processed"), 10);
+    ASSERT_EQ(test_stat(h, "processed"), 10);
     ASSERT_EQ(test_failed_count(h), 0);
     assert_runs(runs, 10, 1);
     ASSERT_OK(stellar_workers(h, &after, &e), &e);
@@ -2007,8 +1990,7 @@ second_sigterm_exits_promptly_while_redis_is_frozen(struct test_ctx *t)
     int busy = 0, status;
     int64_t t0, ms;
 
-    if (strcmp(t->backend, "redis") != 0)
-        SKIP("Redis only: SIGSTOP freezes the Redis server");
+    if (!is_redis(t)) SKIP("Redis only: SIGSTOP freezes the Redis server");
     app = copy_app(t);
     server = redis_pid(t);
     h = open_handle(t, NULL, -1, false);
@@ -2212,7 +2194,7 @@ killing_the_scheduler_leader_keeps_periodic_and_delayed_jobs(struct test_ctx *t)
              (long long)gap, TTL + 2 * (FREQ + RUN) + 1000);
     /* Its rhythm under the new leader: each start one frequency after the
      * previous end (Redis stores due times in seconds: 500 ms early). */
-    lo = strcmp(t->backend, "redis") == 0 ? FREQ - 500 : FREQ - 20;
+    lo = is_redis(t) ? FREQ - 500 : FREQ - 20;
     hi = FREQ + 1000;
     for (i = after_first + 1; i < n; i++) {
         int64_t d = iv[i][0] - iv[i - 1][1];
