@@ -211,6 +211,9 @@ int cmd_del_delayed(cli *c);
 int cmd_del_delayed_at(cli *c);
 int cmd_del_all_delayed(cli *c);
 
+/* cmd_cron.c */
+int cmd_cron(cli *c);
+
 /* cmd_manage.c */
 int cmd_del(cli *c);
 int cmd_del_queue(cli *c);

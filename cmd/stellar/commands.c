@@ -244,6 +244,25 @@ const cli_cmd cli_commands[] = {
      "  stellar locks\n",
      NULL},
 
+    {"cron", cmd_cron, "inspect", "tz=,from=,count=", 2, 2, "next EXPR",
+     "the next fire times of a cron expression in a time zone",
+     "Arguments:\n"
+     "  EXPR   5 fields (minute hour day-of-month month day-of-week), 6\n"
+     "         (seconds first) or @yearly @monthly @weekly @daily @hourly;\n"
+     "         docs/schedules.md has the syntax and the DST rules\n"
+     "\n"
+     "Options:\n"
+     "  --tz ZONE    an IANA time zone (default: the machine's local zone)\n"
+     "  --from MS    start after this time, ms since the epoch (default now)\n"
+     "  --count N    how many fire times (default 5)\n"
+     "\n"
+     "Prints one line per fire time: ms since the epoch and the local time\n"
+     "in ISO 8601 with its UTC offset; with --json an array of ms.\n"
+     "\n"
+     "Example:\n"
+     "  stellar cron next '0 3 * * *' --tz America/New_York --count 3\n",
+     NULL},
+
     /* --------------------------------------------------------- manage --- */
     {"del", cmd_del, "manage", "", 2, 4, "QUEUE TASK [PARAMS_JSON] [COUNT]",
      "remove queued jobs of a task with these params",
