@@ -25,6 +25,7 @@
  * Lock order: st_pool.lock, then st_proc.lock. User code (tasks, the log
  * callback) never runs under either.
  */
+#include "command.h"
 #include "core.h"
 #include "scheduler.h"
 
@@ -192,6 +193,23 @@ bool stellar_should_stop(stellar_api *api)
     s = api->proc->pool->stopping;
     pthread_mutex_unlock(&api->proc->pool->lock);
     return s;
+}
+
+/* Command tasks (command.c): the task being run, and whether a stop's
+ * deadline put its job back (requeue_running), so the command must end. */
+const st_task *st_api_task_def(stellar_api *api)
+{
+    return st_task_find(api->h, api->task);
+}
+
+bool st_api_abandoned(stellar_api *api)
+{
+    bool a;
+    if (api->in_child) return false; /* the parent ends the child */
+    pthread_mutex_lock(&api->proc->lock);
+    a = api->proc->abandoned;
+    pthread_mutex_unlock(&api->proc->lock);
+    return a;
 }
 
 /* ----------------------------------------------------------- Perform --- */
