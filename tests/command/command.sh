@@ -12,6 +12,8 @@
 #   many        100 commands with 8 TaskProcessors: none lost
 #   stop        SIGTERM while a command runs: the command ends and its job
 #               goes back to its queue; a new `stellar run` runs it
+#   makeTask    the sh, python and node skeletons (those whose interpreter
+#               is installed) succeed, and fail on {"fail":true}
 #   bad         a bad task file stops `stellar run` naming file and key
 #
 # ctest passes STELLAR_BIN. Redis runs on a private redis-server on a unix
@@ -135,6 +137,13 @@ task ticker ', "frequency": 300' 'echo tick >>"$STELLAR_APP/out/ticks"'
 task many ', "queue": "many"' 'p=$(cat); i=${p#*:}; i=${i%\}}; : >"$STELLAR_APP/out/many/$i"'
 task longrun ', "queue": "long"' 'echo $$ >"$STELLAR_APP/out/long.pid"; exec sleep 300'
 
+langs=sh
+command -v python3 >/dev/null 2>&1 && langs="$langs python"
+command -v node >/dev/null 2>&1 && langs="$langs node"
+for l in $langs; do
+    st makeTask "made_$l" --module=made --lang="$l" >/dev/null || fail "makeTask --lang=$l"
+done
+
 # `stellar tasks` shows each kind and command; no compiler was needed.
 out=$(st tasks)
 grep -Eq '^failer +command +default +- +\./failer\.sh' <<<"$out" || fail "stellar tasks: $out"
@@ -177,6 +186,20 @@ ok "death by signal: killed by SIGUSR1"
 grep -q 'WARN \[failer\] the real error' "$tmp/run.log" || fail "stderr not in the log"
 grep -q 'INFO \[exiter\] only stdout' "$tmp/run.log" || fail "stdout not in the log"
 ok "stdout and stderr lines are in the log with the task's name"
+
+# ----------------------------------------------------------- makeTask ---
+for l in $langs; do
+    st enqueue "made_$l" '{"who":"test"}' >/dev/null
+    st enqueue "made_$l" '{"fail":true}' >/dev/null
+done
+for l in $langs; do
+    wait_until 60000 grep -q "INFO \[made_$l\] .*made_$l ran with" "$tmp/run.log" ||
+        fail "the $l skeleton did not succeed"
+    wait_until 60000 eval '[ "$(failed_of made_$l)" = 1 ]' || fail "the $l skeleton did not fail"
+    [ "$(error_of "made_$l")" = "failing on purpose: params.fail is set" ] ||
+        fail "the $l skeleton's error: $(error_of "made_$l")"
+done
+ok "makeTask --lang: the skeletons ($langs) succeed and fail as they say"
 
 # ------------------------------------------------------------ timeout ---
 st enqueue sleeper '{}' >/dev/null
