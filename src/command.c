@@ -49,13 +49,15 @@
 
 extern char **environ;
 
-#define LINE_MAX_BYTES 4096 /* a longer output line is cut */
-#define ERROR_MAX      1023 /* bytes of stderr kept for the failed entry */
-#define LOG_BURST      200  /* lines logged at once per run ... */
-#define LOG_RATE       50   /* ... then per second */
-#define GRACE_MS       2000 /* SIGTERM to SIGKILL */
-#define DRAIN_MS       200  /* output read after the exit, at most */
-#define CHUNK          65536
+#define LINE_MAX_BYTES                                                         \
+    900                /* a longer output line is cut (the log takes 1 KiB) */
+#define ERROR_MAX 1023 /* bytes of stderr kept for the failed entry */
+#define LOG_BURST 200  /* lines logged at once per run ... */
+#define LOG_RATE  50   /* ... then per second */
+#define NOTICE_MS 5000 /* the count of unlogged lines, at most every */
+#define GRACE_MS  2000 /* SIGTERM to SIGKILL */
+#define DRAIN_MS  200  /* output read after the exit, at most */
+#define CHUNK     65536
 
 struct st_command {
     char **argv;     /* NULL-terminated */
@@ -386,6 +388,7 @@ typedef struct run {
     double tokens;   /* log lines that may be logged now */
     int64_t refill;  /* ms of the last refill */
     int64_t dropped; /* lines not logged (over the rate) */
+    int64_t noticed; /* ms of the last count of them logged */
     char last_err[ERROR_MAX + 1];
 } run;
 
@@ -433,6 +436,18 @@ static void sanitize(char *s, size_t n)
     }
 }
 
+/* How many lines went unlogged, said at most every NOTICE_MS and at the
+ * end. */
+static void log_dropped(run *r, int64_t now, bool last)
+{
+    if (!r->dropped || (!last && now - r->noticed < NOTICE_MS)) return;
+    r->noticed = now;
+    stellar_log(r->api, STELLAR_LOG_WARN,
+                "(%lld lines of output not logged: more than %d a second)",
+                (long long)r->dropped, LOG_RATE);
+    r->dropped = 0;
+}
+
 /* Logs one line, within the rate. */
 static void log_line(run *r, int level, const char *line)
 {
@@ -443,16 +458,10 @@ static void log_line(run *r, int level, const char *line)
     r->refill = now;
     if (r->tokens < 1) {
         r->dropped++;
+        log_dropped(r, now, false);
         return;
     }
     r->tokens -= 1;
-    if (r->dropped) {
-        stellar_log(r->api, STELLAR_LOG_WARN,
-                    "(%lld lines of output not logged: more than %d a "
-                    "second)",
-                    (long long)r->dropped, LOG_RATE);
-        r->dropped = 0;
-    }
     stellar_log(r->api, level, "%s", line);
 }
 
@@ -837,11 +846,7 @@ static int command_run(stellar_api *api, const json_t *params,
     if (r->err.fd >= 0) close(r->err.fd);
     if (r->out.len && !r->out.cutting) line_done(r, &r->out, false);
     if (r->err.len && !r->err.cutting) line_done(r, &r->err, false);
-    if (r->dropped)
-        stellar_log(api, STELLAR_LOG_WARN,
-                    "(%lld lines of output not logged: more than %d a "
-                    "second)",
-                    (long long)r->dropped, LOG_RATE);
+    log_dropped(r, st_mono_ms(), true);
 
     if (how == END_TIMEOUT)
         rc = stellar_fail(next, "timed out after %lld ms",

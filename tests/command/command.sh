@@ -6,6 +6,8 @@
 #   failure     the last non-empty stderr line is the failed entry's error
 #   status      a command that writes no stderr: "exit status N"
 #   signal      a command killed by a signal: "killed by SIGUSR1"
+#   flood       20 MB of output, one 1 MB line, binary junk and a closed
+#               stdin: the job succeeds, the log stays small
 #   timeout     "timed out after N ms", and a grandchild `sleep` dies too
 #   retry       the retry plugin, with a command that fails twice
 #   periodic    a command task with a frequency runs again and again
@@ -135,6 +137,11 @@ echo $n >"$STELLAR_APP/out/flaky.count"
 echo "attempt $n works"'
 task ticker ', "frequency": 300' 'echo tick >>"$STELLAR_APP/out/ticks"'
 task many ', "queue": "many"' 'p=$(cat); i=${p#*:}; i=${i%\}}; : >"$STELLAR_APP/out/many/$i"'
+task flood '' 'exec 0<&-
+head -c 1000000 /dev/zero | tr "\\0" x; echo
+printf "\\001\\377\\376junk\\n"
+yes flood | head -c 20000000
+echo done >"$STELLAR_APP/out/flood.done"'
 task longrun ', "queue": "long"' 'echo $$ >"$STELLAR_APP/out/long.pid"; exec sleep 300'
 
 langs=sh
@@ -200,6 +207,19 @@ for l in $langs; do
         fail "the $l skeleton's error: $(error_of "made_$l")"
 done
 ok "makeTask --lang: the skeletons ($langs) succeed and fail as they say"
+
+# -------------------------------------------------------------- flood ---
+log_before=$(wc -c <"$tmp/run.log")
+st enqueue flood '{}' >/dev/null
+wait_until 120000 test -s out/flood.done || fail "flood did not end"
+sleep 1
+[ "$(failed_of flood)" = 0 ] || fail "flood failed: $(error_of flood)"
+grep -q '\[flood\] (.* lines of output not logged' "$tmp/run.log" || fail "no count of lines not logged"
+grep -q '\[flood\] x*xx \[cut at [0-9]* bytes\]' "$tmp/run.log" || fail "the long line was not cut"
+grep -q '\[flood\] ???junk' "$tmp/run.log" || fail "binary junk was not made printable"
+grown=$(($(wc -c <"$tmp/run.log") - log_before))
+[ "$grown" -lt 2000000 ] || fail "20 MB of output grew the log by $grown bytes"
+ok "a flood of output: the job succeeds; lines cut, rate bounded (log +$grown bytes)"
 
 # ------------------------------------------------------------ timeout ---
 st enqueue sleeper '{}' >/dev/null
