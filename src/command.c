@@ -518,7 +518,8 @@ static void feed(run *r, stream *s, const char *buf, size_t n)
     }
 }
 
-/* Reads what s has; false at EOF or error (then s->fd is closed). */
+/* Reads what s has (a bounded amount); at EOF or an error, logs the last
+ * partial line and closes s->fd (-1). */
 static void drain(run *r, stream *s)
 {
     char buf[CHUNK];
@@ -579,7 +580,11 @@ static char **build_env(stellar_api *api, const st_command *c)
         n++;
     envp = st_calloc(n + 6, sizeof *envp);
     for (i = 0; i < 5; i++)
-        if (!own[i]) envp = NULL;
+        if (!own[i]) {
+            st_free(envp);
+            envp = NULL;
+            break;
+        }
     if (!envp) {
         for (i = 0; i < 5; i++)
             st_free(own[i]);
@@ -720,7 +725,8 @@ static enum ending supervise(run *r, const st_command *c, pid_t pid, int in_fd,
             int64_t left = start + c->timeout - now;
             if (left < wait_ms) wait_ms = left > 0 ? (int)left : 0;
         }
-        if (poll(pf, (nfds_t)nf, wait_ms) < 0 && errno != EINTR) break;
+        if (poll(pf, (nfds_t)nf, wait_ms) < 0 && errno != EINTR)
+            st_sleep_ms(10); /* out of resources: the checks below go on */
 
         if (at_in >= 0 && pf[at_in].revents) {
             ssize_t n = 0;
