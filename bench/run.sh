@@ -7,7 +7,8 @@
 #
 # Knobs (environment): BENCH_RUNS (3), BENCH_N jobs per throughput run
 # (20000), BENCH_LAT_N latency samples (200), BENCH_DELAYED_N (200),
-# BENCH_ONLY (e.g. "sqlite redis": skip the other systems).
+# BENCH_ONLY (e.g. "sqlite redis": skip the other systems), BENCH_CMD_N
+# command-task jobs (2000).
 set -euo pipefail
 
 BUILD=$(cd "${1:-build-bench}" && pwd)
@@ -18,7 +19,7 @@ RUNS=${BENCH_RUNS:-3}
 N=${BENCH_N:-20000}
 LAT_N=${BENCH_LAT_N:-200}
 DELAYED_N=${BENCH_DELAYED_N:-200}
-ONLY=${BENCH_ONLY:-sqlite redis node limit}
+ONLY=${BENCH_ONLY:-sqlite redis node limit command}
 RESULTS=$BUILD/bench-results.jsonl
 TMP=$(mktemp -d /tmp/stellar-bench.XXXXXX)
 REDIS_PID=
@@ -236,3 +237,23 @@ for run in $(seq "$RUNS"); do
 done
 log "bench: $(($(date +%s) - start)) s"
 "$BENCH" report "$RESULTS" "$BUILD/bench.json"
+
+# ------------------------------------------------------ Command tasks ---
+# A command task whose command is `true`, 8 TaskProcessors on SQLite,
+# beside spawning `true` from 8 threads, in the same run (bench/command.c):
+# the median ratio of the runs; the target is >= 0.7.
+if want command; then
+    rows=""
+    for run in $(seq "$RUNS"); do
+        mkdir -p "$TMP/command.$run"
+        rows="$rows$("$BUILD/bench/stellar_bench_command" "$TMP/command.$run" "${BENCH_CMD_N:-2000}" 8)
+"
+    done
+    printf '%s' "$rows" >>"$BUILD/bench-command.jsonl"
+    printf '%s' "$rows" | sort -t: -k6 -n | awk -F'[:,}]' -v runs="$RUNS" '
+        NR == int((runs + 1) / 2) {
+            printf "\n| command tasks, 8 TaskProcessors, SQLite | jobs/s | spawn `true`, 8 threads | ratio |\n"
+            printf "|---|---:|---:|---:|\n"
+            printf "| command task running `true` | %.0f/s | %.0f/s | %.2fx |\n", $6, $8, $10
+        }'
+fi

@@ -230,6 +230,22 @@ STELLAR_API int stellar_module_load(stellar *h, const char *path,
                                     stellar_error *e);
 STELLAR_API int stellar_task_register_builtin(stellar *h, stellar_error *e);
 
+/*
+ * Command tasks: a task whose run is an executable in any language, declared
+ * by a JSON file (modules/<module>/tasks/<name>.json; docs/commands.md):
+ * {"name", "description", "command": [argv...], "queue", "frequency",
+ * "timeout" (ms), "plugins", "pluginOptions", "env": {"K": "V"}}. The
+ * command runs in the file's folder with the job's params (JSON) on its
+ * standard input and STELLAR_TASK, STELLAR_QUEUE, STELLAR_WORKER,
+ * STELLAR_BACKEND and STELLAR_APP in its environment; exit status 0 is
+ * success, else the last line it wrote to stderr is the error. app_dir:
+ * the app's folder (NULL: three levels above the file). EINVAL names the
+ * file and the key.
+ */
+STELLAR_API int stellar_command_task_load(stellar *h, const char *path,
+                                          const char *app_dir,
+                                          stellar_error *e);
+
 #define STELLAR_TASK(id)                                                       \
     static const stellar_task stellar_task_def_##id;                           \
     __attribute__((constructor)) static void stellar_task_ctor_##id(void)      \

@@ -21,7 +21,8 @@ cd "$(dirname "$0")/.."
 
 pkgs="cmake gcc libc6-dev make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev libmicrohttpd-dev"
 # lua5.1: luac, for the syntax check of the Redis backend's Lua scripts.
-[ "$what" = test ] && pkgs="$pkgs lua5.1"
+# jq: the command-task suite reads `stellar --json` output with it.
+[ "$what" = test ] && pkgs="$pkgs lua5.1 jq"
 [ "$what" = test ] && pkgs="$pkgs redis-server"
 
 missing=""

@@ -20,6 +20,7 @@ typedef struct st_task {
     stellar_task def;       /* strings below point into this struct's copies */
     char **plugins;         /* NULL-terminated copy, or NULL */
     json_t *plugin_options; /* parsed, or NULL */
+    struct st_command *command; /* a command task's (command.h), or NULL */
 } st_task;
 
 typedef struct st_pool st_pool;

@@ -3,6 +3,7 @@
  * (shared objects whose STELLAR_TASK definitions register themselves in a
  * process-wide list when they are loaded).
  */
+#include "command.h"
 #include "core.h"
 
 #include <dlfcn.h>
@@ -24,6 +25,7 @@ static void task_free(st_task *t)
         st_free(t->plugins[i]);
     st_free(t->plugins);
     json_decref(t->plugin_options);
+    st_command_free(t->command);
     st_free(t);
 }
 
@@ -221,7 +223,9 @@ oom:
     return st_fail(e, STELLAR_ENOMEM, "out of memory");
 }
 
-int stellar_task_register(stellar *h, const stellar_task *t, stellar_error *e)
+/* cmd: a command task's (command.c), owned by the task on success. */
+static int task_register(stellar *h, const stellar_task *t, st_command *cmd,
+                         stellar_error *e)
 {
     st_task *copy, **grown;
     int rc;
@@ -243,10 +247,22 @@ int stellar_task_register(stellar *h, const stellar_task *t, stellar_error *e)
         goto out;
     }
     h->tasks = grown;
+    copy->command = cmd;
     h->tasks[h->ntasks++] = copy;
 out:
     pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+int stellar_task_register(stellar *h, const stellar_task *t, stellar_error *e)
+{
+    return task_register(h, t, NULL, e);
+}
+
+int st_task_register_command(stellar *h, const stellar_task *t, st_command *cmd,
+                             stellar_error *e)
+{
+    return task_register(h, t, cmd, e);
 }
 
 json_t *stellar_tasks_json(stellar *h)
@@ -268,7 +284,16 @@ json_t *stellar_tasks_json(stellar *h)
                 json_pack("{s:s, s:s, s:s, s:I, s:o}", "name", t->def.name,
                           "description", t->def.description, "queue",
                           t->def.queue, "frequency",
-                          (json_int_t)t->def.frequency, "plugins", plugins))) {
+                          (json_int_t)t->def.frequency, "plugins", plugins)) ||
+            /* Command tasks (command.c): the kind, and what runs. */
+            json_object_set_new(json_array_get(arr, i), "kind",
+                                json_string(t->command ? "command" : "c")) ||
+            (t->command &&
+             (json_object_set_new(json_array_get(arr, i), "command",
+                                  st_command_argv_json(t->command)) ||
+              json_object_set_new(
+                  json_array_get(arr, i), "timeout",
+                  json_integer(st_command_timeout(t->command)))))) {
             json_decref(arr); /* out of memory: no half list */
             arr = NULL;
         }

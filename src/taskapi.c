@@ -13,6 +13,7 @@
  * they are kept apart from the processors (worker.c) so that the contract
  * a task is written against reads in one place.
  */
+#include "command.h"
 #include "pool.h"
 
 #include <stdio.h>
@@ -154,4 +155,21 @@ char *st_task_call(stellar_api *api, const st_task *t, json_t *args)
     pthread_mutex_destroy(&next.lock);
     json_decref(params);
     return error;
+}
+
+/* Command tasks (command.c): the task being run, and whether a stop's
+ * deadline put its job back (st_proc_requeue), so the command must end. */
+const st_task *st_api_task_def(stellar_api *api)
+{
+    return st_task_find(api->h, api->task);
+}
+
+bool st_api_abandoned(stellar_api *api)
+{
+    bool a;
+    if (api->in_child) return false; /* the parent ends the child */
+    pthread_mutex_lock(&api->proc->lock);
+    a = api->proc->abandoned;
+    pthread_mutex_unlock(&api->proc->lock);
+    return a;
 }

@@ -11,6 +11,11 @@
  * renamed into place, so a failed build leaves no object behind and two
  * processes building at once never load a half-written one.
  *
+ * Command tasks, modules/<module>/tasks/<task>.json, need no build: they
+ * are loaded with stellar_command_task_load() (src/command.c). An app
+ * without a .c task never looks for the compiler or stellar.h, so it runs
+ * where no C toolchain is installed.
+ *
  * Nothing here starts threads: fork() is safe because commands build before
  * they start anything.
  */
@@ -70,9 +75,11 @@ static bool is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Lists modules/<m>/tasks/<t>.c in name order. */
-static int scan(cli *c, file_list *out)
+/* Lists modules/<m>/tasks/<t><ext> in name order: ".c" (C tasks, with
+ * their objects) or ".json" (command tasks, no object). */
+static int scan(cli *c, file_list *out, const char *ext)
 {
+    bool is_c = strcmp(ext, ".c") == 0;
     struct dirent **mods = NULL;
     char *modules = st_asprintf("%s/modules", c->app_dir);
     int nm, i, rc = CLI_OK;
@@ -97,7 +104,7 @@ static int scan(cli *c, file_list *out)
             nf = scandir(tasks, &files, no_dot, alphasort);
         for (j = 0; j < nf; j++) {
             const char *f = files[j]->d_name;
-            if (rc == CLI_OK && ends_with(f, ".c")) {
+            if (rc == CLI_OK && ends_with(f, ext)) {
                 task_file *v = st_realloc(out->v, (out->n + 1) * sizeof *v);
                 if (!v) {
                     rc = cli_fail(c, "out of memory");
@@ -106,10 +113,12 @@ static int scan(cli *c, file_list *out)
                     v[out->n].src =
                         st_asprintf("modules/%s/tasks/%s", mods[i]->d_name, f);
                     v[out->n].so =
-                        st_asprintf(".stellar/cache/%s/%.*s.so",
-                                    mods[i]->d_name, (int)(strlen(f) - 2), f);
+                        is_c ? st_asprintf(".stellar/cache/%s/%.*s.so",
+                                           mods[i]->d_name,
+                                           (int)(strlen(f) - 2), f)
+                             : NULL;
                     out->n++;
-                    if (!v[out->n - 1].src || !v[out->n - 1].so)
+                    if (!v[out->n - 1].src || (is_c && !v[out->n - 1].so))
                         rc = cli_fail(c, "out of memory");
                 }
             }
@@ -348,24 +357,25 @@ int cli_build_tasks(cli *c)
 {
     file_list files = {0};
     const char *inc = include_dir();
-    char *header = st_asprintf("%s/stellar.h", inc), *cflags = NULL;
+    char *header = NULL, *cflags = NULL;
     struct stat hs;
-    bool have_header;
     size_t i;
     int rc, failed = 0;
 
-    if (!header) return cli_fail(c, "out of memory");
-    have_header = stat(header, &hs) == 0;
-    if (!have_header) {
+    if ((rc = scan(c, &files, ".c")) != CLI_OK) goto done;
+    /* An app of command tasks only needs no compiler and no header. */
+    if (files.n == 0) goto done;
+    if (!(header = st_asprintf("%s/stellar.h", inc))) {
+        rc = cli_fail(c, "out of memory");
+        goto done;
+    }
+    if (stat(header, &hs) != 0) {
         rc = cli_fail(c,
                       "cannot find stellar.h in %s (set "
                       "STELLAR_INCLUDE_DIR to the folder that has it)",
                       inc);
-        st_free(header);
-        return rc;
+        goto done;
     }
-    st_free(header);
-    if ((rc = scan(c, &files)) != CLI_OK) goto done;
     for (i = 0; i < files.n; i++) {
         if (!cflags && !(cflags = jansson_cflags())) {
             rc = cli_fail(c, "out of memory");
@@ -375,6 +385,7 @@ int cli_build_tasks(cli *c)
     }
     if (failed) rc = CLI_FAIL;
 done:
+    st_free(header);
     st_free(cflags);
     files_free(&files);
     return rc;
@@ -387,7 +398,7 @@ int cli_load_tasks(cli *c)
     int rc, failed = 0;
 
     if (c->tasks_loaded) return CLI_OK;
-    if ((rc = scan(c, &files)) != CLI_OK) return rc;
+    if ((rc = scan(c, &files, ".c")) != CLI_OK) return rc;
     for (i = 0; i < files.n; i++) {
         stellar_error e = {0};
         char *so = st_asprintf("%s/%s", c->app_dir, files.v[i].so);
@@ -407,6 +418,29 @@ int cli_load_tasks(cli *c)
         }
         rc = CLI_OK;
         st_free(so);
+    }
+    files_free(&files);
+    /* Command tasks: modules/<m>/tasks/<t>.json (docs/commands.md). */
+    if (rc == CLI_OK && (rc = scan(c, &files, ".json")) != CLI_OK) return rc;
+    for (i = 0; i < files.n; i++) {
+        stellar_error e = {0};
+        char *json = st_asprintf("%s/%s", c->app_dir, files.v[i].src);
+        const char *msg;
+        size_t n;
+        if (!json) {
+            rc = cli_fail(c, "out of memory");
+            break;
+        }
+        if (stellar_command_task_load(c->h, json, c->app_dir, &e) !=
+            STELLAR_OK) {
+            /* Name the file as the user knows it, from the app folder. */
+            msg = e.msg[0] ? e.msg : "cannot load";
+            n = strlen(json);
+            if (strncmp(msg, json, n) == 0) msg += n;
+            cli_fail(c, "%s%s%s", files.v[i].src, *msg == ':' ? "" : ": ", msg);
+            failed++;
+        }
+        st_free(json);
     }
     files_free(&files);
     if (rc == CLI_OK && failed) rc = CLI_FAIL;

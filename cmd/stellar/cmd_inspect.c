@@ -17,8 +17,8 @@
 
 static int tasks_table(cli *c, json_t *tasks)
 {
-    out_table *t =
-        out_table_new(4, "NAME", "QUEUE", ">FREQUENCY", "DESCRIPTION");
+    out_table *t = out_table_new(6, "NAME", "KIND", "QUEUE", ">FREQUENCY",
+                                 "COMMAND", "DESCRIPTION");
     json_t *task;
     size_t i;
 
@@ -32,14 +32,40 @@ static int tasks_table(cli *c, json_t *tasks)
     json_array_foreach(tasks, i, task)
     {
         json_int_t f = json_integer_value(json_object_get(task, "frequency"));
+        json_t *argv = json_object_get(task, "command"), *a;
+        const char *kind = json_string_value(json_object_get(task, "kind"));
+        st_buf cmd = {0};
+        size_t j;
         char freq[32];
+        /* A command task's argv, as a shell would take it back: words
+         * with spaces or quotes in single quotes. */
+        json_array_foreach(argv, j, a)
+        {
+            const char *w = json_string_value(a);
+            if (j) st_buf_putc(&cmd, ' ');
+            if (w && *w && !strpbrk(w, " \t'\"\\$")) {
+                st_buf_puts(&cmd, w);
+                continue;
+            }
+            st_buf_putc(&cmd, '\'');
+            for (; w && *w; w++) {
+                if (*w == '\'')
+                    st_buf_puts(&cmd, "'\\''");
+                else
+                    st_buf_putc(&cmd, *w);
+            }
+            st_buf_putc(&cmd, '\'');
+        }
         if (f > 0)
             snprintf(freq, sizeof freq, "%lldms", (long long)f);
         else
             snprintf(freq, sizeof freq, "-");
         out_table_row(t, json_string_value(json_object_get(task, "name")),
+                      kind ? kind : "c",
                       json_string_value(json_object_get(task, "queue")), freq,
+                      cmd.p, /* NULL (a C task) prints as "-" */
                       json_string_value(json_object_get(task, "description")));
+        st_buf_free(&cmd);
     }
     return out_print(t);
 }

@@ -206,6 +206,132 @@ static char *c_string(const char *s)
     "    .run = run,\n"                                                        \
     "};\n"
 
+/* --lang: command tasks (docs/commands.md). Each script reads the params
+ * from stdin, fails on purpose when they hold "fail": true, else succeeds;
+ * %s is the task's name, in a comment. */
+#define PROTOCOL_DOC(c)                                                        \
+    c " `stellar run` starts this script for each job, in this folder, "       \
+      "with the\n" c " job's params (a JSON object) on standard input. Exit "  \
+      "status 0 is\n" c " success; any other fails the job, with the last "    \
+      "line written to\n" c " standard error as its error. Output goes to "    \
+      "stellar run's log.\n" c " Environment: STELLAR_TASK, STELLAR_QUEUE, "   \
+      "STELLAR_WORKER,\n" c " STELLAR_BACKEND (to enqueue follow-ups with "    \
+      "`stellar enqueue`),\n" c " STELLAR_APP. Try: stellar enqueue %s "       \
+      "'{\"fail\":true}'\n"
+
+/* A macro, so that the compiler checks it as a printf format. */
+#define PYTHON_SKELETON                                                        \
+    "#!/usr/bin/env python3\n"                                                 \
+    "# %s: a Stellar command task, declared by the .json beside it.\n"         \
+    "#\n" PROTOCOL_DOC(                                                        \
+        "#") "import json\n"                                                   \
+             "import os\n"                                                     \
+             "import sys\n"                                                    \
+             "\n"                                                              \
+             "\n"                                                              \
+             "def main():\n"                                                   \
+             "    params = json.load(sys.stdin)\n"                             \
+             "    if params.get(\"fail\"):\n"                                  \
+             "        print(\"failing on purpose: params.fail is set\", "      \
+             "file=sys.stderr)\n"                                              \
+             "        return 1\n"                                              \
+             "    print(os.environ[\"STELLAR_TASK\"], \"ran with\", "          \
+             "json.dumps(params))\n"                                           \
+             "    return 0\n"                                                  \
+             "\n"                                                              \
+             "\n"                                                              \
+             "if __name__ == \"__main__\":\n"                                  \
+             "    sys.exit(main())\n"
+
+/* A macro, so that the compiler checks it as a printf format. */
+#define NODE_SKELETON                                                          \
+    "#!/usr/bin/env node\n"                                                    \
+    "// %s: a Stellar command task, declared by the .json beside it.\n"        \
+    "//\n" PROTOCOL_DOC(                                                       \
+        "//") "let input = '';\n"                                              \
+              "process.stdin.setEncoding('utf8');\n"                           \
+              "process.stdin.on('data', (chunk) => { input += chunk; });\n"    \
+              "process.stdin.on('end', () => {\n"                              \
+              "  const params = JSON.parse(input || '{}');\n"                  \
+              "  if (params.fail) {\n"                                         \
+              "    console.error('failing on purpose: params.fail is set');\n" \
+              "    process.exit(1);\n"                                         \
+              "  }\n"                                                          \
+              "  console.log(process.env.STELLAR_TASK, 'ran with', "           \
+              "JSON.stringify(params));\n"                                     \
+              "});\n"
+
+/* A macro, so that the compiler checks it as a printf format. */
+#define SH_SKELETON                                                            \
+    "#!/bin/sh\n"                                                              \
+    "# %s: a Stellar command task, declared by the .json beside it.\n"         \
+    "#\n" PROTOCOL_DOC(                                                        \
+        "#") "params=$(cat)\n"                                                 \
+             "case $params in\n"                                               \
+             "*'\"fail\":true'*)\n"                                            \
+             "    echo \"failing on purpose: params.fail is set\" >&2\n"       \
+             "    exit 1\n"                                                    \
+             "    ;;\n"                                                        \
+             "esac\n"                                                          \
+             "echo \"$STELLAR_TASK ran with $params\"\n"
+
+/* Writes modules/M/tasks/NAME.json and its executable script. */
+static int make_command_task(cli *c, const char *dir, const char *name,
+                             const char *lang, const char *desc,
+                             const char *queue, int64_t freq)
+{
+    const char *ext = strcmp(lang, "python") == 0 ? ".py"
+                      : strcmp(lang, "node") == 0 ? ".js"
+                                                  : ".sh";
+    char *script = st_asprintf("%s/%s%s", dir, name, ext);
+    char *json = st_asprintf("%s/%s.json", dir, name);
+    char *argv0 = st_asprintf("./%s%s", name, ext);
+    char *text = NULL, *spec = NULL;
+    json_t *doc = NULL;
+    int rc = CLI_OK;
+
+    if (script && json && argv0)
+        doc = json_pack("{s:s, s:s, s:s, s:[s], s:i, s:I, s:[]}", "name", name,
+                        "description", desc, "queue", queue, "command", argv0,
+                        "timeout", 60000, "frequency", (json_int_t)freq,
+                        "plugins");
+    if (doc) spec = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (spec && strcmp(lang, "python") == 0)
+        text = st_asprintf(PYTHON_SKELETON, name, name);
+    else if (spec && strcmp(lang, "node") == 0)
+        text = st_asprintf(NODE_SKELETON, name, name);
+    else if (spec)
+        text = st_asprintf(SH_SKELETON, name, name);
+    if (!text) {
+        rc = cli_fail(c, "out of memory");
+        goto done;
+    }
+    st_free(argv0);
+    if (!(argv0 = st_asprintf("%s\n", spec))) { /* the file's text */
+        rc = cli_fail(c, "out of memory");
+        goto done;
+    }
+    if ((rc = write_new(c, json, argv0)) != CLI_OK) goto done;
+    if ((rc = write_new(c, script, text)) != CLI_OK) {
+        unlink(json); /* both or neither */
+        goto done;
+    }
+    if (chmod(script, 0755) != 0) {
+        rc = cli_fail(c, "cannot make %s executable: %s", script,
+                      strerror(errno));
+        goto done;
+    }
+    printf("created %s\ncreated %s\n", json, script);
+done:
+    free(spec);
+    json_decref(doc);
+    st_free(text);
+    st_free(script);
+    st_free(json);
+    st_free(argv0);
+    return rc;
+}
+
 int cmd_make_task(cli *c)
 {
     const char *name = c->argv[0];
@@ -213,6 +339,7 @@ int cmd_make_task(cli *c)
     const char *desc = cli_flag_get(c, "description");
     const char *queue = cli_flag_get(c, "queue");
     const char *freq_s = cli_flag_get(c, "frequency");
+    const char *lang = cli_flag_get(c, "lang");
     char *dir = NULL, *path = NULL, *text = NULL, *id = NULL;
     char *desc_c = NULL, *queue_c = NULL;
     int64_t freq = 0;
@@ -232,6 +359,9 @@ int cmd_make_task(cli *c)
     if (freq_s && (!cli_parse_int(freq_s, &freq) || freq < 0))
         return cli_usage(c, "--frequency must be an integer >= 0 (ms)");
     if (queue && !*queue) return cli_usage(c, "--queue is empty");
+    if (lang && strcmp(lang, "c") != 0 && strcmp(lang, "python") != 0 &&
+        strcmp(lang, "node") != 0 && strcmp(lang, "sh") != 0)
+        return cli_usage(c, "--lang must be c, python, node or sh");
     if ((rc = cli_app_find(c, true)) != CLI_OK) return rc;
 
     dir = st_asprintf("%s/modules/%s/tasks", c->app_dir, module);
@@ -245,6 +375,13 @@ int cmd_make_task(cli *c)
     }
     if (make_dirs(dir) != 0) {
         rc = cli_fail(c, "cannot create %s: %s", dir, strerror(errno));
+        goto done;
+    }
+    if (lang && strcmp(lang, "c") != 0) {
+        rc = make_command_task(c, dir, name, lang,
+                               desc && *desc ? desc
+                                             : "TODO: say what this task does",
+                               queue ? queue : "default", freq);
         goto done;
     }
     text = st_asprintf(SKELETON, name, name, id, name, desc_c, queue_c,

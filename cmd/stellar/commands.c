@@ -402,8 +402,9 @@ const cli_cmd cli_commands[] = {
      "  stellar new myapp && cd myapp\n",
      NULL},
     {"makeTask", cmd_make_task, "scaffold",
-     "module=,description=,queue=,frequency=", 1, 1, "NAME --module=MODULE",
-     "write a task skeleton to modules/MODULE/tasks/NAME.c",
+     "module=,description=,queue=,frequency=,lang=", 1, 1,
+     "NAME --module=MODULE [--lang=c|python|node|sh]",
+     "write a task skeleton to modules/MODULE/tasks/NAME.c (or .json)",
      "Arguments:\n"
      "  NAME                 the task name, e.g. sendEmail or auth.check\n"
      "\n"
@@ -412,6 +413,9 @@ const cli_cmd cli_commands[] = {
      "  --description TEXT   the task's description\n"
      "  --queue QUEUE        the task's queue (default 'default')\n"
      "  --frequency MS       > 0 makes the task periodic (default 0)\n"
+     "  --lang LANG          c (default), or python, node or sh: a command\n"
+     "                       task, NAME.json and an executable script\n"
+     "                       beside it (docs/commands.md)\n"
      "\n"
      "Refuses to overwrite an existing file.\n"
      "\n"

@@ -1,0 +1,890 @@
+/*
+ * command.c: command tasks, tasks in any language. A task file
+ * modules/<module>/tasks/<name>.json names an executable; its run spawns it
+ * and supervises it, so that the pool, plugins, retries, periodic runs, the
+ * poison-pill count and metrics treat it as any other task.
+ *
+ * DESIGN
+ * - Load: the file is checked as a C task is (name, description, queue,
+ *   frequency, plugins), plus `command` (a non-empty array of strings whose
+ *   program must exist and be executable: known at load, so said then),
+ *   `timeout` (ms) and `env` (an object of strings). Any other key is
+ *   refused with the file and the key.
+ * - Run: posix_spawn (vfork-fast, even from a big process) into a process
+ *   group of its own, in the file's folder, signals unblocked and at their
+ *   defaults (the daemon blocks SIGTERM and ignores SIGPIPE), every fd but
+ *   the three pipes closed. The params go to stdin, then EOF; stdout and
+ *   stderr are read line by line into the log (stderr as warnings), each
+ *   line cut at LINE_MAX bytes and at most LOG_BURST lines then LOG_RATE a
+ *   second logged (the rest are counted, and the count logged), so a flood
+ *   cannot fill the disk, and the pipes are always drained, so it cannot
+ *   stall the processor or the command. A pidfd (or a short poll) tells
+ *   the exit, not the pipes' EOF, since a grandchild may hold them.
+ * - Outcome: exit 0 is success; another status fails the job with the last
+ *   non-empty stderr line (at most 1 KiB, made valid UTF-8) or "exit status
+ *   N"; a signal is "killed by SIGNAME".
+ * - Timeout and stop: past the task's timeout, or once a stop has put the
+ *   job back (st_api_abandoned: the pool's stop deadline), the whole
+ *   process group gets SIGTERM, then SIGKILL after GRACE_MS; the group is
+ *   sent SIGKILL again before the leader is reaped, so that no grandchild
+ *   outlives it and the group id cannot have been reused.
+ * - No lock of Stellar's is held here: this is the task's run.
+ */
+#define _GNU_SOURCE /* posix_spawn_file_actions_addchdir_np, closefrom */
+#include "command.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define LINE_MAX_BYTES                                                         \
+    900                /* a longer output line is cut (the log takes 1 KiB) */
+#define ERROR_MAX 1023 /* bytes of stderr kept for the failed entry */
+#define LOG_BURST 200  /* lines logged at once per run ... */
+#define LOG_RATE  50   /* ... then per second */
+#define NOTICE_MS 5000 /* the count of unlogged lines, at most every */
+#define GRACE_MS  2000 /* SIGTERM to SIGKILL */
+#define DRAIN_MS  200  /* output read after the exit, at most */
+#define CHUNK     65536
+
+struct st_command {
+    char **argv;     /* NULL-terminated */
+    char *exec_path; /* absolute if argv[0] has a '/'; else NULL: PATH */
+    char *dir;       /* the task file's folder (absolute): the cwd */
+    char *app_dir;   /* STELLAR_APP */
+    char **env;      /* "K=V" from the file's "env", NULL-terminated */
+    int64_t timeout; /* ms; 0: none */
+};
+
+/* ---------------------------------------------------------------- Spec --- */
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        st_free(v[i]);
+    st_free(v);
+}
+
+void st_command_free(st_command *c)
+{
+    if (!c) return;
+    strv_free(c->argv);
+    strv_free(c->env);
+    st_free(c->exec_path);
+    st_free(c->dir);
+    st_free(c->app_dir);
+    st_free(c);
+}
+
+json_t *st_command_argv_json(const st_command *c)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && c->argv[i]; i++)
+        if (json_array_append_new(a, json_string(c->argv[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+int64_t st_command_timeout(const st_command *c)
+{
+    return c->timeout;
+}
+
+static const char *const known_keys[] = {
+    "name",      "description", "queue",         "command", "timeout",
+    "frequency", "plugins",     "pluginOptions", "env",     NULL};
+
+/* Whether prog (no '/') is an executable file in a folder of $PATH. */
+static bool on_path(const char *prog)
+{
+    const char *path = getenv("PATH"), *p;
+    bool found = false;
+
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    for (p = path; !found;) {
+        size_t n = strcspn(p, ":");
+        char *f = st_asprintf("%.*s/%s", (int)n, n ? p : ".", prog);
+        struct stat st;
+        found = f && stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+                access(f, X_OK) == 0;
+        st_free(f);
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    return found;
+}
+
+static char *dir_of(const char *path)
+{
+    char *abs = realpath(path, NULL), *slash, *d;
+    if (!abs) return NULL;
+    slash = strrchr(abs, '/');
+    d = slash == abs ? st_strdup("/") : st_strndup(abs, (size_t)(slash - abs));
+    free(abs);
+    return d;
+}
+
+/* Fills c from the file's object; EINVAL names path and the key. */
+static int parse_spec(const char *path, json_t *doc, st_command *c,
+                      stellar_error *e)
+{
+    const char *key;
+    json_t *v, *cmd = json_object_get(doc, "command");
+    size_t i, n;
+
+    json_object_foreach(doc, key, v)
+    {
+        bool ok = false;
+        for (i = 0; known_keys[i]; i++)
+            ok = ok || strcmp(key, known_keys[i]) == 0;
+        if (!ok)
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key '%s' is not a property of a command task "
+                           "(name, description, queue, command, timeout, "
+                           "frequency, plugins, pluginOptions, env)",
+                           path, key);
+    }
+    if (!cmd)
+        return st_fail(e, STELLAR_EINVAL, "%s: key 'command' is required",
+                       path);
+    if (!json_is_array(cmd) || !(n = json_array_size(cmd)))
+        return st_fail(e, STELLAR_EINVAL,
+                       "%s: key 'command' must be a non-empty array of "
+                       "strings (the program and its arguments)",
+                       path);
+    if (!(c->argv = st_calloc(n + 1, sizeof *c->argv))) goto oom;
+    json_array_foreach(cmd, i, v)
+    {
+        if (!json_is_string(v) || (i == 0 && !*json_string_value(v)))
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'command' must be a non-empty array of "
+                           "strings (item %zu is not)",
+                           path, i);
+        if (!(c->argv[i] = st_strdup(json_string_value(v)))) goto oom;
+    }
+    v = json_object_get(doc, "timeout");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0)
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'timeout' must be an integer >= 0 (ms)",
+                           path);
+        c->timeout = json_integer_value(v);
+    }
+    v = json_object_get(doc, "env");
+    if (v && !json_is_null(v)) {
+        json_t *s;
+        if (!json_is_object(v))
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'env' must be an object of strings", path);
+        c->env = st_calloc(json_object_size(v) + 1, sizeof *c->env);
+        if (!c->env) goto oom;
+        i = 0;
+        json_object_foreach(v, key, s)
+        {
+            if (!json_is_string(s) || !*key || strchr(key, '='))
+                return st_fail(e, STELLAR_EINVAL,
+                               "%s: key 'env': '%s' must be a name without "
+                               "'=' with a string value",
+                               path, key);
+            if (!(c->env[i++] =
+                      st_asprintf("%s=%s", key, json_string_value(s))))
+                goto oom;
+        }
+    }
+    return STELLAR_OK;
+oom:
+    return st_fail(e, STELLAR_ENOMEM, "out of memory");
+}
+
+/* The program must exist and be executable now: said at load. */
+static int check_program(const char *path, st_command *c, stellar_error *e)
+{
+    const char *prog = c->argv[0];
+    struct stat st;
+
+    if (!strchr(prog, '/')) {
+        if (!on_path(prog))
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'command': '%s' is not found on PATH", path,
+                           prog);
+        return STELLAR_OK;
+    }
+    c->exec_path =
+        prog[0] == '/' ? st_strdup(prog) : st_asprintf("%s/%s", c->dir, prog);
+    if (!c->exec_path) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    if (stat(c->exec_path, &st) != 0)
+        return st_fail(e, STELLAR_EINVAL, "%s: key 'command': %s: %s", path,
+                       prog, strerror(errno));
+    if (!S_ISREG(st.st_mode) || access(c->exec_path, X_OK) != 0)
+        return st_fail(e, STELLAR_EINVAL,
+                       "%s: key 'command': %s is not an executable file "
+                       "(chmod +x it, or name its interpreter first)",
+                       path, prog);
+    return STELLAR_OK;
+}
+
+static int command_run(stellar_api *api, const json_t *params,
+                       stellar_next *next);
+
+int stellar_command_task_load(stellar *h, const char *path, const char *app_dir,
+                              stellar_error *e)
+{
+    st_command *c = st_calloc(1, sizeof *c);
+    stellar_task t = {0};
+    json_error_t jerr;
+    json_t *doc = NULL, *v;
+    char **plugins = NULL, *plugin_options = NULL;
+    int rc = STELLAR_OK;
+    size_t i;
+
+    st_err_clear(e);
+    if (!c) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc) {
+        rc = st_fail(e, STELLAR_EINVAL, "%s:%d:%d: %s", path, jerr.line,
+                     jerr.column, jerr.text);
+        goto done;
+    }
+    if (!json_is_object(doc)) {
+        rc = st_fail(e, STELLAR_EINVAL, "%s: expected a JSON object", path);
+        goto done;
+    }
+    if (!(c->dir = dir_of(path))) {
+        rc = st_fail(e, STELLAR_EINVAL, "%s: %s", path, strerror(errno));
+        goto done;
+    }
+    if (app_dir) {
+        char *abs = realpath(app_dir, NULL);
+        c->app_dir = st_strdup(abs ? abs : app_dir);
+        free(abs);
+    } else {
+        c->app_dir = st_asprintf("%s/../..", c->dir); /* modules/<m>/tasks */
+        if (c->app_dir) {
+            char *abs = realpath(c->app_dir, NULL);
+            if (abs) {
+                st_free(c->app_dir);
+                c->app_dir = st_strdup(abs);
+                free(abs);
+            }
+        }
+    }
+    if (!c->app_dir) {
+        rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+        goto done;
+    }
+    if ((rc = parse_spec(path, doc, c, e)) || (rc = check_program(path, c, e)))
+        goto done;
+
+        /* The properties a C task has, checked by the registry. */
+#define STR_KEY(k, field)                                                      \
+    v = json_object_get(doc, k);                                               \
+    if (v && !json_is_null(v) && !json_is_string(v)) {                         \
+        rc = st_fail(e, STELLAR_EINVAL, "%s: key '%s' must be a string", path, \
+                     k);                                                       \
+        goto done;                                                             \
+    }                                                                          \
+    t.field = json_string_value(v)
+    STR_KEY("name", name);
+    STR_KEY("description", description);
+    STR_KEY("queue", queue);
+#undef STR_KEY
+    v = json_object_get(doc, "frequency");
+    if (v && !json_is_null(v)) {
+        if (!json_is_integer(v)) {
+            rc = st_fail(e, STELLAR_EINVAL,
+                         "%s: key 'frequency' must be an integer (ms)", path);
+            goto done;
+        }
+        t.frequency = json_integer_value(v);
+    }
+    v = json_object_get(doc, "plugins");
+    if (v && !json_is_null(v)) {
+        json_t *p;
+        if (!json_is_array(v) ||
+            !(plugins = st_calloc(json_array_size(v) + 1, sizeof *plugins))) {
+            rc = json_is_array(v)
+                     ? st_fail(e, STELLAR_ENOMEM, "out of memory")
+                     : st_fail(e, STELLAR_EINVAL,
+                               "%s: key 'plugins' must be an array of names",
+                               path);
+            goto done;
+        }
+        json_array_foreach(v, i, p)
+        {
+            if (!json_is_string(p)) {
+                rc = st_fail(e, STELLAR_EINVAL,
+                             "%s: key 'plugins' must be an array of names",
+                             path);
+                goto done;
+            }
+            if (!(plugins[i] = st_strdup(json_string_value(p)))) {
+                rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+                goto done;
+            }
+        }
+        t.plugins = (const char *const *)plugins;
+    }
+    v = json_object_get(doc, "pluginOptions");
+    if (v && !json_is_null(v)) {
+        if (!json_is_object(v)) {
+            rc = st_fail(e, STELLAR_EINVAL,
+                         "%s: key 'pluginOptions' must be an object", path);
+            goto done;
+        }
+        if (!(plugin_options = json_dumps(v, JSON_COMPACT))) {
+            rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+            goto done;
+        }
+        t.plugin_options = plugin_options;
+    }
+    t.run = command_run;
+    t.timeout = 0; /* the run enforces it, on the whole process group */
+    t.isolation = STELLAR_ISOLATION_THREAD; /* a command is its own process */
+    rc = st_task_register_command(h, &t, c, e);
+    if (rc == STELLAR_OK) {
+        c = NULL; /* the task owns it */
+    } else if (e) {
+        char msg[sizeof e->msg + PATH_MAX];
+        snprintf(msg, sizeof msg, "%s: %s", path, e->msg);
+        memcpy(e->msg, msg, sizeof e->msg - 1);
+        e->msg[sizeof e->msg - 1] = '\0';
+    }
+done:
+    strv_free(plugins);
+    free(plugin_options);
+    json_decref(doc);
+    st_command_free(c);
+    return rc;
+}
+
+/* ----------------------------------------------------------------- Run --- */
+
+/* One output stream of the command: its pipe and its partial line. */
+typedef struct stream {
+    int fd;    /* -1 once at EOF */
+    int level; /* STELLAR_LOG_INFO (stdout) or _WARN (stderr) */
+    char line[LINE_MAX_BYTES + 1];
+    size_t len;
+    bool cutting; /* the current line passed LINE_MAX_BYTES: skip to \n */
+} stream;
+
+typedef struct run {
+    stellar_api *api;
+    stream out, err;
+    double tokens;   /* log lines that may be logged now */
+    int64_t refill;  /* ms of the last refill */
+    int64_t dropped; /* lines not logged (over the rate) */
+    int64_t noticed; /* ms of the last count of them logged */
+    char last_err[ERROR_MAX + 1];
+} run;
+
+/* The length of the valid UTF-8 sequence at s (n bytes left), 0 if not. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len, i;
+    uint32_t c = s[0];
+
+    if (c < 0x80) return 1;
+    if ((c & 0xE0) == 0xC0)
+        len = 2, c &= 0x1F;
+    else if ((c & 0xF0) == 0xE0)
+        len = 3, c &= 0x0F;
+    else if ((c & 0xF8) == 0xF0)
+        len = 4, c &= 0x07;
+    else
+        return 0;
+    if (len > n) return 0;
+    for (i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80) return 0;
+        c = c << 6 | (s[i] & 0x3F);
+    }
+    if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) ||
+        (len == 4 && c < 0x10000) || c > 0x10FFFF ||
+        (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+/* Makes s (n bytes) printable, valid UTF-8 in place: control characters
+ * and bytes of invalid sequences become '?'. Binary junk stays harmless in
+ * the log and in the failed entry (JSON wants valid UTF-8). */
+static void sanitize(char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        if (!len || (c < 0x20 && c != '\t') || c == 0x7F) {
+            s[i++] = '?';
+            continue;
+        }
+        i += len;
+    }
+}
+
+/* How many lines went unlogged, said at most every NOTICE_MS and at the
+ * end. */
+static void log_dropped(run *r, int64_t now, bool last)
+{
+    if (!r->dropped || (!last && now - r->noticed < NOTICE_MS)) return;
+    r->noticed = now;
+    stellar_log(r->api, STELLAR_LOG_WARN,
+                "(%lld lines of output not logged: more than %d a second)",
+                (long long)r->dropped, LOG_RATE);
+    r->dropped = 0;
+}
+
+/* Logs one line, within the rate. */
+static void log_line(run *r, int level, const char *line)
+{
+    int64_t now = st_mono_ms();
+
+    r->tokens += (double)(now - r->refill) * LOG_RATE / 1000.0;
+    if (r->tokens > LOG_BURST) r->tokens = LOG_BURST;
+    r->refill = now;
+    if (r->tokens < 1) {
+        r->dropped++;
+        log_dropped(r, now, false);
+        return;
+    }
+    r->tokens -= 1;
+    stellar_log(r->api, level, "%s", line);
+}
+
+/* A whole line (or the first LINE_MAX_BYTES of one) of s. */
+static void line_done(run *r, stream *s, bool cut)
+{
+    size_t n = s->len, b = 0;
+
+    while (n && (s->line[n - 1] == '\r')) /* CRLF */
+        n--;
+    s->line[n] = '\0';
+    sanitize(s->line, n);
+    while (b < n && (s->line[b] == ' ' || s->line[b] == '\t'))
+        b++;
+    if (b < n) {
+        if (s->level == STELLAR_LOG_WARN) {
+            /* The last non-empty stderr line, at most ERROR_MAX bytes, cut
+             * at a character's start. */
+            size_t m = n < ERROR_MAX ? n : ERROR_MAX;
+            while (m < n && m && ((unsigned char)s->line[m] & 0xC0) == 0x80)
+                m--;
+            memcpy(r->last_err, s->line, m);
+            r->last_err[m] = '\0';
+        }
+        if (cut) {
+            char *l =
+                st_asprintf("%s [cut at %d bytes]", s->line, LINE_MAX_BYTES);
+            log_line(r, s->level, l ? l : s->line);
+            st_free(l);
+        } else {
+            log_line(r, s->level, s->line);
+        }
+    }
+    s->len = 0;
+}
+
+static void feed(run *r, stream *s, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '\n') {
+            if (s->cutting)
+                s->cutting = false;
+            else
+                line_done(r, s, false);
+            continue;
+        }
+        if (s->cutting) continue;
+        if (s->len == LINE_MAX_BYTES) {
+            line_done(r, s, true);
+            s->cutting = true;
+            continue;
+        }
+        s->line[s->len++] = buf[i];
+    }
+}
+
+/* Reads what s has (a bounded amount); at EOF or an error, logs the last
+ * partial line and closes s->fd (-1). */
+static void drain(run *r, stream *s)
+{
+    char buf[CHUNK];
+    for (int rounds = 0; s->fd >= 0 && rounds < 16; rounds++) {
+        ssize_t n = read(s->fd, buf, sizeof buf);
+        if (n > 0) {
+            feed(r, s, buf, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (s->len && !s->cutting) line_done(r, s, false); /* no final \n */
+        close(s->fd);
+        s->fd = -1;
+    }
+}
+
+static const char *sig_name(int sig, char buf[32])
+{
+    static const struct {
+        int sig;
+        const char *name;
+    } names[] = {
+        {SIGHUP, "SIGHUP"},       {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+        {SIGILL, "SIGILL"},       {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+        {SIGBUS, "SIGBUS"},       {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+        {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"},     {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+        {SIGCHLD, "SIGCHLD"},     {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},
+        {SIGTSTP, "SIGTSTP"},     {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},
+        {SIGURG, "SIGURG"},       {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+        {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].sig == sig) return names[i].name;
+    snprintf(buf, 32, "signal %d", sig);
+    return buf;
+}
+
+/* The command's environment: the server's, then the file's "env", then
+ * STELLAR_*; a later one replaces an earlier one of the same name. */
+static char **build_env(stellar_api *api, const st_command *c)
+{
+    char *own[5];
+    size_t n = 0, k = 0, i, j;
+    char **envp;
+
+    own[0] = st_asprintf("STELLAR_TASK=%s", stellar_api_task(api));
+    own[1] = st_asprintf("STELLAR_QUEUE=%s", stellar_api_queue(api));
+    own[2] = st_asprintf("STELLAR_WORKER=%s", stellar_api_worker(api));
+    own[3] =
+        st_asprintf("STELLAR_BACKEND=%s", stellar_url(stellar_api_handle(api)));
+    own[4] = st_asprintf("STELLAR_APP=%s", c->app_dir);
+    while (environ && environ[n])
+        n++;
+    for (i = 0; c->env && c->env[i]; i++)
+        n++;
+    envp = st_calloc(n + 6, sizeof *envp);
+    for (i = 0; i < 5; i++)
+        if (!own[i]) {
+            st_free(envp);
+            envp = NULL;
+            break;
+        }
+    if (!envp) {
+        for (i = 0; i < 5; i++)
+            st_free(own[i]);
+        return NULL;
+    }
+    /* Borrowed server and file entries, then our own (owned) at the end. */
+    for (int pass = 0; pass < 2; pass++) {
+        char **src = pass ? c->env : environ;
+        for (i = 0; src && src[i]; i++) {
+            size_t len = strcspn(src[i], "=");
+            bool shadowed = false;
+            for (j = 0; j < 5 && !shadowed; j++)
+                shadowed = strncmp(own[j], src[i], len + 1) == 0;
+            for (j = 0; !pass && c->env && c->env[j] && !shadowed; j++)
+                shadowed = strncmp(c->env[j], src[i], len + 1) == 0;
+            if (!shadowed) envp[k++] = src[i];
+        }
+    }
+    for (i = 0; i < 5; i++)
+        envp[k++] = own[i];
+    envp[k] = NULL;
+    return envp;
+}
+
+static void env_free(char **envp)
+{
+    size_t n = 0;
+    while (envp && envp[n])
+        n++;
+    for (size_t i = n >= 5 ? n - 5 : 0; i < n; i++) /* our own five */
+        st_free(envp[i]);
+    st_free(envp);
+}
+
+/* Starts the command with its stdin, stdout and stderr on the three given
+ * fds (the child's ends), in a process group of its own. */
+static int spawn(const st_command *c, char **envp, const int child[3],
+                 pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    int rc;
+
+    if ((rc = posix_spawn_file_actions_init(&fa))) return rc;
+    if ((rc = posix_spawnattr_init(&at))) {
+        posix_spawn_file_actions_destroy(&fa);
+        return rc;
+    }
+    sigemptyset(&none);
+    sigfillset(&all);
+    for (int fd = 0; fd < 3 && !rc; fd++)
+        rc = posix_spawn_file_actions_adddup2(&fa, child[fd], fd);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+    /* Nothing of the server's (sockets, the SQLite file) reaches it. */
+    if (!rc) rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+#endif
+    if (!rc) rc = posix_spawn_file_actions_addchdir_np(&fa, c->dir);
+    if (!rc)
+        rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
+                                               POSIX_SPAWN_SETSIGMASK |
+                                               POSIX_SPAWN_SETSIGDEF);
+    if (!rc) rc = posix_spawnattr_setpgroup(&at, 0);
+    if (!rc) rc = posix_spawnattr_setsigmask(&at, &none);
+    if (!rc) rc = posix_spawnattr_setsigdefault(&at, &all);
+    if (!rc)
+        rc = c->exec_path
+                 ? posix_spawn(pid, c->exec_path, &fa, &at, c->argv, envp)
+                 : posix_spawnp(pid, c->argv[0], &fa, &at, c->argv, envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
+static int open_pidfd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    (void)pid;
+    return -1;
+#endif
+}
+
+/* Whether pid has ended, without reaping it (so that its id, which is
+ * its group's, stays taken while the group is killed). */
+static bool has_exited(pid_t pid)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD; /* reaped elsewhere (SIGCHLD ignored) */
+    return si.si_pid == pid;
+}
+
+enum ending { END_EXIT, END_TIMEOUT, END_STOP };
+
+/* Supervises the started command until it ends: feeds stdin, logs output,
+ * enforces the timeout and the stop. Returns how it ended; *status. */
+static enum ending supervise(run *r, const st_command *c, pid_t pid, int in_fd,
+                             const char *input, size_t input_len, int *status)
+{
+    int pidfd = open_pidfd(pid);
+    int64_t start = st_mono_ms(), killing = 0, exited_at = 0, next_check = 0;
+    size_t off = 0;
+    enum ending how = END_EXIT;
+    bool exited = false, killed = false;
+
+    for (;;) {
+        struct pollfd pf[4];
+        int nf = 0, wait_ms = 100, at_in = -1, at_out = -1, at_err = -1,
+            at_pid = -1;
+        int64_t now = st_mono_ms();
+
+        if (exited &&
+            ((r->out.fd < 0 && r->err.fd < 0) || now - exited_at >= DRAIN_MS))
+            break;
+        if (in_fd >= 0 && !exited) {
+            at_in = nf;
+            pf[nf++] = (struct pollfd){in_fd, POLLOUT, 0};
+        }
+        if (r->out.fd >= 0) {
+            at_out = nf;
+            pf[nf++] = (struct pollfd){r->out.fd, POLLIN, 0};
+        }
+        if (r->err.fd >= 0) {
+            at_err = nf;
+            pf[nf++] = (struct pollfd){r->err.fd, POLLIN, 0};
+        }
+        if (pidfd >= 0 && !exited) {
+            at_pid = nf;
+            pf[nf++] = (struct pollfd){pidfd, POLLIN, 0};
+        } else if (!exited) {
+            wait_ms = 10; /* no pidfd: the exit is polled */
+        }
+        if (exited) wait_ms = (int)(DRAIN_MS - (now - exited_at));
+        if (!exited && c->timeout && !killing) {
+            int64_t left = start + c->timeout - now;
+            if (left < wait_ms) wait_ms = left > 0 ? (int)left : 0;
+        }
+        if (poll(pf, (nfds_t)nf, wait_ms) < 0 && errno != EINTR)
+            st_sleep_ms(10); /* out of resources: the checks below go on */
+
+        if (at_in >= 0 && pf[at_in].revents) {
+            ssize_t n = 0;
+            if (pf[at_in].revents & POLLOUT) {
+                size_t want = input_len - off < CHUNK ? input_len - off : CHUNK;
+                n = write(in_fd, input + off, want);
+            }
+            if (n > 0) off += (size_t)n;
+            /* All written, or the command closed its stdin (EPIPE): that
+             * is its business; its exit status tells. */
+            if (off >= input_len ||
+                (n < 0 && errno != EAGAIN && errno != EINTR) ||
+                (pf[at_in].revents & (POLLERR | POLLHUP))) {
+                close(in_fd);
+                in_fd = -1;
+            }
+        }
+        if (at_out >= 0 && pf[at_out].revents) drain(r, &r->out);
+        if (at_err >= 0 && pf[at_err].revents) drain(r, &r->err);
+
+        now = st_mono_ms();
+        if (!exited && (at_pid < 0 || pf[at_pid].revents) && has_exited(pid)) {
+            exited = true;
+            exited_at = now;
+            if (in_fd >= 0) close(in_fd);
+            in_fd = -1;
+            /* Before the leader is reaped, its group cannot be another's:
+             * after a kill, nothing of it outlives it. */
+            if (killing) kill(-pid, SIGKILL);
+            continue;
+        }
+        if (exited) continue;
+        if (!killing && c->timeout && now - start >= c->timeout) {
+            how = END_TIMEOUT;
+            killing = now;
+            kill(-pid, SIGTERM);
+        }
+        if (!killing && now >= next_check) {
+            next_check = now + 100;
+            if (st_api_abandoned(r->api)) {
+                how = END_STOP;
+                killing = now;
+                kill(-pid, SIGTERM);
+            }
+        }
+        if (killing && !killed && now - killing >= GRACE_MS) {
+            killed = true;
+            kill(-pid, SIGKILL);
+        }
+    }
+    if (in_fd >= 0) close(in_fd);
+    if (pidfd >= 0) close(pidfd);
+    while (waitpid(pid, status, 0) < 0) {
+        if (errno != EINTR) {
+            *status = -1; /* reaped elsewhere: unknown */
+            break;
+        }
+    }
+    return how;
+}
+
+static int command_run(stellar_api *api, const json_t *params,
+                       stellar_next *next)
+{
+    const st_task *t = st_api_task_def(api);
+    const st_command *c = t ? t->command : NULL;
+    run *r = NULL;
+    char *input = NULL, **envp = NULL, sigbuf[32];
+    int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status = 0;
+    int rc = STELLAR_OK;
+    sigset_t pipe_set, old;
+    pid_t pid;
+    enum ending how;
+
+    if (!c)
+        return stellar_fail(next, "%s is not a command task",
+                            stellar_api_task(api));
+    /* A write to a stdin the command closed must not raise SIGPIPE in a
+     * program that embeds the library and did not ignore it. */
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+
+    input = st_json_dumps(params);
+    r = st_calloc(1, sizeof *r);
+    envp = build_env(api, c);
+    if (!input || !r || !envp) {
+        rc = stellar_fail(next, "out of memory");
+        goto done;
+    }
+    r->api = api;
+    r->tokens = LOG_BURST;
+    r->refill = st_mono_ms();
+    r->out = (stream){.fd = -1, .level = STELLAR_LOG_INFO};
+    r->err = (stream){.fd = -1, .level = STELLAR_LOG_WARN};
+    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
+        pipe2(err, O_CLOEXEC)) {
+        rc = stellar_fail(next, "cannot start %s: pipe: %s", c->argv[0],
+                          strerror(errno));
+        goto done;
+    }
+    {
+        int child[3] = {in[0], out[1], err[1]}, e;
+        if ((e = spawn(c, envp, child, &pid))) {
+            rc = stellar_fail(next, "cannot start %s: %s", c->argv[0],
+                              strerror(e));
+            goto done;
+        }
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    in[0] = out[1] = err[1] = -1;
+    fcntl(in[1], F_SETFL, O_NONBLOCK);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    fcntl(err[0], F_SETFL, O_NONBLOCK);
+    r->out.fd = out[0];
+    r->err.fd = err[0];
+    out[0] = err[0] = -1;
+    how = supervise(r, c, pid, in[1], input, strlen(input), &status);
+    in[1] = -1; /* closed by supervise */
+    if (r->out.fd >= 0) close(r->out.fd);
+    if (r->err.fd >= 0) close(r->err.fd);
+    if (r->out.len && !r->out.cutting) line_done(r, &r->out, false);
+    if (r->err.len && !r->err.cutting) line_done(r, &r->err, false);
+    log_dropped(r, st_mono_ms(), true);
+
+    if (how == END_TIMEOUT)
+        rc = stellar_fail(next, "timed out after %lld ms",
+                          (long long)c->timeout);
+    else if (how == END_STOP)
+        rc = stellar_fail(next, "stopped: the job went back to its queue");
+    else if (status == -1)
+        rc = stellar_fail(next, "exit status unknown (reaped elsewhere)");
+    else if (WIFSIGNALED(status))
+        rc = stellar_fail(next, "killed by %s",
+                          sig_name(WTERMSIG(status), sigbuf));
+    else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        rc = r->last_err[0]
+                 ? stellar_fail(next, "%s", r->last_err)
+                 : stellar_fail(next, "exit status %d", WEXITSTATUS(status));
+done:
+    for (int i = 0; i < 2; i++) {
+        if (in[i] >= 0) close(in[i]);
+        if (out[i] >= 0) close(out[i]);
+        if (err[i] >= 0) close(err[i]);
+    }
+    st_free(input);
+    st_free(r);
+    env_free(envp);
+    if (!sigismember(&old, SIGPIPE)) {
+        /* A SIGPIPE raised by a write above is taken, not left pending. */
+        struct timespec zero = {0, 0};
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE))
+            sigtimedwait(&pipe_set, NULL, &zero);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    return rc;
+}
