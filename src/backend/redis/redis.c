@@ -36,6 +36,7 @@
 #include "internal.h"
 
 #include "scripts.h"
+#include "sentinel.h"
 
 #include <hiredis/hiredis.h>
 
@@ -80,6 +81,7 @@ typedef struct rb {
     char *out;        /* the commands of one round trip in RESP (resp_send) */
     size_t out_cap;
     struct rcache *rc; /* reserve's arguments for the last worker, or NULL */
+    st_sentinel *sn;   /* redis+sentinel: finds the primary (sentinel.c) */
 } rb;
 
 /* ----------------------------------------------------- Command argv --- */
@@ -469,6 +471,7 @@ static void rb_free(rb *b)
     if (b->c) redisFree(b->c);
     if (b->sub) redisFree(b->sub);
     rcache_free(b->rc);
+    st_sentinel_close(b->sn);
     st_free(b->out);
     st_free(b->sub_refused);
     st_free(b->host);
@@ -622,10 +625,17 @@ static int connect_io(rb *b, stellar_error *e)
     redisReply *r = NULL;
     char *test = NULL;
     int rc = STELLAR_OK, i;
-    int sent = 0, auth = -1, sel = -1, set, load;
+    int sent = 0, auth = -1, sel = -1, set, load, role = -1;
 
+    if (b->sn && (rc = st_sentinel_locate(b->sn, &b->host, &b->port, &b->where,
+                                          e)) != STELLAR_OK)
+        return rc; /* sentinel: where the primary is now */
     if ((rc = dial(b, "", &c, e)) != STELLAR_OK) return rc;
     if (b->password) auth = sent++;
+    if (b->sn) { /* sentinel: is it a primary (yet)? */
+        redisAppendCommand(c, "ROLE");
+        role = sent++;
+    }
     if (b->db) {
         redisAppendCommand(c, "SELECT %d", b->db);
         sel = sent++;
@@ -656,6 +666,8 @@ static int connect_io(rb *b, stellar_error *e)
             if (i == auth && r->type == REDIS_REPLY_ERROR)
                 rc = st_fail(e, STELLAR_ECONNECT,
                              "redis at %s refused AUTH: %s", b->where, r->str);
+            else if (i == role)
+                rc = st_sentinel_check_role(r, b->where, e);
             else if (r->type == REDIS_REPLY_ERROR && i == sel)
                 rc = st_fail(e, STELLAR_ECONNECT,
                              "redis at %s: SELECT %d failed: %s", b->where,
@@ -778,6 +790,42 @@ static bool resp_send(rb *b, cmd *const *cv, size_t n)
     return true;
 }
 
+/* sentinel: Sentinel announced a new primary (+switch-master): drop the
+ * links to the old one; the next round trip locates the new one. */
+static void sentinel_follow(rb *b)
+{
+    if (!b->sn || !st_sentinel_switched(b->sn)) return;
+    drop(b);
+    if (b->sub) redisFree(b->sub);
+    b->sub = NULL;
+}
+
+/*
+ * sentinel: whether replies r[0..n) say the server is a replica now. Each
+ * round trip is one atomic unit (MULTI/EXEC or a script, and a PUBLISH),
+ * so a replica wrote none of it: drop the link and return 1 (the caller
+ * sends it again, to the primary Sentinel names now), unless the link was
+ * new (then fail; the caller backs off while the failover completes).
+ * 0 (STELLAR_OK): no -READONLY.
+ */
+static int readonly_again(rb *b, redisReply **r, size_t n, bool fresh,
+                          stellar_error *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (st_sentinel_readonly(r[i])) break;
+    if (i == n) return STELLAR_OK;
+    free_replies(r, n);
+    drop(b);
+    if (fresh)
+        return st_fail(e, STELLAR_ECONNECT,
+                       "redis at %s is read-only (a replica): failover under "
+                       "way",
+                       b->where);
+    return 1;
+}
+
 /*
  * Sends n commands in one round trip and reads their n replies into r[]
  * (each may be an error reply; the caller checks). Reconnects first if the
@@ -798,6 +846,7 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
     }
     for (;;) {
         bool ok = true;
+        sentinel_follow(b);
         if (!b->c || b->c->err) {
             drop(b);
             rc = connect_ctx(b, e);
@@ -807,6 +856,10 @@ static int exchange_io(rb *b, cmd *const *cv, size_t n, redisReply **r,
         ok = resp_send(b, cv, n);
         for (i = 0; i < n && ok; i++)
             if (redisGetReply(b->c, (void **)&r[i]) != REDIS_OK) ok = false;
+        if (ok && b->sn) { /* sentinel: -READONLY, a replica now? */
+            if ((rc = readonly_again(b, r, n, fresh, e)) != 1) return rc;
+            continue;
+        }
         if (ok) return STELLAR_OK;
         free_replies(r, n);
         if (b->c->err == REDIS_ERR_OOM) {
@@ -1151,10 +1204,29 @@ static int parse_url(rb *b, const char *url, const char *shown,
         b->where = strchr(b->host, ':')
                        ? st_asprintf("[%s]:%d", b->host, b->port)
                        : st_asprintf("%s:%d", b->host, b->port);
+    } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
+        /* [user:pw@]h1:p1,h2:p2/MASTER[/db]: sentinel.c has the rest. */
+        const char *slash;
+        int rc;
+        p = url + 17;
+        query = strchr(p, '?');
+        end = query ? query : p + strlen(p);
+        slash = memchr(p, '/', (size_t)(end - p));
+        for (at = slash ? slash : end; at > p && at[-1] != '@'; at--)
+            ;
+        if (at > p) {
+            if (set_userinfo(b, p, (size_t)(at - 1 - p))) return oom(e);
+            p = at;
+        }
+        rc = st_sentinel_open(&b->sn, p, (size_t)(end - p),
+                              query ? query + 1 : NULL, b->timeout_ms, &b->db,
+                              shown, e);
+        if (rc != STELLAR_OK) return rc;
+        b->where = st_strdup("(not located yet)");
     } else {
         return st_fail(e, STELLAR_EINVAL,
-                       "not a redis URL: '%s' (expected redis://... or "
-                       "redis+unix://...)",
+                       "not a redis URL: '%s' (expected redis://..., "
+                       "redis+unix://... or redis+sentinel://...)",
                        shown);
     }
     if (!b->where) return oom(e);
@@ -3019,6 +3091,7 @@ static int r_wait(st_backend *base, const st_worker_id *w, int64_t timeout_ms,
         goto out_free;
     }
     if (timeout_ms <= 0) goto out_free;
+    sentinel_follow(b);
     nopipe_enter(&np);
     if (!b->sub && (rc = sub_open(b, e)) != STELLAR_OK) goto out;
     if ((rc = sub_send(b, "SUBSCRIBE", chan, e)) != STELLAR_OK) goto out;
