@@ -791,13 +791,13 @@ static bool resp_send(rb *b, cmd *const *cv, size_t n)
 }
 
 /* sentinel: Sentinel announced a new primary (+switch-master): drop the
- * links to the old one; the next round trip locates the new one. */
+ * link to the old one; the next round trip locates the new one. The wait
+ * op's subscriber link is left alone (it may be in use, as in r_wait): a
+ * replica gets the primary's PUBLISHes too, and Sentinel closes the
+ * subscribers of a primary it demotes. */
 static void sentinel_follow(rb *b)
 {
-    if (!b->sn || !st_sentinel_switched(b->sn)) return;
-    drop(b);
-    if (b->sub) redisFree(b->sub);
-    b->sub = NULL;
+    if (b->sn && st_sentinel_switched(b->sn)) drop(b);
 }
 
 /*
@@ -3091,7 +3091,6 @@ static int r_wait(st_backend *base, const st_worker_id *w, int64_t timeout_ms,
         goto out_free;
     }
     if (timeout_ms <= 0) goto out_free;
-    sentinel_follow(b);
     nopipe_enter(&np);
     if (!b->sub && (rc = sub_open(b, e)) != STELLAR_OK) goto out;
     if ((rc = sub_send(b, "SUBSCRIBE", chan, e)) != STELLAR_OK) goto out;
