@@ -3,8 +3,9 @@
 # servers started here: a primary, a replica and three sentinels
 # (redis-server --sentinel), on loopback ports, in a temporary directory.
 #
-#   errors    a master name no sentinel knows, and every sentinel down:
-#             the messages say which; sentinelPassword is not shown
+#   errors    a master name no sentinel knows, every sentinel down, an
+#             ACL user without ROLE, no master name: the messages say
+#             which; no password is shown
 #   failover  two `stellar run` of the example app work through a stream
 #             of jobs; SENTINEL FAILOVER mid-run, then another failover
 #             and the old primary is SIGKILLed. Every job enqueued before
@@ -216,6 +217,22 @@ scenario_errors() {
     echo "$out" | grep -q "127.0.0.1:$dead1" || fail "the message names no sentinel: $out"
     if echo "$out" | grep -q hush; then fail "the sentinel password was shown: $out"; fi
     ok "all sentinels down: $out"
+
+    # An ACL user through Sentinel: a user without ROLE is told so; one
+    # with it gets in; its password is never shown.
+    cli "$P1" ACL SETUSER norole on '>n0role' '~*' '&*' '+@all' '-role' >/dev/null
+    cli "$P1" ACL SETUSER withrole on '>w1throle' '~*' '&*' '+@all' >/dev/null
+    if out=$(st queues --backend \
+        "redis+sentinel://norole:n0role@127.0.0.1:$S1/$MASTER" 2>&1); then
+        fail "a user without ROLE was accepted through Sentinel"
+    fi
+    echo "$out" | grep -q "needs +role" || fail "a user without ROLE: $out"
+    if echo "$out" | grep -q n0role; then fail "the password was shown: $out"; fi
+    ok "an ACL user without ROLE: $out"
+    out=$(st queues --backend \
+        "redis+sentinel://withrole:w1throle@127.0.0.1:$S1/$MASTER" 2>&1) ||
+        fail "an ACL user with ROLE through Sentinel: $out"
+    ok "an ACL user with ROLE through Sentinel gets in"
 
     if out=$(st queues --backend "redis+sentinel://127.0.0.1:$S1" 2>&1); then
         fail "a sentinel URL without a master name was accepted"
