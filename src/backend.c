@@ -22,6 +22,7 @@ const st_backend_ops *st_backend_find(const char *url)
     n = (size_t)(colon - url);
     /* "redis+unix" is served by the redis backend. */
     if (n == 10 && strncmp(url, "redis+unix", 10) == 0) n = 5;
+    if (n == 14 && strncmp(url, "redis+sentinel", 14) == 0) n = 5;
     for (i = 0; i < sizeof backends / sizeof backends[0]; i++)
         if (strlen(backends[i]->scheme) == n &&
             strncmp(url, backends[i]->scheme, n) == 0)
@@ -39,10 +40,11 @@ int st_backend_open(st_backend **out, const char *url,
     st_alloc_init(); /* jansson through st_malloc (internal.h) */
     if (!ops) {
         char *shown = st_url_redact(url);
-        int rc = st_fail(e, STELLAR_EINVAL,
-                         "unsupported backend URL '%s' (expected sqlite:PATH, "
-                         "redis://... or redis+unix://...)",
-                         shown ? shown : "(redacted)");
+        int rc =
+            st_fail(e, STELLAR_EINVAL,
+                    "unsupported backend URL '%s' (expected sqlite:PATH, "
+                    "redis://..., redis+unix://... or redis+sentinel://...)",
+                    shown ? shown : "(redacted)");
         st_free(shown);
         return rc;
     }

@@ -1,8 +1,9 @@
 /*
  * url.c: backend URLs as shown to people. A URL may carry a password, in
  * its userinfo ("redis://user:pw@host", "redis://pw@host") or as a query
- * parameter ("?password=pw"); whatever shows a URL (logs, error messages,
- * the CLI) shows st_url_redact()'s copy, where each password reads "***".
+ * parameter ("?password=pw", "?sentinelPassword=pw"); whatever shows a URL
+ * (logs, error messages, the CLI) shows st_url_redact()'s copy, where each
+ * password reads "***".
  *
  * The userinfo is taken generously: everything after "//" up to the last
  * "@" before the query, unless that part starts with "/" (a socket path).
@@ -22,8 +23,11 @@ static void put_query(st_buf *b, const char *q)
         const char *amp = strchr(q, '&');
         size_t n = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', n);
-        if (eq && (size_t)(eq - q) == 8 && strncmp(q, "password", 8) == 0 &&
-            eq + 1 < q + n) {
+        bool pw =
+            eq && (((size_t)(eq - q) == 8 && strncmp(q, "password", 8) == 0) ||
+                   ((size_t)(eq - q) == 16 &&
+                    strncmp(q, "sentinelPassword", 16) == 0));
+        if (pw && eq + 1 < q + n) {
             st_buf_put(b, q, (size_t)(eq + 1 - q));
             st_buf_put(b, MASK, 3);
         } else {

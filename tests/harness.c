@@ -179,10 +179,23 @@ static bool find_in_path(const char *prog, char *out, size_t n)
     return false;
 }
 
+/*
+ * STELLAR_TEST_REDIS_ACL (issue 16): ACL rules, as after "ACL SETUSER
+ * name"; each test's redis-server then has a user "stellar" with them and
+ * password ACL_PASSWORD, and the test's URL logs in as that user.
+ */
+#define ACL_PASSWORD "stellar-acl-pw"
+
+static const char *acl_rules(void)
+{
+    const char *v = getenv("STELLAR_TEST_REDIS_ACL");
+    return v && *v ? v : NULL;
+}
+
 /* Starts redis-server on <dir>/redis.sock; returns its pid, or -1. */
 static pid_t redis_start(const char *bin, const char *dir)
 {
-    char sock[512], log[512];
+    char sock[512], log[512], acl[512] = "";
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int64_t deadline = test_mono_ms() + 10000;
     pid_t pid;
@@ -193,12 +206,22 @@ static pid_t redis_start(const char *bin, const char *dir)
         strlen(sock) >= sizeof sa.sun_path)
         return -1;
     memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    if (acl_rules()) {
+        FILE *f;
+        if ((size_t)snprintf(acl, sizeof acl, "%s/users.acl", dir) >=
+                sizeof acl ||
+            !(f = fopen(acl, "w")))
+            return -1;
+        fprintf(f, "user default on nopass ~* &* +@all\n");
+        fprintf(f, "user stellar on >%s %s\n", ACL_PASSWORD, acl_rules());
+        if (fclose(f) != 0) return -1;
+    }
     if ((pid = fork()) < 0) return -1;
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the runner */
         execl(bin, bin, "--port", "0", "--unixsocket", sock, "--save", "",
               "--appendonly", "no", "--dir", dir, "--logfile", log,
-              (char *)NULL);
+              acl_rules() ? "--aclfile" : (char *)NULL, acl, (char *)NULL);
         _exit(127);
     }
     while (test_mono_ms() < deadline) {
@@ -264,7 +287,11 @@ static int run_one(const struct test *tc, const char *backend,
         return 1;
     }
     if (strcmp(backend, "redis") == 0) {
-        snprintf(url, sizeof url, "redis+unix://%s/redis.sock", dir);
+        if (acl_rules())
+            snprintf(url, sizeof url, "redis+unix://stellar:%s@%s/redis.sock",
+                     ACL_PASSWORD, dir);
+        else
+            snprintf(url, sizeof url, "redis+unix://%s/redis.sock", dir);
         if ((redis = redis_start(redis_bin, dir)) < 0) {
             fprintf(stderr, "cannot start %s in %s\n", redis_bin, dir);
             return 1;

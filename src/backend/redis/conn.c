@@ -8,6 +8,7 @@
  * is never resent: the caller gets STELLAR_ECONNECT and decides).
  */
 #include "rd.h"
+#include "sentinel.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@ void rd_conn_free(rd_conn *b)
     if (b->c) redisFree(b->c);
     if (b->sub) redisFree(b->sub);
     rd_rcache_free(b->rc);
+    st_sentinel_close(b->sn);
     st_free(b->out);
     st_free(b->sub_refused);
     st_free(b->host);
@@ -175,10 +177,17 @@ static int connect_io(rd_conn *b, stellar_error *e)
     redisReply *r = NULL;
     char *test = NULL;
     int rc = STELLAR_OK, i;
-    int sent = 0, auth = -1, sel = -1, set, load;
+    int sent = 0, auth = -1, sel = -1, set, load, role = -1;
 
+    if (b->sn && (rc = st_sentinel_locate(b->sn, &b->host, &b->port, &b->where,
+                                          e)) != STELLAR_OK)
+        return rc; /* sentinel: where the primary is now */
     if ((rc = rd_dial(b, "", &c, e)) != STELLAR_OK) return rc;
     if (b->password) auth = sent++;
+    if (b->sn) { /* sentinel: is it a primary (yet)? */
+        redisAppendCommand(c, "ROLE");
+        role = sent++;
+    }
     if (b->db) {
         redisAppendCommand(c, "SELECT %d", b->db);
         sel = sent++;
@@ -209,6 +218,8 @@ static int connect_io(rd_conn *b, stellar_error *e)
             if (i == auth && r->type == REDIS_REPLY_ERROR)
                 rc = st_fail(e, STELLAR_ECONNECT,
                              "redis at %s refused AUTH: %s", b->where, r->str);
+            else if (i == role)
+                rc = st_sentinel_check_role(r, b->where, e);
             else if (r->type == REDIS_REPLY_ERROR && i == sel)
                 rc = st_fail(e, STELLAR_ECONNECT,
                              "redis at %s: SELECT %d failed: %s", b->where,
@@ -331,6 +342,42 @@ static bool resp_send(rd_conn *b, rd_cmd *const *cv, size_t n)
     return true;
 }
 
+/* sentinel: Sentinel announced a new primary (+switch-master): drop the
+ * link to the old one; the next round trip locates the new one. The wait
+ * op's subscriber link is left alone (it may be in use, as in the wait op):
+ * a replica gets the primary's PUBLISHes too, and Sentinel closes the
+ * subscribers of a primary it demotes. */
+static void sentinel_follow(rd_conn *b)
+{
+    if (b->sn && st_sentinel_switched(b->sn)) drop(b);
+}
+
+/*
+ * sentinel: whether replies r[0..n) say the server is a replica now. Each
+ * round trip is one atomic unit (MULTI/EXEC or a script, and a PUBLISH),
+ * so a replica wrote none of it: drop the link and return 1 (the caller
+ * sends it again, to the primary Sentinel names now), unless the link was
+ * new (then fail; the caller backs off while the failover completes).
+ * 0 (STELLAR_OK): no -READONLY.
+ */
+static int readonly_again(rd_conn *b, redisReply **r, size_t n, bool fresh,
+                          stellar_error *e)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (st_sentinel_readonly(r[i])) break;
+    if (i == n) return STELLAR_OK;
+    rd_free_replies(r, n);
+    drop(b);
+    if (fresh)
+        return st_fail(e, STELLAR_ECONNECT,
+                       "redis at %s is read-only (a replica): failover under "
+                       "way",
+                       b->where);
+    return 1;
+}
+
 /*
  * Sends n commands in one round trip and reads their n replies into r[]
  * (each may be an error reply; the caller checks). Reconnects first if the
@@ -351,6 +398,7 @@ static int exchange_io(rd_conn *b, rd_cmd *const *cv, size_t n, redisReply **r,
     }
     for (;;) {
         bool ok = true;
+        sentinel_follow(b);
         if (!b->c || b->c->err) {
             drop(b);
             rc = rd_connect(b, e);
@@ -360,6 +408,10 @@ static int exchange_io(rd_conn *b, rd_cmd *const *cv, size_t n, redisReply **r,
         ok = resp_send(b, cv, n);
         for (i = 0; i < n && ok; i++)
             if (redisGetReply(b->c, (void **)&r[i]) != REDIS_OK) ok = false;
+        if (ok && b->sn) { /* sentinel: -READONLY, a replica now? */
+            if ((rc = readonly_again(b, r, n, fresh, e)) != 1) return rc;
+            continue;
+        }
         if (ok) return STELLAR_OK;
         rd_free_replies(r, n);
         if (b->c->err == REDIS_ERR_OOM) {

@@ -75,6 +75,7 @@ typedef struct rd_conn {
     char *out;        /* the commands of one round trip in RESP (resp_send) */
     size_t out_cap;
     rd_rcache *rc; /* reserve's arguments for the last worker, or NULL */
+    struct st_sentinel *sn; /* redis+sentinel: finds the primary (sentinel.c) */
 } rd_conn;
 
 /* ------------------------------------------------- cmd.c: argv, keys --- */

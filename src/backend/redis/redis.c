@@ -35,6 +35,7 @@
  *   are seen by the workers' regular poll (docs/compat.md).
  */
 #include "rd.h"
+#include "sentinel.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,10 +138,29 @@ static int parse_url(rd_conn *b, const char *url, const char *shown,
         b->where = strchr(b->host, ':')
                        ? st_asprintf("[%s]:%d", b->host, b->port)
                        : st_asprintf("%s:%d", b->host, b->port);
+    } else if (strncmp(url, "redis+sentinel://", 17) == 0) {
+        /* [user:pw@]h1:p1,h2:p2/MASTER[/db]: sentinel.c has the rest. */
+        const char *slash;
+        int rc;
+        p = url + 17;
+        query = strchr(p, '?');
+        end = query ? query : p + strlen(p);
+        slash = memchr(p, '/', (size_t)(end - p));
+        for (at = slash ? slash : end; at > p && at[-1] != '@'; at--)
+            ;
+        if (at > p) {
+            if (set_userinfo(b, p, (size_t)(at - 1 - p))) return rd_oom(e);
+            p = at;
+        }
+        rc = st_sentinel_open(&b->sn, p, (size_t)(end - p),
+                              query ? query + 1 : NULL, b->timeout_ms, &b->db,
+                              shown, e);
+        if (rc != STELLAR_OK) return rc;
+        b->where = st_strdup("(not located yet)");
     } else {
         return st_fail(e, STELLAR_EINVAL,
-                       "not a redis URL: '%s' (expected redis://... or "
-                       "redis+unix://...)",
+                       "not a redis URL: '%s' (expected redis://..., "
+                       "redis+unix://... or redis+sentinel://...)",
                        shown);
     }
     if (!b->where) return rd_oom(e);
