@@ -570,6 +570,35 @@ static void sq_rollback(sq_conn *c)
     wlock_drop(c);
 }
 
+/* What sq_txn runs inside its transaction, with the caller's arg: >= 0 to
+ * commit, or a negative code with e filled to roll back. */
+typedef int sq_body(sq_conn *c, void *arg, stellar_error *e);
+
+enum sq_txn_kind {
+    SQ_WRITE, /* BEGIN IMMEDIATE: the writer locks, as sq_begin takes them */
+    SQ_READ,  /* BEGIN: one consistent snapshot, no lock held */
+};
+
+/*
+ * Runs body(c, arg, e) in one transaction named op (for messages): begins
+ * it, commits it if body succeeds, and rolls it back if body or the commit
+ * fails, keeping body's error in e. STELLAR_OK or the negative code. Every
+ * transaction of the backend goes through here, so none can miss its
+ * rollback; results go out through arg, and the caller keeps or drops them
+ * by the code returned.
+ */
+static int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind,
+                  sq_body *body, void *arg, stellar_error *e)
+{
+    int rc = kind == SQ_READ ? sq_begin_read(c, op, e) : sq_begin(c, op, e);
+
+    if (rc < 0) return rc;
+    if ((rc = body(c, arg, e)) >= 0 && (rc = sq_commit(c, e)) >= 0)
+        return STELLAR_OK;
+    sq_rollback(c);
+    return rc;
+}
+
 /* ----------------------------------------------------------- JSON bits --- */
 
 /* Column col as a JSON string (its raw bytes; non-UTF-8 kept as is), or
@@ -659,38 +688,51 @@ static void lrange(int64_t len, int64_t start, int64_t stop, int64_t *offset,
         *count = stop - start < INT64_MAX ? stop - start + 1 : INT64_MAX;
 }
 
-/* Reads entries start..stop of a list with LRANGE rules: count_id gives its
- * length (only needed with a negative index), range_id the rows. */
-static int range(sq_conn *c, const char *op, int count_id, int range_id,
-                 const char *queue, int64_t start, int64_t stop, json_t **out,
-                 stellar_error *e)
+struct range_arg {
+    int count_id, range_id; /* the list's length, its rows */
+    const char *queue;      /* bound as ?1, or NULL: the failed list */
+    int64_t start, stop;    /* LRANGE indexes */
+    json_t *out;            /* the entries read */
+};
+
+static int range_body(sq_conn *c, void *arg, stellar_error *e)
 {
+    struct range_arg *a = arg;
     int64_t len = INT64_MAX, offset, count;
     sqlite3_stmt *s;
     int rc;
 
-    *out = NULL;
-    if ((rc = sq_begin_read(c, op, e)) < 0) return rc;
-    if (start < 0 || stop < 0) {
-        rc = queue ? sq_int(c, count_id, &len, e, "t", queue)
-                   : sq_int(c, count_id, &len, e, "");
-        if (rc < 0) goto fail;
+    if (a->start < 0 || a->stop < 0) {
+        rc = a->queue ? sq_int(c, a->count_id, &len, e, "t", a->queue)
+                      : sq_int(c, a->count_id, &len, e, "");
+        if (rc < 0) return rc;
     }
-    lrange(len, start, stop, &offset, &count);
+    lrange(len, a->start, a->stop, &offset, &count);
     if (count > 0) {
-        rc = queue ? sq_prep(c, range_id, &s, e, "tii", queue, offset, count)
-                   : sq_prep(c, range_id, &s, e, "ii", offset, count);
-        if (rc < 0 || (rc = rows_array(c, s, false, out, e)) < 0) goto fail;
-    } else if (!(*out = json_array())) {
-        rc = oom(c, e);
-        goto fail;
+        rc = a->queue ? sq_prep(c, a->range_id, &s, e, "tii", a->queue, offset,
+                                count)
+                      : sq_prep(c, a->range_id, &s, e, "ii", offset, count);
+        if (rc < 0) return rc;
+        return rows_array(c, s, false, &a->out, e);
     }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    json_decref(*out);
-    *out = NULL;
+    return (a->out = json_array()) ? STELLAR_OK : oom(c, e);
+}
+
+/* Reads entries start..stop of a list with LRANGE rules, in one snapshot:
+ * count_id gives its length (only needed with a negative index), range_id
+ * the rows. */
+static int range(sq_conn *c, const char *op, int count_id, int range_id,
+                 const char *queue, int64_t start, int64_t stop, json_t **out,
+                 stellar_error *e)
+{
+    struct range_arg a = {count_id, range_id, queue, start, stop, NULL};
+    int rc = sq_txn(c, op, SQ_READ, range_body, &a, e);
+
+    if (rc < 0) {
+        json_decref(a.out);
+        a.out = NULL;
+    }
+    *out = a.out;
     return rc;
 }
 
@@ -773,33 +815,24 @@ static int schema_version(sq_conn *c, int64_t *v, bool *marked, int *sqlite_rc,
     return STELLAR_OK;
 }
 
-/* Brings the file to SCHEMA_VERSION (see the procedure at the top) and
- * marks it as ours; v and marked: what schema_version() read. */
-static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
+/* Inside the write transaction: reads the version again (another process
+ * may have migrated the file meanwhile), runs the missing migrations and
+ * marks the file as ours. */
+static int migrate(sq_conn *c, void *arg, stellar_error *e)
 {
+    int64_t v;
+    bool marked;
     int rc, ignored;
     char *msg = NULL;
 
-    if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
-    if (c->ro_why)
-        return st_fail(e, STELLAR_EBACKEND,
-                       "sqlite open: %s has schema version %lld and this "
-                       "Stellar needs %d, but it is open read-only (%s): "
-                       "open it once with write access",
-                       c->path, (long long)v, SCHEMA_VERSION, c->ro_why);
-    /* Two processes may open a new file at once: the write lock makes one
-     * create the schema and the other then see it. */
-    if ((rc = sq_begin(c, "open (creating or migrating the schema)", e)) < 0)
-        return rc;
+    (void)arg;
     c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, &v, &marked, &ignored, e)) < 0) goto fail;
-    if (v > SCHEMA_VERSION) {
-        rc = st_fail(e, STELLAR_EBACKEND,
-                     "sqlite open: %s has schema version %lld, but this "
-                     "Stellar knows versions up to %d: use a newer Stellar",
-                     c->path, (long long)v, SCHEMA_VERSION);
-        goto fail;
-    }
+    if ((rc = schema_version(c, &v, &marked, &ignored, e)) < 0) return rc;
+    if (v > SCHEMA_VERSION)
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite open: %s has schema version %lld, but this "
+                       "Stellar knows versions up to %d: use a newer Stellar",
+                       c->path, (long long)v, SCHEMA_VERSION);
     for (; v < SCHEMA_VERSION; v++) {
         rc = sqlite3_exec(c->db, migrations[v], NULL, NULL, &msg);
         if (rc != SQLITE_OK) {
@@ -808,7 +841,7 @@ static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
                          c->path, (long long)v, (long long)v + 1,
                          msg ? msg : sqlite3_errstr(rc));
             sqlite3_free(msg);
-            goto fail;
+            return rc;
         }
     }
     rc = sqlite3_exec(
@@ -818,15 +851,24 @@ static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
             SCHEMA_VERSION) "');"
                             " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
         NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sq_fail(c, rc, e);
-        goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
+}
+
+/* Brings the file to SCHEMA_VERSION (see the procedure at the top) and
+ * marks it as ours; v and marked: what schema_version() read. */
+static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
+{
+    if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
+    if (c->ro_why)
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite open: %s has schema version %lld and this "
+                       "Stellar needs %d, but it is open read-only (%s): "
+                       "open it once with write access",
+                       c->path, (long long)v, SCHEMA_VERSION, c->ro_why);
+    /* Two processes may open a new file at once: the write lock makes one
+     * create the schema and the other then see it. */
+    return sq_txn(c, "open (creating or migrating the schema)", SQ_WRITE,
+                  migrate, NULL, e);
 }
 
 static void sq_close(st_backend *b)
@@ -1058,32 +1100,36 @@ fail:
 
 /* -------------------------------------------------------------- Queues --- */
 
+struct push_arg {
+    const char *queue;
+    const char *const *payloads;
+    size_t n;
+};
+
+static int push_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct push_arg *a = arg;
+    size_t i;
+    int rc = sq_exec(c, S_QUEUE_ADD, e, "t", a->queue);
+
+    for (i = 0; i < a->n && rc >= 0; i++) {
+        if (!a->payloads[i])
+            return st_fail(e, STELLAR_EINVAL,
+                           "sqlite push: payload %zu is NULL", i);
+        rc = sq_exec(c, S_JOB_PUSH, e, "tt", a->queue, a->payloads[i]);
+    }
+    return rc;
+}
+
 static int sq_push(st_backend *b, const char *queue,
                    const char *const *payloads, size_t n, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    size_t i;
-    int rc;
+    struct push_arg a = {queue, payloads, n};
 
     if (!queue || (n && !payloads))
         return st_fail(e, STELLAR_EINVAL, "sqlite push: no queue or payload");
     if (n == 0) return STELLAR_OK;
-    if ((rc = sq_begin(c, "push", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
-    for (i = 0; i < n; i++) {
-        if (!payloads[i]) {
-            rc = st_fail(e, STELLAR_EINVAL, "sqlite push: payload %zu is NULL",
-                         i);
-            goto fail;
-        }
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payloads[i]);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return sq_txn((sq_conn *)b, "push", SQ_WRITE, push_body, &a, e);
 }
 
 /* Puts payload at the head of queue (inside a write transaction). */
@@ -1095,34 +1141,39 @@ static int push_head(sq_conn *c, const char *queue, const char *payload,
     return sq_exec(c, S_JOB_PUSH_HEAD, e, "tt", queue, payload);
 }
 
+struct push_at_arg {
+    int64_t at_ms;
+    const char *queue, *payload;
+    bool later;
+};
+
+static int push_at_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct push_at_arg *a = arg;
+    int64_t at_ms = a->at_ms, one;
+    int rc;
+
+    for (;;) {
+        rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", a->payload, at_ms);
+        if (rc != 1 || !a->later) break;
+        at_ms++; /* taken: the next ms */
+    }
+    if (rc < 0) return rc;
+    if (rc == 1)
+        return st_fail(e, STELLAR_EEXISTS,
+                       "Job already enqueued at this time with same arguments");
+    return sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, a->queue, a->payload);
+}
+
 static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
                       const char *payload, bool later, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t one;
-    int rc;
+    struct push_at_arg a = {at_ms, queue, payload, later};
 
     if (!queue || !payload)
         return st_fail(e, STELLAR_EINVAL,
                        "sqlite push_at: no queue or payload");
-    if ((rc = sq_begin(c, "push_at", e)) < 0) return rc;
-    for (;;) {
-        rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms);
-        if (rc != 1 || !later) break;
-        at_ms++; /* taken: the next ms */
-    }
-    if (rc < 0) goto fail;
-    if (rc == 1) {
-        rc = st_fail(e, STELLAR_EEXISTS,
-                     "Job already enqueued at this time with same arguments");
-        goto fail;
-    }
-    rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return sq_txn((sq_conn *)b, "push_at", SQ_WRITE, push_at_body, &a, e);
 }
 
 static int sq_queues(st_backend *b, json_t **names, stellar_error *e)
@@ -1165,100 +1216,123 @@ static int sq_queued(st_backend *b, const char *queue, int64_t start,
                  stop, payloads, e);
 }
 
+/* The arguments of the operations that remove rows (del, del_queue,
+ * replace, del_delayed_at), and how many went. */
+struct del_arg {
+    const char *queue, *payload;
+    int64_t count; /* del: as LREM's */
+    int64_t at_ms; /* replace: the new time; del_delayed_at: < 0 all */
+    int64_t removed;
+};
+
+static int del_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct del_arg *a = arg;
+    int rc;
+
+    /* As LREM: count > 0 from the head, < 0 from the tail, 0 all. */
+    if (a->count < 0)
+        rc = sq_exec(c, S_JOB_DEL_TAIL, e, "tti", a->queue, a->payload,
+                     a->count == INT64_MIN ? INT64_MAX : -a->count);
+    else
+        rc = sq_exec(c, S_JOB_DEL, e, "tti", a->queue, a->payload,
+                     a->count > 0 ? a->count : (int64_t)-1);
+    if (rc < 0) return rc;
+    a->removed = changes(c);
+    return STELLAR_OK;
+}
+
 static int sq_del(st_backend *b, const char *queue, const char *payload,
                   int64_t count, int64_t *removed, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
+    struct del_arg a = {queue, payload, count, 0, 0};
+    int rc = sq_txn((sq_conn *)b, "del", SQ_WRITE, del_body, &a, e);
+
+    *removed = rc < 0 ? 0 : a.removed;
+    return rc;
+}
+
+static int del_queue_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct del_arg *a = arg;
     int rc;
 
-    *removed = 0;
-    if ((rc = sq_begin(c, "del", e)) < 0) return rc;
-    /* As LREM: count > 0 from the head, < 0 from the tail, 0 all. */
-    if (count < 0)
-        rc = sq_exec(c, S_JOB_DEL_TAIL, e, "tti", queue, payload,
-                     count == INT64_MIN ? INT64_MAX : -count);
-    else
-        rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload,
-                     count > 0 ? count : (int64_t)-1);
-    if (rc < 0) goto fail;
-    *removed = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    if ((rc = sq_exec(c, S_JOB_DEL_QUEUE, e, "t", a->queue)) < 0) return rc;
+    a->removed = changes(c);
+    if ((rc = sq_exec(c, S_QUEUE_DEL, e, "t", a->queue)) < 0) return rc;
+    a->removed += changes(c);
     return STELLAR_OK;
-fail:
-    *removed = 0;
-    sq_rollback(c);
-    return rc;
 }
 
 static int sq_del_queue(st_backend *b, const char *queue, int64_t *removed,
                         stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
+    struct del_arg a = {queue, NULL, 0, 0, 0};
+    int rc = sq_txn((sq_conn *)b, "del_queue", SQ_WRITE, del_queue_body, &a, e);
 
-    *removed = 0;
-    if ((rc = sq_begin(c, "del_queue", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_JOB_DEL_QUEUE, e, "t", queue)) < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_exec(c, S_QUEUE_DEL, e, "t", queue)) < 0) goto fail;
-    n += changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n > 0;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    *removed = rc < 0 ? 0 : a.removed > 0;
     return rc;
 }
 
 /* ------------------------------------------------------------- Delayed --- */
 
+struct del_delayed_arg {
+    const char *payload;
+    json_t *ts; /* the times it was delayed to */
+};
+
+static int del_delayed_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct del_delayed_arg *a = arg;
+    int rc = query_array(c, S_DELAYED_TS_OF, true, &a->ts, e, "t", a->payload);
+
+    if (rc < 0) return rc;
+    return sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", a->payload);
+}
+
 static int sq_del_delayed(st_backend *b, const char *payload, json_t **ts_ms,
                           stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
+    struct del_delayed_arg a = {payload, NULL};
+    int rc =
+        sq_txn((sq_conn *)b, "del_delayed", SQ_WRITE, del_delayed_body, &a, e);
+
+    if (rc < 0) {
+        json_decref(a.ts);
+        a.ts = NULL;
+    }
+    *ts_ms = a.ts;
+    return rc;
+}
+
+static int replace_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct del_arg *a = arg;
+    int64_t at_ms = a->at_ms;
     int rc;
 
-    *ts_ms = NULL;
-    if ((rc = sq_begin(c, "del_delayed", e)) < 0) return rc;
-    rc = query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
-    if (rc < 0) goto fail;
-    rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    if ((rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", a->payload)) < 0)
+        return rc;
+    a->removed = changes(c);
+    rc = sq_exec(c, S_JOB_DEL, e, "tti", a->queue, a->payload, (int64_t)-1);
+    if (rc < 0) return rc;
+    a->removed += changes(c);
+    if (at_ms == ST_REPLACE_NOW) {
+        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", a->queue)) < 0) return rc;
+        return sq_exec(c, S_JOB_PUSH, e, "tt", a->queue, a->payload);
+    }
+    if (at_ms > 0)
+        return sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, a->queue, a->payload);
     return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    json_decref(*ts_ms);
-    *ts_ms = NULL;
-    return rc;
 }
 
 static int sq_replace(st_backend *b, const char *queue, const char *payload,
                       int64_t at_ms, int64_t *removed, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
+    struct del_arg a = {queue, payload, 0, at_ms, 0};
+    int rc = sq_txn((sq_conn *)b, "replace", SQ_WRITE, replace_body, &a, e);
 
-    *removed = 0;
-    if ((rc = sq_begin(c, "replace", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload)) < 0)
-        goto fail;
-    n = changes(c);
-    rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload, (int64_t)-1);
-    if (rc < 0) goto fail;
-    n += changes(c);
-    if (at_ms == ST_REPLACE_NOW) {
-        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payload);
-    } else if (at_ms > 0) {
-        rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
-    }
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    *removed = rc < 0 ? 0 : a.removed;
     return rc;
 }
 
@@ -1288,58 +1362,66 @@ static int sq_delayed_at(st_backend *b, int64_t ts_ms, json_t **payloads,
     return query_array(c, S_DELAYED_AT, false, payloads, e, "i", ts_ms);
 }
 
+static int del_delayed_at_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct del_arg *a = arg;
+    int64_t ts_ms = a->at_ms;
+    int rc = ts_ms < 0 ? sq_exec(c, S_DELAYED_DEL_ALL, e, "")
+                       : sq_exec(c, S_DELAYED_DEL_AT, e, "i", ts_ms);
+
+    if (rc < 0) return rc;
+    a->removed = changes(c);
+    return STELLAR_OK;
+}
+
 static int sq_del_delayed_at(st_backend *b, int64_t ts_ms, int64_t *removed,
                              stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
+    struct del_arg a = {NULL, NULL, 0, ts_ms, 0};
+    int rc = sq_txn((sq_conn *)b, "del_delayed_at", SQ_WRITE,
+                    del_delayed_at_body, &a, e);
+
+    *removed = rc < 0 ? 0 : a.removed;
+    return rc;
+}
+
+struct promote_arg {
+    int64_t now_ms, limit; /* limit -1: all that are due */
+    int64_t moved, next;   /* next: the earliest at_ms left, or -1 */
+};
+
+static int promote_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct promote_arg *a = arg;
+    int64_t n;
     int rc;
 
-    *removed = 0;
-    if ((rc = sq_begin(c, "del_delayed_at", e)) < 0) return rc;
-    rc = ts_ms < 0 ? sq_exec(c, S_DELAYED_DEL_ALL, e, "")
-                   : sq_exec(c, S_DELAYED_DEL_AT, e, "i", ts_ms);
-    if (rc < 0) goto fail;
-    *removed = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
+    rc = sq_exec(c, S_PROMOTE_QUEUES, e, "ii", a->now_ms, a->limit);
+    if (rc < 0) return rc;
+    rc = sq_exec(c, S_PROMOTE_JOBS, e, "ii", a->now_ms, a->limit);
+    if (rc < 0) return rc;
+    n = changes(c);
+    rc = sq_exec(c, S_PROMOTE_DEL, e, "ii", a->now_ms, a->limit);
+    if (rc < 0) return rc;
+    if (changes(c) != n)
+        return st_fail(e, STELLAR_EBACKEND,
+                       "sqlite promote_due: moved %lld jobs but removed %lld "
+                       "from the delayed set",
+                       (long long)n, (long long)changes(c));
+    if ((rc = sq_int(c, S_DELAYED_NEXT, &a->next, e, "")) < 0) return rc;
+    if (rc == 0) a->next = -1;
+    a->moved = n;
     return STELLAR_OK;
-fail:
-    *removed = 0;
-    sq_rollback(c);
-    return rc;
 }
 
 static int sq_promote_due(st_backend *b, int64_t now_ms, int64_t max,
                           int64_t *moved, int64_t *next_ms, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t limit = max > 0 ? max : -1, n = 0, next = -1;
-    int rc;
+    struct promote_arg a = {now_ms, max > 0 ? max : -1, 0, -1};
+    int rc = sq_txn((sq_conn *)b, "promote_due", SQ_WRITE, promote_body, &a, e);
 
-    *moved = 0;
-    *next_ms = -1;
-    if ((rc = sq_begin(c, "promote_due", e)) < 0) return rc;
-    rc = sq_exec(c, S_PROMOTE_QUEUES, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    rc = sq_exec(c, S_PROMOTE_JOBS, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    n = changes(c);
-    rc = sq_exec(c, S_PROMOTE_DEL, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    if (changes(c) != n) {
-        rc = st_fail(e, STELLAR_EBACKEND,
-                     "sqlite promote_due: moved %lld jobs but removed %lld "
-                     "from the delayed set",
-                     (long long)n, (long long)changes(c));
-        goto fail;
-    }
-    if ((rc = sq_int(c, S_DELAYED_NEXT, &next, e, "")) < 0) goto fail;
-    if (rc == 0) next = -1;
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *moved = n;
-    *next_ms = next;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    *moved = rc < 0 ? 0 : a.moved;
+    *next_ms = rc < 0 ? -1 : a.next;
     return rc;
 }
 
@@ -1356,21 +1438,32 @@ static bool is_wildcard(const st_worker_id *w)
            (strcmp(w->queues[0], "*") == 0 && !w->queues[1]);
 }
 
+/* The workers written to at now_ms: one for register and unregister,
+ * n for ping. */
+struct workers_arg {
+    const st_worker_id *const *ws;
+    size_t n;
+    int64_t now_ms;
+};
+
+static int register_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct workers_arg *a = arg;
+    const st_worker_id *w = a->ws[0];
+
+    return sq_exec(c, S_WORKER_REG, e, "tti", w->name, queues_str(w),
+                   a->now_ms);
+}
+
 static int sq_worker_register(st_backend *b, const st_worker_id *w,
                               int64_t now_ms, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int rc;
+    struct workers_arg a = {&w, 1, now_ms};
 
     if (!w || !w->name)
         return st_fail(e, STELLAR_EINVAL, "sqlite worker_register: no name");
-    if ((rc = sq_begin(c, "worker_register", e)) < 0) return rc;
-    rc = sq_exec(c, S_WORKER_REG, e, "tti", w->name, queues_str(w), now_ms);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return sq_txn((sq_conn *)b, "worker_register", SQ_WRITE, register_body, &a,
+                  e);
 }
 
 /* Deletes worker name's row and its per-worker counters. */
@@ -1381,43 +1474,47 @@ static int forget_worker(sq_conn *c, const char *name, stellar_error *e)
     return sq_exec(c, S_WORKER_STATS_DEL, e, "t", name);
 }
 
+static int unregister_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct workers_arg *a = arg;
+
+    return forget_worker(c, a->ws[0]->name, e);
+}
+
 static int sq_worker_unregister(st_backend *b, const st_worker_id *w,
                                 stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int rc;
+    struct workers_arg a = {&w, 1, 0};
 
     if (!w || !w->name)
         return st_fail(e, STELLAR_EINVAL, "sqlite worker_unregister: no name");
-    if ((rc = sq_begin(c, "worker_unregister", e)) < 0) return rc;
-    rc = forget_worker(c, w->name, e);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
+    return sq_txn((sq_conn *)b, "worker_unregister", SQ_WRITE, unregister_body,
+                  &a, e);
+}
+
+static int ping_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct workers_arg *a = arg;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < a->n; i++) {
+        const st_worker_id *w = a->ws[i];
+        if (!w || !w->name) continue;
+        rc = sq_exec(c, S_WORKER_PING, e, "tti", w->name, queues_str(w),
+                     a->now_ms);
+        if (rc < 0) return rc;
+    }
     return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
 }
 
 static int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
                    int64_t now_ms, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    size_t i;
-    int rc;
+    struct workers_arg a = {ws, n, now_ms};
 
     if (n == 0) return STELLAR_OK;
-    if ((rc = sq_begin(c, "ping", e)) < 0) return rc;
-    for (i = 0; i < n; i++) {
-        if (!ws[i] || !ws[i]->name) continue;
-        rc = sq_exec(c, S_WORKER_PING, e, "tti", ws[i]->name, queues_str(ws[i]),
-                     now_ms);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return sq_txn((sq_conn *)b, "ping", SQ_WRITE, ping_body, &a, e);
 }
 
 /*
@@ -1489,17 +1586,55 @@ static int no_job(const st_worker_id *w, stellar_error *e)
     return st_fail(e, STELLAR_ENOTFOUND, "no job in queues %s", queues_str(w));
 }
 
+struct reserve_arg {
+    const st_worker_id *w;
+    const st_done *done; /* the end of the held job, or NULL */
+    int64_t now_ms;
+    bool want;       /* reserve a job (the caller gave out) */
+    bool found;      /* one was reserved, into got */
+    st_reserved got; /* owned until handed out */
+};
+
+static int reserve_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct reserve_arg *a = arg;
+    const st_worker_id *w = a->w;
+    int64_t id = 0, one;
+    int rc;
+
+    if ((rc = apply_done(c, w, a->done, e)) < 0) return rc;
+    if (a->want) {
+        if ((rc = head(c, w, &id, &a->got, e)) < 0) return rc;
+        a->found = rc == 1;
+    }
+    if (!a->found) {
+        if (!a->done || a->done->outcome == ST_DONE_NONE) return STELLAR_OK;
+        return sq_exec(c, S_WORKER_CLEAR, e, "t", w->name);
+    }
+    if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) return rc;
+    rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
+                 a->got.queue, a->got.payload, a->now_ms);
+    if (rc < 0) return rc;
+    /* Live as kv_get reads it: by the clock, not by now_ms (the caller's
+     * stamp for the working-on record). */
+    rc = sq_int(c, S_KV_SUSPECT, &one, e, "ti", a->got.payload, st_now_ms());
+    if (rc < 0) return rc;
+    a->got.suspect = rc == 1;
+    return STELLAR_OK;
+}
+
 static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
                       int64_t now_ms, st_reserved *out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    st_reserved got = {NULL, NULL, 0, false};
+    struct reserve_arg a = {w,           done,  now_ms,
+                            out != NULL, false, {NULL, NULL, 0, false}};
     int64_t id = 0;
-    int rc, found = 0;
+    int rc;
 
     c->op = "reserve";
-    if (out) *out = got;
+    if (out) *out = a.got;
     if (!w || !w->name)
         return st_fail(e, STELLAR_EINVAL, "sqlite reserve: no worker name");
     if ((oc == ST_DONE_FAILED && !done->failed_entry) ||
@@ -1513,34 +1648,13 @@ static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
         if ((rc = head(c, w, &id, NULL, e)) <= 0)
             return rc < 0 ? rc : no_job(w, e);
     }
-    if ((rc = sq_begin(c, "reserve", e)) < 0) return rc;
-    if ((rc = apply_done(c, w, done, e)) < 0) goto fail;
-    if (out && (found = head(c, w, &id, &got, e)) < 0) {
-        rc = found;
-        goto fail;
+    if ((rc = sq_txn(c, "reserve", SQ_WRITE, reserve_body, &a, e)) < 0) {
+        st_reserved_clear(&a.got);
+        return rc;
     }
-    if (found) {
-        int64_t one;
-        if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) goto fail;
-        rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
-                     got.queue, got.payload, now_ms);
-        if (rc < 0) goto fail;
-        /* Live as kv_get reads it: by the clock, not by now_ms (the
-         * caller's stamp for the working-on record). */
-        rc = sq_int(c, S_KV_SUSPECT, &one, e, "ti", got.payload, st_now_ms());
-        if (rc < 0) goto fail;
-        got.suspect = rc == 1;
-    } else if (oc != ST_DONE_NONE) {
-        if ((rc = sq_exec(c, S_WORKER_CLEAR, e, "t", w->name)) < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (!found) return out ? no_job(w, e) : STELLAR_OK;
-    *out = got;
+    if (!a.found) return out ? no_job(w, e) : STELLAR_OK;
+    *out = a.got;
     return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_reserved_clear(&got);
-    return rc;
 }
 
 /* One row of S_WORKERS as {"queues", "started", "ping", "working_on"}, or
@@ -1625,66 +1739,69 @@ static char *timeout_entry(const char *name, const char *queue,
     return entry;
 }
 
+struct clean_arg {
+    const char *name;
+    enum st_clean_mode mode;
+    const char *failed_entry; /* or NULL: timeout_entry builds one */
+    char *queue, *held;       /* the job it held (owned), or NULL */
+    char *built;              /* timeout_entry's (owned), or NULL */
+};
+
+static int clean_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct clean_arg *a = arg;
+    sqlite3_stmt *s;
+    int rc;
+
+    if ((rc = sq_prep(c, S_WORKER_JOB, &s, e, "t", a->name)) < 0) return rc;
+    if ((rc = sq_step(c, s, e)) < 0) return rc;
+    if (rc == 0)
+        return st_fail(e, STELLAR_ENOTFOUND, "no worker named %s", a->name);
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
+        const char *q = (const char *)sqlite3_column_text(s, 0);
+        a->queue = st_strdup(q ? q : "default");
+        a->held = st_strndup((const char *)sqlite3_column_text(s, 1),
+                             (size_t)sqlite3_column_bytes(s, 1));
+        if (!a->queue || !a->held) {
+            sqlite3_reset(s);
+            return oom(c, e);
+        }
+    }
+    sqlite3_reset(s);
+    if (a->held && a->mode == ST_CLEAN_REQUEUE) {
+        if ((rc = push_head(c, a->queue, a->held, e)) < 0) return rc;
+    } else if (a->held) {
+        /* As node-resque's forceCleanWorker, except that an idle worker
+         * does not count as a failure (the Redis backend does the same). */
+        if (!a->failed_entry &&
+            !(a->built = timeout_entry(a->name, a->queue, a->held)))
+            return oom(c, e);
+        rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
+        if (rc < 0) return rc;
+        rc = sq_exec(c, S_FAILED_ADD, e, "t",
+                     a->failed_entry ? a->failed_entry : a->built);
+        if (rc < 0) return rc;
+    }
+    return forget_worker(c, a->name, e);
+}
+
 static int sq_clean_worker(st_backend *b, const char *name,
                            enum st_clean_mode mode, const char *failed_entry,
                            char **payload, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    sqlite3_stmt *s;
-    char *queue = NULL, *held = NULL, *built = NULL;
+    struct clean_arg a = {name, mode, failed_entry, NULL, NULL, NULL};
     int rc;
 
     if (payload) *payload = NULL;
     if (!name)
         return st_fail(e, STELLAR_EINVAL, "sqlite clean_worker: no name");
-    if ((rc = sq_begin(c, "clean_worker", e)) < 0) return rc;
-    if ((rc = sq_prep(c, S_WORKER_JOB, &s, e, "t", name)) < 0) goto fail;
-    if ((rc = sq_step(c, s, e)) < 0) goto fail;
-    if (rc == 0) {
-        rc = st_fail(e, STELLAR_ENOTFOUND, "no worker named %s", name);
-        goto fail;
-    }
-    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
-        const char *q = (const char *)sqlite3_column_text(s, 0);
-        queue = st_strdup(q ? q : "default");
-        held = st_strndup((const char *)sqlite3_column_text(s, 1),
-                          (size_t)sqlite3_column_bytes(s, 1));
-        if (!queue || !held) {
-            sqlite3_reset(s);
-            rc = oom(c, e);
-            goto fail;
-        }
-    }
-    sqlite3_reset(s);
-    if (held && mode == ST_CLEAN_REQUEUE) {
-        if ((rc = push_head(c, queue, held, e)) < 0) goto fail;
-    } else if (held) {
-        /* As node-resque's forceCleanWorker, except that an idle worker
-         * does not count as a failure (the Redis backend does the same). */
-        if (!failed_entry && !(built = timeout_entry(name, queue, held))) {
-            rc = oom(c, e);
-            goto fail;
-        }
-        rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
-        if (rc < 0) goto fail;
-        rc = sq_exec(c, S_FAILED_ADD, e, "t",
-                     failed_entry ? failed_entry : built);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = forget_worker(c, name, e)) < 0) goto fail;
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    st_free(built);
-    st_free(queue);
-    if (payload)
-        *payload = held;
+    rc = sq_txn((sq_conn *)b, "clean_worker", SQ_WRITE, clean_body, &a, e);
+    st_free(a.built);
+    st_free(a.queue);
+    if (rc == STELLAR_OK && payload)
+        *payload = a.held;
     else
-        st_free(held);
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_free(built);
-    st_free(queue);
-    st_free(held);
+        st_free(a.held);
     return rc;
 }
 
@@ -1720,20 +1837,25 @@ static int sq_stats(st_backend *b, json_t **out, stellar_error *e)
     return STELLAR_OK;
 }
 
+struct incr_arg {
+    const char *key;
+    int64_t by;
+};
+
+static int stat_incr_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    const struct incr_arg *a = arg;
+
+    return sq_exec(c, S_STAT_INCR, e, "ti", a->key, a->by);
+}
+
 static int sq_stat_incr(st_backend *b, const char *key, int64_t by,
                         stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int rc;
+    struct incr_arg a = {key, by};
 
     if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite stat_incr: no key");
-    if ((rc = sq_begin(c, "stat_incr", e)) < 0) return rc;
-    rc = sq_exec(c, S_STAT_INCR, e, "ti", key, by);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
+    return sq_txn((sq_conn *)b, "stat_incr", SQ_WRITE, stat_incr_body, &a, e);
 }
 
 static int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
@@ -1754,32 +1876,41 @@ static int sq_failed_range(st_backend *b, int64_t start, int64_t stop,
                  NULL, start, stop, entries, e);
 }
 
+struct failed_remove_arg {
+    const char *entry;
+    const st_done *requeue; /* its job goes back to its queue, or NULL */
+    int64_t removed;
+};
+
+static int failed_remove_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct failed_remove_arg *a = arg;
+    const st_done *r = a->requeue;
+    int rc;
+
+    if ((rc = sq_exec(c, S_FAILED_DEL, e, "t", a->entry)) < 0) return rc;
+    a->removed = changes(c);
+    if (a->removed > 0 && r) {
+        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", r->queue)) < 0) return rc;
+        return sq_exec(c, S_JOB_PUSH, e, "tt", r->queue, r->payload);
+    }
+    return STELLAR_OK;
+}
+
 static int sq_failed_remove(st_backend *b, const char *entry,
                             const st_done *requeue, int64_t *removed,
                             stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
+    struct failed_remove_arg a = {entry, requeue, 0};
     int rc;
 
     *removed = 0;
     if (!entry || (requeue && (!requeue->queue || !requeue->payload)))
         return st_fail(e, STELLAR_EINVAL,
                        "sqlite failed_remove: no entry, queue or payload");
-    if ((rc = sq_begin(c, "failed_remove", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_FAILED_DEL, e, "t", entry)) < 0) goto fail;
-    n = changes(c);
-    if (n > 0 && requeue) {
-        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", requeue->queue)) < 0)
-            goto fail;
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", requeue->queue, requeue->payload);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    rc = sq_txn((sq_conn *)b, "failed_remove", SQ_WRITE, failed_remove_body, &a,
+                e);
+    if (rc == STELLAR_OK) *removed = a.removed;
     return rc;
 }
 
@@ -1809,41 +1940,51 @@ static int kv_read(sq_conn *c, const char *key, int64_t now, char **value,
     return *value ? 1 : oom(c, e);
 }
 
-/* Starts a kv write transaction and purges expired keys. */
-static int kv_begin(sq_conn *c, const char *op, int64_t now, stellar_error *e)
+/* The arguments and results of a kv write; each runs in one write
+ * transaction that first deletes the keys expired by now. */
+struct kv_arg {
+    const char *key, *value; /* value NULL: any (del, expire) */
+    int64_t now, ttl_ms, by; /* ttl_ms <= 0: no expiry */
+    bool nx;                 /* set: only if key is absent */
+    bool set;                /* set: written; expire: expiry changed */
+    int64_t n;               /* del: rows removed; incr: the new value */
+};
+
+/* Deletes the keys expired by now: every kv write does, first. */
+static int kv_purge(sq_conn *c, int64_t now, stellar_error *e)
 {
-    int rc = sq_begin(c, op, e);
+    return sq_exec(c, S_KV_PURGE, e, "i", now);
+}
+
+static int kv_set_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct kv_arg *a = arg;
+    char *old = NULL;
+    int rc;
+
+    if ((rc = kv_purge(c, a->now, e)) < 0) return rc;
+    if (a->nx && (rc = kv_read(c, a->key, a->now, &old, NULL, e)) != 0) {
+        st_free(old);
+        return rc < 0 ? rc : STELLAR_OK; /* taken: commits the purge */
+    }
+    rc = sq_exec(c, S_KV_PUT, e, "tti", a->key, a->value,
+                 a->ttl_ms > 0 ? a->now + a->ttl_ms : (int64_t)0);
     if (rc < 0) return rc;
-    if ((rc = sq_exec(c, S_KV_PURGE, e, "i", now)) < 0) sq_rollback(c);
-    return rc;
+    a->set = true;
+    return STELLAR_OK;
 }
 
 static int sq_kv_set(st_backend *b, const char *key, const char *value,
                      int64_t ttl_ms, bool nx, bool *set, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms();
-    char *old = NULL;
+    struct kv_arg a = {key, value, st_now_ms(), ttl_ms, 0, nx, false, 0};
     int rc;
 
     if (set) *set = false;
     if (!key || !value)
         return st_fail(e, STELLAR_EINVAL, "sqlite kv_set: no key or value");
-    if ((rc = kv_begin(c, "kv_set", now, e)) < 0) return rc;
-    if (nx && (rc = kv_read(c, key, now, &old, NULL, e)) != 0) {
-        st_free(old);
-        if (rc < 0) goto fail;
-        rc = sq_commit(c, e); /* keeps the purge */
-        if (rc < 0) goto fail;
-        return STELLAR_OK;
-    }
-    rc = sq_exec(c, S_KV_PUT, e, "tti", key, value,
-                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    if (set) *set = true;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    rc = sq_txn((sq_conn *)b, "kv_set", SQ_WRITE, kv_set_body, &a, e);
+    if (rc == STELLAR_OK && set) *set = a.set;
     return rc;
 }
 
@@ -1858,61 +1999,64 @@ static int sq_kv_get(st_backend *b, const char *key, char **value,
     return rc < 0 ? rc : STELLAR_OK;
 }
 
+static int kv_del_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct kv_arg *a = arg;
+    int rc;
+
+    if ((rc = kv_purge(c, a->now, e)) < 0) return rc;
+    if ((rc = sq_exec(c, S_KV_DEL, e, "tt", a->key, a->value)) < 0) return rc;
+    a->n = changes(c);
+    return STELLAR_OK;
+}
+
 static int sq_kv_del(st_backend *b, const char *key, const char *value,
                      int64_t *removed, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
+    struct kv_arg a = {key, value, st_now_ms(), 0, 0, false, false, 0};
     int rc;
 
     if (removed) *removed = 0;
-    if ((rc = kv_begin(c, "kv_del", st_now_ms(), e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_KV_DEL, e, "tt", key, value)) < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (removed) *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    rc = sq_txn((sq_conn *)b, "kv_del", SQ_WRITE, kv_del_body, &a, e);
+    if (rc == STELLAR_OK && removed) *removed = a.n;
     return rc;
+}
+
+static int kv_expire_body(sq_conn *c, void *arg, stellar_error *e)
+{
+    struct kv_arg *a = arg;
+    int rc;
+
+    if ((rc = kv_purge(c, a->now, e)) < 0) return rc;
+    rc = sq_exec(c, S_KV_EXPIRE, e, "tti", a->key, a->value,
+                 a->ttl_ms > 0 ? a->now + a->ttl_ms : (int64_t)0);
+    if (rc < 0) return rc;
+    a->set = changes(c) > 0;
+    return STELLAR_OK;
 }
 
 /* ttl_ms <= 0 removes the expiry (as kv_set's 0: none). value NULL: any. */
 static int sq_kv_expire(st_backend *b, const char *key, const char *value,
                         int64_t ttl_ms, bool *set, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms(), n;
+    struct kv_arg a = {key, value, st_now_ms(), ttl_ms, 0, false, false, 0};
     int rc;
 
     if (set) *set = false;
-    if ((rc = kv_begin(c, "kv_expire", now, e)) < 0) return rc;
-    rc = sq_exec(c, S_KV_EXPIRE, e, "tti", key, value,
-                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
-    if (rc < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (set) *set = n > 0;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
+    rc = sq_txn((sq_conn *)b, "kv_expire", SQ_WRITE, kv_expire_body, &a, e);
+    if (rc == STELLAR_OK && set) *set = a.set;
     return rc;
 }
 
-/* As Redis INCRBY: the value must be a decimal integer; the expiry is kept
- * unless ttl_ms > 0 sets a new one. */
-static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
-                      int64_t ttl_ms, int64_t *out, stellar_error *e)
+static int kv_incr_body(sq_conn *c, void *arg, stellar_error *e)
 {
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms(), expires = 0, v = 0;
+    struct kv_arg *a = arg;
+    int64_t expires = 0, v = 0, by = a->by;
     char *old = NULL, num[24];
     int rc;
 
-    if (out) *out = 0;
-    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: no key");
-    if ((rc = kv_begin(c, "kv_incr", now, e)) < 0) return rc;
-    if ((rc = kv_read(c, key, now, &old, &expires, e)) < 0) goto fail;
+    if ((rc = kv_purge(c, a->now, e)) < 0) return rc;
+    if ((rc = kv_read(c, a->key, a->now, &old, &expires, e)) < 0) return rc;
     if (old) {
         char *end;
         long long ll;
@@ -1921,27 +2065,37 @@ static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
         if (errno || end == old || *end) {
             rc = st_fail(e, STELLAR_EINVAL,
                          "sqlite kv_incr: %s holds '%.40s', not an integer",
-                         key, old);
-            goto fail;
+                         a->key, old);
+            st_free(old);
+            return rc;
         }
         v = (int64_t)ll;
+        st_free(old);
     }
-    if ((by > 0 && v > INT64_MAX - by) || (by < 0 && v < INT64_MIN - by)) {
-        rc = st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: %s would overflow",
-                     key);
-        goto fail;
-    }
+    if ((by > 0 && v > INT64_MAX - by) || (by < 0 && v < INT64_MIN - by))
+        return st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: %s would overflow",
+                       a->key);
     v += by;
-    if (ttl_ms > 0) expires = now + ttl_ms;
+    if (a->ttl_ms > 0) expires = a->now + a->ttl_ms;
     snprintf(num, sizeof num, "%lld", (long long)v);
-    rc = sq_exec(c, S_KV_PUT, e, "tti", key, num, expires);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    st_free(old);
-    if (out) *out = v;
+    if ((rc = sq_exec(c, S_KV_PUT, e, "tti", a->key, num, expires)) < 0)
+        return rc;
+    a->n = v;
     return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_free(old);
+}
+
+/* As Redis INCRBY: the value must be a decimal integer; the expiry is kept
+ * unless ttl_ms > 0 sets a new one. */
+static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
+                      int64_t ttl_ms, int64_t *out, stellar_error *e)
+{
+    struct kv_arg a = {key, NULL, st_now_ms(), ttl_ms, by, false, false, 0};
+    int rc;
+
+    if (out) *out = 0;
+    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: no key");
+    rc = sq_txn((sq_conn *)b, "kv_incr", SQ_WRITE, kv_incr_body, &a, e);
+    if (rc == STELLAR_OK && out) *out = a.n;
     return rc;
 }
 
