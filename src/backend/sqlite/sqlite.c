@@ -1,5 +1,7 @@
 /*
- * sqlite.c: the SQLite storage backend ("sqlite:PATH"), the default.
+ * sqlite.c: the SQLite storage backend ("sqlite:PATH"), the default: its
+ * design and all of its operations but the schema (schema.c) and the
+ * wake-up on a WAL write (walwatch.c).
  *
  * DESIGN
  * One st_backend is one sqlite3 connection, used by one thread. Many
@@ -11,19 +13,16 @@
  * that finds the lock taken waits (busy handler) up to busy_timeout_ms, then
  * fails with STELLAR_EBUSY.
  *
- * The logical model of backend.h maps onto tables (schema below): a queue is
+ * The logical model of backend.h maps onto tables (schema.c): a queue is
  * the rows of `jobs` with that queue, FIFO by id (the rowid); putting a job
  * back at the head inserts it with id = min(id) - 1. Times are milliseconds.
  *
  * Statements are prepared once per connection, on first use, and cached in
- * the connection (see SQ_STMTS); the hot path (reserve) runs about six of
+ * the connection (SQ_STMTS, sq.h); the hot path (reserve) runs about six of
  * them in one transaction. An idle reserve first peeks without the write
  * lock, so idle workers do not queue up on it.
  */
-#include "backend.h"
-#include "internal.h"
-
-#include <sqlite3.h>
+#include "sq.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -33,238 +32,21 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <poll.h>
-#include <sys/inotify.h>
-#endif
-
-/* ------------------------------------------------------------- Schema --- */
-
-/*
- * The schema version, kept in meta('schema_version'). The shape of `meta`
- * itself never changes, so any version can read any file's version.
- *
- * To change the schema:
- *   1. bump SCHEMA_VERSION;
- *   2. append to migrations[] the script that turns version N-1 into N
- *      (never edit a script that has shipped: files in the field were made
- *      by it);
- *   3. add a test that opens a file written by the old version (keep one as
- *      a fixture, with data in every table) and checks that the data reads
- *      back and every operation works.
- * open() runs every missing step, in order, in one BEGIN IMMEDIATE
- * transaction; a new file starts at version 0 and runs them all, so the
- * migration path is exercised by every test. A file with a newer version
- * than this build knows is refused.
- */
-#define SCHEMA_VERSION 2
-
-/*
- * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
- * to a file that is not ours: ours has this id, or (made before the id
- * existed) our meta table with a schema_version, and is marked on open; an
- * empty file (no tables) is taken. Any other file is refused with EINVAL,
- * untouched: not even switched to WAL.
- */
-#define APPLICATION_ID 1400137068 /* 0x5374656C */
-
-/* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
- * holds this many pages (1 KiB each): about 10 MiB. */
-#define WAL_CHECKPOINT_PAGES 10000
-#define SQ_STR_(x)           #x
-#define SQ_XSTR(x)           SQ_STR_(x)
-
-static const char *const migrations[SCHEMA_VERSION] = {
-    /* 0 -> 1: the first schema. */
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-    " WITHOUT ROWID;"
-    /* The queue set: names ever pushed to, until del_queue. */
-    "CREATE TABLE queues(name TEXT PRIMARY KEY) WITHOUT ROWID;"
-    /* Every queued job; a queue is its rows in id order (FIFO). */
-    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, queue TEXT NOT NULL,"
-    " payload TEXT NOT NULL);"
-    "CREATE INDEX jobs_queue ON jobs(queue, id);"
-    /* Delayed jobs: due at at_ms (epoch ms), FIFO by id within at_ms. */
-    "CREATE TABLE delayed(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
-    " queue TEXT NOT NULL, payload TEXT NOT NULL);"
-    "CREATE INDEX delayed_at ON delayed(at_ms, id);"
-    "CREATE INDEX delayed_payload ON delayed(payload, at_ms);"
-    /* One row per worker (or per ping of an unregistered one: a ghost,
-     * started_ms NULL). job_*: its working-on record, NULL when idle. */
-    "CREATE TABLE workers(name TEXT PRIMARY KEY, queues TEXT,"
-    " started_ms INTEGER, ping_ms INTEGER, job_queue TEXT,"
-    " job_payload TEXT, job_run_ms INTEGER);"
-    "CREATE TABLE stats(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    /* The failed list, oldest first. */
-    "CREATE TABLE failed(id INTEGER PRIMARY KEY, entry TEXT NOT NULL);"
-    /* Locks and counters; expires_ms NULL: no expiry. A row whose
-     * expires_ms <= now is absent; writers purge such rows. */
-    "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-    " expires_ms INTEGER) WITHOUT ROWID;"
-    "CREATE INDEX kv_expires ON kv(expires_ms);",
-    /* 1 -> 2: when each job entered its queue (NULL for older rows). */
-    "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
-};
-
-/* The statement's time, epoch ms (SQLite's 'now' has ms precision). */
-#define SQ_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 /* --------------------------------------------------------- Statements --- */
 
-/* Every statement a connection may run, prepared on first use. Parameters
- * are numbered (?1, ?2...) in the order the bind format gives them. */
-#define SQ_STMTS(X)                                                            \
-    X(BEGIN_W, "BEGIN IMMEDIATE")                                              \
-    X(BEGIN_R, "BEGIN")                                                        \
-    X(COMMIT, "COMMIT")                                                        \
-    X(ROLLBACK, "ROLLBACK")                                                    \
-    X(DATA_VERSION, "PRAGMA data_version")                                     \
-    /* Queues */                                                               \
-    X(QUEUE_ADD, "INSERT OR IGNORE INTO queues(name) VALUES(?1)")              \
-    X(QUEUES, "SELECT name FROM queues ORDER BY name")                         \
-    X(QUEUE_DEL, "DELETE FROM queues WHERE name = ?1")                         \
-    X(JOB_PUSH, "INSERT INTO jobs(queue, payload, enqueued_ms)"                \
-                " VALUES(?1, ?2, " SQ_NOW_MS ")")                              \
-    /* A job put back at the head waited at least as long as the head it       \
-     * goes before (FIFO): it takes that head's time. */                       \
-    X(JOB_PUSH_HEAD,                                                           \
-      "INSERT INTO jobs(id, queue, payload, enqueued_ms)"                      \
-      " VALUES((SELECT coalesce(min(id), 1) - 1 FROM jobs),"                   \
-      " ?1, ?2, coalesce((SELECT enqueued_ms FROM jobs"                        \
-      " WHERE queue = ?1 ORDER BY id LIMIT 1), " SQ_NOW_MS "))")               \
-    X(JOB_OLDEST,                                                              \
-      "SELECT coalesce(enqueued_ms, -1) FROM jobs WHERE queue = ?1"            \
-      " ORDER BY id LIMIT 1")                                                  \
-    X(JOB_HEAD, "SELECT id, payload FROM jobs WHERE queue = ?1"                \
-                " ORDER BY id LIMIT 1")                                        \
-    X(JOB_HEAD_ANY, "SELECT id, payload, queue FROM jobs"                      \
-                    " ORDER BY queue, id LIMIT 1")                             \
-    X(JOB_DEL_ID, "DELETE FROM jobs WHERE id = ?1")                            \
-    X(JOB_COUNT, "SELECT count(*) FROM jobs WHERE queue = ?1")                 \
-    X(JOB_RANGE, "SELECT payload FROM jobs WHERE queue = ?1"                   \
-                 " ORDER BY id LIMIT ?3 OFFSET ?2")                            \
-    X(JOB_DEL, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"             \
-               " WHERE queue = ?1 AND payload = ?2 ORDER BY id LIMIT ?3)")     \
-    X(JOB_DEL_TAIL, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"        \
-                    " WHERE queue = ?1 AND payload = ?2 ORDER BY id DESC"      \
-                    " LIMIT ?3)")                                              \
-    X(JOB_DEL_QUEUE, "DELETE FROM jobs WHERE queue = ?1")                      \
-    /* Delayed */                                                              \
-    X(DELAYED_FIND, "SELECT 1 FROM delayed WHERE payload = ?1"                 \
-                    " AND at_ms = ?2 LIMIT 1")                                 \
-    X(DELAYED_ADD,                                                             \
-      "INSERT INTO delayed(at_ms, queue, payload) VALUES(?1, ?2, ?3)")         \
-    X(DELAYED_TS_OF, "SELECT DISTINCT at_ms FROM delayed WHERE payload = ?1"   \
-                     " ORDER BY at_ms")                                        \
-    X(DELAYED_DEL_PAYLOAD, "DELETE FROM delayed WHERE payload = ?1")           \
-    X(DELAYED_TS, "SELECT DISTINCT at_ms FROM delayed ORDER BY at_ms")         \
-    X(DELAYED_AT, "SELECT payload FROM delayed WHERE at_ms = ?1 ORDER BY id")  \
-    X(DELAYED_DEL_AT, "DELETE FROM delayed WHERE at_ms = ?1")                  \
-    X(DELAYED_DEL_ALL, "DELETE FROM delayed")                                  \
-    X(DELAYED_NEXT, "SELECT min(at_ms) FROM delayed")                          \
-    /* The due set of promote_due is the same in all three statements: they    \
-     * run in one write transaction, in a fixed order. */                      \
-    X(PROMOTE_QUEUES,                                                          \
-      "INSERT OR IGNORE INTO queues(name) SELECT DISTINCT queue FROM"          \
-      " (SELECT queue FROM delayed WHERE at_ms <= ?1"                          \
-      " ORDER BY at_ms, id LIMIT ?2)")                                         \
-    /* A promoted job has waited since it was due. */                          \
-    X(PROMOTE_JOBS,                                                            \
-      "INSERT INTO jobs(queue, payload, enqueued_ms) SELECT queue, payload,"   \
-      " at_ms FROM delayed WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")     \
-    X(PROMOTE_DEL, "DELETE FROM delayed WHERE id IN (SELECT id FROM delayed"   \
-                   " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2)")          \
-    /* Workers */                                                              \
-    X(WORKER_REG,                                                              \
-      "INSERT INTO workers(name, queues, started_ms, ping_ms)"                 \
-      " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET"                \
-      " queues = excluded.queues, started_ms = excluded.started_ms,"           \
-      " ping_ms = excluded.ping_ms")                                           \
-    X(WORKER_PING, "INSERT INTO workers(name, queues, ping_ms)"                \
-                   " VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET"       \
-                   " ping_ms = excluded.ping_ms")                              \
-    X(WORKER_TAKE,                                                             \
-      "INSERT INTO workers(name, queues, job_queue, job_payload, job_run_ms)"  \
-      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET"            \
-      " job_queue = excluded.job_queue, job_payload = excluded.job_payload,"   \
-      " job_run_ms = excluded.job_run_ms")                                     \
-    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL,"                     \
-                    " job_payload = NULL, job_run_ms = NULL WHERE name = ?1")  \
-    X(WORKER_JOB, "SELECT job_queue, job_payload FROM workers"                 \
-                  " WHERE name = ?1")                                          \
-    X(WORKER_DEL, "DELETE FROM workers WHERE name = ?1")                       \
-    X(WORKER_STATS_DEL, "DELETE FROM stats WHERE key IN"                       \
-                        " ('processed:' || ?1, 'failed:' || ?1)")              \
-    X(WORKERS, "SELECT name, queues, started_ms, ping_ms, job_queue,"          \
-               " job_payload, job_run_ms FROM workers ORDER BY name")          \
-    /* Stats, failed */                                                        \
-    X(STAT_INCR, "INSERT INTO stats(key, value) VALUES(?1, ?2)"                \
-                 " ON CONFLICT(key) DO UPDATE SET value = value + "            \
-                 "excluded.value")                                             \
-    X(STAT_INCR2, "INSERT INTO stats(key, value)"                              \
-                  " VALUES(?1, ?3), (?1 || ':' || ?2, ?3)"                     \
-                  " ON CONFLICT(key) DO UPDATE SET value = value + "           \
-                  "excluded.value")                                            \
-    X(STATS, "SELECT key, value FROM stats ORDER BY key")                      \
-    X(FAILED_ADD, "INSERT INTO failed(entry) VALUES(?1)")                      \
-    X(FAILED_COUNT, "SELECT count(*) FROM failed")                             \
-    X(FAILED_RANGE, "SELECT entry FROM failed ORDER BY id LIMIT ?2 OFFSET ?1") \
-    X(FAILED_DEL, "DELETE FROM failed WHERE id = (SELECT id FROM failed"       \
-                  " WHERE entry = ?1 ORDER BY id LIMIT 1)")                    \
-    /* KV */                                                                   \
-    X(KV_PURGE, "DELETE FROM kv WHERE expires_ms <= ?1")                       \
-    X(KV_GET, "SELECT value, expires_ms FROM kv WHERE key = ?1"                \
-              " AND (expires_ms IS NULL OR expires_ms > ?2)")                  \
-    X(KV_PUT, "INSERT OR REPLACE INTO kv(key, value, expires_ms)"              \
-              " VALUES(?1, ?2, nullif(?3, 0))")                                \
-    X(KV_DEL, "DELETE FROM kv WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")  \
-    /* reserve: whether payload ?1 has a live crash counter (a suspect); one   \
-     * lookup on the primary key, expiry as KV_GET reads it. */                \
-    X(KV_SUSPECT, "SELECT 1 FROM kv WHERE key = '" ST_CRASHES_PREFIX "' || ?1" \
-                  " AND (expires_ms IS NULL OR expires_ms > ?2)")              \
-    X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
-                 " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
-    X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
-               " AND (?2 IS NULL OR key < ?2)"                                 \
-               " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")
-
-enum {
-#define SQ_X_(name, sql) S_##name,
-    SQ_STMTS(SQ_X_)
-#undef SQ_X_
-        S_COUNT
-};
-
+/* The SQL of each statement id (SQ_STMTS). */
 static const char *const stmt_sql[S_COUNT] = {
 #define SQ_X_(name, sql) sql,
     SQ_STMTS(SQ_X_)
 #undef SQ_X_
 };
 
-/* One connection. Used by one thread at a time. */
-typedef struct sq_conn {
-    st_backend base; /* must be first */
-    sqlite3 *db;
-    char *path;                  /* the file, for messages */
-    const char *op;              /* the operation running, for messages */
-    int64_t busy_ms;             /* how long a writer waits for the lock */
-    int64_t busy_since_ms;       /* monotonic start of the current wait */
-    sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use */
-    int watch_fd;       /* wait's inotify watch: -2 not made yet, -1 none */
-    char *watch_name;   /* the WAL's name in the watched folder */
-    struct wlock *wl;   /* this process's writer lock for the file, or NULL */
-    bool wl_held;       /* wl is locked by this connection's transaction */
-    const char *ro_why; /* opened read-only, and why; NULL: read-write */
-    bool in_begin;      /* BEGIN IMMEDIATE is running: waits count from */
-    int64_t begin_ms;   /* ... this monotonic time (the writer lock's wait) */
-} sq_conn;
-
 /* ------------------------------------------------------------- Errors --- */
 
 /* Fills e for SQLite result code rc (read before any rollback, which would
  * replace the connection's message) and returns the Stellar code. */
-static int sq_fail(sq_conn *c, int rc, stellar_error *e)
+int sq_fail(sq_conn *c, int rc, stellar_error *e)
 {
     switch (rc & 0xff) {
     case SQLITE_BUSY:
@@ -287,7 +69,7 @@ static int sq_fail(sq_conn *c, int rc, stellar_error *e)
     }
 }
 
-static int oom(sq_conn *c, stellar_error *e)
+int sq_oom(sq_conn *c, stellar_error *e)
 {
     return st_fail(e, STELLAR_ENOMEM, "sqlite %s: out of memory", c->op);
 }
@@ -295,7 +77,7 @@ static int oom(sq_conn *c, stellar_error *e)
 /* Waits for a lock held by another connection: short sleeps first, since
  * a write transaction here lasts tens of microseconds, longer ones later.
  * Returns 0 (give up: SQLITE_BUSY) once busy_ms has passed. */
-static int on_busy(void *ud, int count)
+int sq_on_busy(void *ud, int count)
 {
     sq_conn *c = ud;
     int64_t now = st_mono_ms(), waited;
@@ -323,16 +105,16 @@ static int on_busy(void *ud, int count)
  * by pid), and the table's own lock is held across fork() so that no child
  * inherits it locked.
  */
-typedef struct wlock {
-    struct wlock *next;
+typedef struct sq_wlock {
+    struct sq_wlock *next;
     pid_t pid;
     char *path; /* as sqlite3_db_filename gives it: absolute */
     int refs;   /* connections using it */
     pthread_mutex_t m;
-} wlock;
+} sq_wlock;
 
 static pthread_mutex_t wlocks_mu = PTHREAD_MUTEX_INITIALIZER; /* the list */
-static wlock *wlocks;
+static sq_wlock *wlocks;
 static pthread_once_t wlocks_once = PTHREAD_ONCE_INIT;
 
 static void wlocks_fork_prepare(void)
@@ -352,10 +134,10 @@ static void wlocks_init(void)
 
 /* This process's lock for the file at path; NULL if out of memory (the
  * connection then waits on SQLite's lock only). */
-static wlock *wlock_get(const char *path)
+sq_wlock *sq_wlock_get(const char *path)
 {
     pid_t pid = getpid();
-    wlock *w;
+    sq_wlock *w;
 
     pthread_once(&wlocks_once, wlocks_init);
     pthread_mutex_lock(&wlocks_mu);
@@ -377,9 +159,9 @@ static wlock *wlock_get(const char *path)
     return w;
 }
 
-static void wlock_put(wlock *w)
+void sq_wlock_put(sq_wlock *w)
 {
-    wlock **p;
+    sq_wlock **p;
 
     if (!w) return;
     pthread_mutex_lock(&wlocks_mu);
@@ -394,18 +176,28 @@ static void wlock_put(wlock *w)
     pthread_mutex_unlock(&wlocks_mu);
 }
 
+/* now + ms on CLOCK_REALTIME: the deadline of a wait for the writer lock
+ * (pthread_mutex_timedlock). */
+static struct timespec lock_deadline(int64_t ms)
+{
+    struct timespec ts;
+    int64_t ns;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ns = ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
 /* Takes c's writer lock, waiting until c->begin_ms + busy_ms at most. */
 static int wlock_take(sq_conn *c, stellar_error *e)
 {
     struct timespec ts;
-    int64_t ms = c->busy_ms, ns;
 
     if (!c->wl) return STELLAR_OK;
     if (pthread_mutex_trylock(&c->wl->m) != 0) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ns = ts.tv_nsec + (ms % 1000) * 1000000;
-        ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
+        ts = lock_deadline(c->busy_ms);
         if (pthread_mutex_timedlock(&c->wl->m, &ts) != 0)
             return st_fail(e, STELLAR_EBUSY,
                            "sqlite %s: %s is locked by another connection; "
@@ -461,8 +253,8 @@ static int vprep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
     return STELLAR_OK;
 }
 
-static int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
-                   const char *fmt, ...)
+int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
+            const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -475,7 +267,7 @@ static int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
 
 /* Steps s: 1 for a row, 0 when done, or a negative code. Resets s unless a
  * row came back. */
-static int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
+int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
 {
     int rc = sqlite3_step(s);
 
@@ -489,7 +281,7 @@ static int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
 }
 
 /* Runs statement id to its end, ignoring rows. */
-static int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
+int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -505,8 +297,8 @@ static int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
 
 /* Runs statement id and reads column 0 of its first row as an integer:
  * 1 if there is such a row with a non-NULL value, 0 if not, or an error. */
-static int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e,
-                  const char *fmt, ...)
+int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e, const char *fmt,
+           ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -523,7 +315,7 @@ static int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e,
     return rc;
 }
 
-static int64_t changes(sq_conn *c)
+int64_t sq_changes(sq_conn *c)
 {
     return sqlite3_changes(c->db);
 }
@@ -570,15 +362,6 @@ static void sq_rollback(sq_conn *c)
     wlock_drop(c);
 }
 
-/* What sq_txn runs inside its transaction, with the caller's arg: >= 0 to
- * commit, or a negative code with e filled to roll back. */
-typedef int sq_body(sq_conn *c, void *arg, stellar_error *e);
-
-enum sq_txn_kind {
-    SQ_WRITE, /* BEGIN IMMEDIATE: the writer locks, as sq_begin takes them */
-    SQ_READ,  /* BEGIN: one consistent snapshot, no lock held */
-};
-
 /*
  * Runs body(c, arg, e) in one transaction named op (for messages): begins
  * it, commits it if body succeeds, and rolls it back if body or the commit
@@ -587,8 +370,8 @@ enum sq_txn_kind {
  * rollback; results go out through arg, and the caller keeps or drops them
  * by the code returned.
  */
-static int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind,
-                  sq_body *body, void *arg, stellar_error *e)
+int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind, sq_body *body,
+           void *arg, stellar_error *e)
 {
     int rc = kind == SQ_READ ? sq_begin_read(c, op, e) : sq_begin(c, op, e);
 
@@ -603,7 +386,7 @@ static int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind,
 
 /* Column col as a JSON string (its raw bytes; non-UTF-8 kept as is), or
  * null if SQL NULL. NULL on allocation failure. */
-static json_t *col_str(sqlite3_stmt *s, int col)
+json_t *sq_col_str(sqlite3_stmt *s, int col)
 {
     const char *p = (const char *)sqlite3_column_text(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
@@ -615,14 +398,14 @@ static json_t *col_str(sqlite3_stmt *s, int col)
 }
 
 /* Column col as a JSON integer, or null if SQL NULL. */
-static json_t *col_int(sqlite3_stmt *s, int col)
+json_t *sq_col_int(sqlite3_stmt *s, int col)
 {
     if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_integer((json_int_t)sqlite3_column_int64(s, col));
 }
 
 /* Sets obj[key] = v (stolen). -1 if v is NULL or the set fails. */
-static int jset(json_t *obj, const char *key, json_t *v)
+int sq_jset(json_t *obj, const char *key, json_t *v)
 {
     return v ? json_object_set_new(obj, key, v) : -1;
 }
@@ -638,13 +421,13 @@ static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
     *out = NULL;
     if (!arr) {
         sqlite3_reset(s);
-        return oom(c, e);
+        return sq_oom(c, e);
     }
     while ((rc = sq_step(c, s, e)) == 1) {
-        json_t *v = ints ? col_int(s, 0) : col_str(s, 0);
+        json_t *v = ints ? sq_col_int(s, 0) : sq_col_str(s, 0);
         if (!v || json_array_append_new(arr, v) < 0) {
             sqlite3_reset(s);
-            rc = oom(c, e);
+            rc = sq_oom(c, e);
             break;
         }
     }
@@ -657,8 +440,8 @@ static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
 }
 
 /* Runs statement id (args as fmt says) into a new array of column 0. */
-static int query_array(sq_conn *c, int id, bool ints, json_t **out,
-                       stellar_error *e, const char *fmt, ...)
+int sq_query_array(sq_conn *c, int id, bool ints, json_t **out,
+                   stellar_error *e, const char *fmt, ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -715,15 +498,15 @@ static int range_body(sq_conn *c, void *arg, stellar_error *e)
         if (rc < 0) return rc;
         return rows_array(c, s, false, &a->out, e);
     }
-    return (a->out = json_array()) ? STELLAR_OK : oom(c, e);
+    return (a->out = json_array()) ? STELLAR_OK : sq_oom(c, e);
 }
 
 /* Reads entries start..stop of a list with LRANGE rules, in one snapshot:
  * count_id gives its length (only needed with a negative index), range_id
  * the rows. */
-static int range(sq_conn *c, const char *op, int count_id, int range_id,
-                 const char *queue, int64_t start, int64_t stop, json_t **out,
-                 stellar_error *e)
+int sq_range(sq_conn *c, const char *op, int count_id, int range_id,
+             const char *queue, int64_t start, int64_t stop, json_t **out,
+             stellar_error *e)
 {
     struct range_arg a = {count_id, range_id, queue, start, stop, NULL};
     int rc = sq_txn(c, op, SQ_READ, range_body, &a, e);
@@ -738,140 +521,11 @@ static int range(sq_conn *c, const char *op, int count_id, int range_id,
 
 /* ----------------------------------------------------- Open and close --- */
 
-/* Column 0 of the first row of sql (one int bound as ?1 if arg >= 0), or
- * def if there is no row. A SQLite result code. */
-static int query_int(sq_conn *c, const char *sql, int64_t *v, int64_t def)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
+/* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
+ * holds this many pages (1 KiB each): about 10 MiB. */
+#define WAL_CHECKPOINT_PAGES 10000
 
-    *v = def;
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-            *v = sqlite3_column_int64(s, 0);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-/*
- * Whose the file is (see APPLICATION_ID), with no write: *v is its schema
- * version (0: empty, ours to take) and *marked whether it has our id.
- * EINVAL naming the file and why if it is another program's; sqlite_rc
- * gets the SQLite code of a failed read (for the read-only fallback).
- */
-static int schema_version(sq_conn *c, int64_t *v, bool *marked, int *sqlite_rc,
-                          stellar_error *e)
-{
-    int64_t id = 0, meta = 0, tables = 0;
-    int rc;
-
-    *v = 0;
-    *marked = false;
-    *sqlite_rc = SQLITE_OK;
-    rc = query_int(c, "PRAGMA application_id", &id, 0);
-    if (rc == SQLITE_OK)
-        rc = query_int(c,
-                       "SELECT count(*) FROM sqlite_master WHERE type IN"
-                       " ('table', 'view') AND name NOT LIKE 'sqlite\\_%'"
-                       " ESCAPE '\\'",
-                       &tables, 0);
-    if (rc == SQLITE_OK)
-        rc = query_int(c,
-                       "SELECT count(*) FROM sqlite_master"
-                       " WHERE type = 'table' AND name = 'meta'",
-                       &meta, 0);
-    if (rc == SQLITE_OK && meta)
-        rc = query_int(c,
-                       "SELECT CAST(value AS INTEGER) FROM meta"
-                       " WHERE key = 'schema_version'",
-                       v, -1);
-    if (rc != SQLITE_OK) {
-        *sqlite_rc = rc;
-        return sq_fail(c, rc, e);
-    }
-    *marked = id == APPLICATION_ID;
-    if (id != 0 && !*marked)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s is not a Stellar database (its "
-                       "application_id is 0x%08llx, another program's); "
-                       "left untouched: give Stellar a file of its own",
-                       c->path, (unsigned long long)(uint32_t)id);
-    if (*v < 0)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s has a meta table but no "
-                       "schema_version: not a Stellar database; left "
-                       "untouched",
-                       c->path);
-    if (tables && !meta && !*marked)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s is not a Stellar database (it has "
-                       "another program's tables and no Stellar mark); left "
-                       "untouched: give Stellar a file of its own",
-                       c->path);
-    return STELLAR_OK;
-}
-
-/* Inside the write transaction: reads the version again (another process
- * may have migrated the file meanwhile), runs the missing migrations and
- * marks the file as ours. */
-static int migrate(sq_conn *c, void *arg, stellar_error *e)
-{
-    int64_t v;
-    bool marked;
-    int rc, ignored;
-    char *msg = NULL;
-
-    (void)arg;
-    c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, &v, &marked, &ignored, e)) < 0) return rc;
-    if (v > SCHEMA_VERSION)
-        return st_fail(e, STELLAR_EBACKEND,
-                       "sqlite open: %s has schema version %lld, but this "
-                       "Stellar knows versions up to %d: use a newer Stellar",
-                       c->path, (long long)v, SCHEMA_VERSION);
-    for (; v < SCHEMA_VERSION; v++) {
-        rc = sqlite3_exec(c->db, migrations[v], NULL, NULL, &msg);
-        if (rc != SQLITE_OK) {
-            rc = st_fail(e, STELLAR_EBACKEND,
-                         "sqlite open: %s: migrating schema %lld -> %lld: %s",
-                         c->path, (long long)v, (long long)v + 1,
-                         msg ? msg : sqlite3_errstr(rc));
-            sqlite3_free(msg);
-            return rc;
-        }
-    }
-    rc = sqlite3_exec(
-        c->db,
-        "INSERT OR REPLACE INTO meta(key, value)"
-        " VALUES('schema_version', '" SQ_XSTR(
-            SCHEMA_VERSION) "');"
-                            " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
-        NULL, NULL, NULL);
-    return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
-}
-
-/* Brings the file to SCHEMA_VERSION (see the procedure at the top) and
- * marks it as ours; v and marked: what schema_version() read. */
-static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
-{
-    if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
-    if (c->ro_why)
-        return st_fail(e, STELLAR_EBACKEND,
-                       "sqlite open: %s has schema version %lld and this "
-                       "Stellar needs %d, but it is open read-only (%s): "
-                       "open it once with write access",
-                       c->path, (long long)v, SCHEMA_VERSION, c->ro_why);
-    /* Two processes may open a new file at once: the write lock makes one
-     * create the schema and the other then see it. */
-    return sq_txn(c, "open (creating or migrating the schema)", SQ_WRITE,
-                  migrate, NULL, e);
-}
-
-static void sq_close(st_backend *b)
+void sq_close(st_backend *b)
 {
     sq_conn *c = (sq_conn *)b;
     size_t i;
@@ -879,10 +533,9 @@ static void sq_close(st_backend *b)
     if (!c) return;
     for (i = 0; i < S_COUNT; i++)
         sqlite3_finalize(c->stmt[i]);
-    if (c->watch_fd >= 0) close(c->watch_fd);
-    st_free(c->watch_name);
+    sq_watch_close(c);
     sqlite3_close(c->db);
-    wlock_put(c->wl);
+    sq_wlock_put(c->wl);
     st_free(c->path);
     st_free(c);
 }
@@ -974,7 +627,7 @@ enum open_mode {
 };
 
 /* Opens c->path in mode, checks whose the file is (no write before that),
- * switches it to WAL (read-write only). *v, *marked: schema_version()'s;
+ * switches it to WAL (read-write only). *v, *marked: sq_schema_version()'s;
  * *sqlite_rc: the SQLite code of a failure, for the fallback. */
 static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
                      int *sqlite_rc, stellar_error *e)
@@ -1002,7 +655,7 @@ static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
                        c->path,
                        c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
     }
-    sqlite3_busy_handler(c->db, on_busy, c);
+    sqlite3_busy_handler(c->db, sq_on_busy, c);
     if (mode == OPEN_RW && sqlite3_db_readonly(c->db, "main") == 1) {
         *sqlite_rc = SQLITE_READONLY;
         return st_fail(e, STELLAR_EBACKEND, "sqlite open: %s is read-only",
@@ -1010,7 +663,7 @@ static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
     }
     /* Whose the file is, before anything is written to it. */
     c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, v, marked, sqlite_rc, e)) < 0) return rc;
+    if ((rc = sq_schema_version(c, v, marked, sqlite_rc, e)) < 0) return rc;
     if (mode != OPEN_RW) return STELLAR_OK;
     /* Small pages for a new file (ignored for an existing one): a reserve
      * commits four or five pages to the WAL, and 1 KiB pages made it about
@@ -1048,8 +701,8 @@ static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
  * share, is read as an unchanging file (immutable): nobody can be writing
  * to it there.
  */
-static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
-                   stellar_error *e)
+int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
+            stellar_error *e)
 {
     static const char *const why[] = {
         NULL, "no write access to the file or its folder",
@@ -1089,8 +742,8 @@ static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
         c->db = NULL;
     }
     c->ro_why = why[mode];
-    c->wl = wlock_get(sqlite3_db_filename(c->db, "main"));
-    if ((rc = schema_init(c, v, marked, e)) < 0) goto fail;
+    c->wl = sq_wlock_get(sqlite3_db_filename(c->db, "main"));
+    if ((rc = sq_schema_init(c, v, marked, e)) < 0) goto fail;
     *out = &c->base;
     return STELLAR_OK;
 fail:
@@ -1121,8 +774,8 @@ static int push_body(sq_conn *c, void *arg, stellar_error *e)
     return rc;
 }
 
-static int sq_push(st_backend *b, const char *queue,
-                   const char *const *payloads, size_t n, stellar_error *e)
+int sq_push(st_backend *b, const char *queue, const char *const *payloads,
+            size_t n, stellar_error *e)
 {
     struct push_arg a = {queue, payloads, n};
 
@@ -1133,8 +786,8 @@ static int sq_push(st_backend *b, const char *queue,
 }
 
 /* Puts payload at the head of queue (inside a write transaction). */
-static int push_head(sq_conn *c, const char *queue, const char *payload,
-                     stellar_error *e)
+int sq_push_head(sq_conn *c, const char *queue, const char *payload,
+                 stellar_error *e)
 {
     int rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue);
     if (rc < 0) return rc;
@@ -1165,8 +818,8 @@ static int push_at_body(sq_conn *c, void *arg, stellar_error *e)
     return sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, a->queue, a->payload);
 }
 
-static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
-                      const char *payload, bool later, stellar_error *e)
+int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
+               const char *payload, bool later, stellar_error *e)
 {
     struct push_at_arg a = {at_ms, queue, payload, later};
 
@@ -1176,12 +829,12 @@ static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
     return sq_txn((sq_conn *)b, "push_at", SQ_WRITE, push_at_body, &a, e);
 }
 
-static int sq_queues(st_backend *b, json_t **names, stellar_error *e)
+int sq_queues(st_backend *b, json_t **names, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
 
     c->op = "queues";
-    return query_array(c, S_QUEUES, false, names, e, "");
+    return sq_query_array(c, S_QUEUES, false, names, e, "");
 }
 
 /* One integer about queue (or `none` if the query has no row). */
@@ -1197,23 +850,22 @@ static int queue_int(st_backend *b, const char *op, int stmt, const char *queue,
     return rc < 0 ? rc : STELLAR_OK;
 }
 
-static int sq_length(st_backend *b, const char *queue, int64_t *n,
-                     stellar_error *e)
+int sq_length(st_backend *b, const char *queue, int64_t *n, stellar_error *e)
 {
     return queue_int(b, "length", S_JOB_COUNT, queue, 0, n, e);
 }
 
-static int sq_oldest(st_backend *b, const char *queue, int64_t *enqueued_ms,
-                     stellar_error *e)
+int sq_oldest(st_backend *b, const char *queue, int64_t *enqueued_ms,
+              stellar_error *e)
 {
     return queue_int(b, "oldest", S_JOB_OLDEST, queue, -1, enqueued_ms, e);
 }
 
-static int sq_queued(st_backend *b, const char *queue, int64_t start,
-                     int64_t stop, json_t **payloads, stellar_error *e)
+int sq_queued(st_backend *b, const char *queue, int64_t start, int64_t stop,
+              json_t **payloads, stellar_error *e)
 {
-    return range((sq_conn *)b, "queued", S_JOB_COUNT, S_JOB_RANGE, queue, start,
-                 stop, payloads, e);
+    return sq_range((sq_conn *)b, "queued", S_JOB_COUNT, S_JOB_RANGE, queue,
+                    start, stop, payloads, e);
 }
 
 /* The arguments of the operations that remove rows (del, del_queue,
@@ -1238,12 +890,12 @@ static int del_body(sq_conn *c, void *arg, stellar_error *e)
         rc = sq_exec(c, S_JOB_DEL, e, "tti", a->queue, a->payload,
                      a->count > 0 ? a->count : (int64_t)-1);
     if (rc < 0) return rc;
-    a->removed = changes(c);
+    a->removed = sq_changes(c);
     return STELLAR_OK;
 }
 
-static int sq_del(st_backend *b, const char *queue, const char *payload,
-                  int64_t count, int64_t *removed, stellar_error *e)
+int sq_del(st_backend *b, const char *queue, const char *payload, int64_t count,
+           int64_t *removed, stellar_error *e)
 {
     struct del_arg a = {queue, payload, count, 0, 0};
     int rc = sq_txn((sq_conn *)b, "del", SQ_WRITE, del_body, &a, e);
@@ -1258,14 +910,14 @@ static int del_queue_body(sq_conn *c, void *arg, stellar_error *e)
     int rc;
 
     if ((rc = sq_exec(c, S_JOB_DEL_QUEUE, e, "t", a->queue)) < 0) return rc;
-    a->removed = changes(c);
+    a->removed = sq_changes(c);
     if ((rc = sq_exec(c, S_QUEUE_DEL, e, "t", a->queue)) < 0) return rc;
-    a->removed += changes(c);
+    a->removed += sq_changes(c);
     return STELLAR_OK;
 }
 
-static int sq_del_queue(st_backend *b, const char *queue, int64_t *removed,
-                        stellar_error *e)
+int sq_del_queue(st_backend *b, const char *queue, int64_t *removed,
+                 stellar_error *e)
 {
     struct del_arg a = {queue, NULL, 0, 0, 0};
     int rc = sq_txn((sq_conn *)b, "del_queue", SQ_WRITE, del_queue_body, &a, e);
@@ -1284,14 +936,15 @@ struct del_delayed_arg {
 static int del_delayed_body(sq_conn *c, void *arg, stellar_error *e)
 {
     struct del_delayed_arg *a = arg;
-    int rc = query_array(c, S_DELAYED_TS_OF, true, &a->ts, e, "t", a->payload);
+    int rc =
+        sq_query_array(c, S_DELAYED_TS_OF, true, &a->ts, e, "t", a->payload);
 
     if (rc < 0) return rc;
     return sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", a->payload);
 }
 
-static int sq_del_delayed(st_backend *b, const char *payload, json_t **ts_ms,
-                          stellar_error *e)
+int sq_del_delayed(st_backend *b, const char *payload, json_t **ts_ms,
+                   stellar_error *e)
 {
     struct del_delayed_arg a = {payload, NULL};
     int rc =
@@ -1313,10 +966,10 @@ static int replace_body(sq_conn *c, void *arg, stellar_error *e)
 
     if ((rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", a->payload)) < 0)
         return rc;
-    a->removed = changes(c);
+    a->removed = sq_changes(c);
     rc = sq_exec(c, S_JOB_DEL, e, "tti", a->queue, a->payload, (int64_t)-1);
     if (rc < 0) return rc;
-    a->removed += changes(c);
+    a->removed += sq_changes(c);
     if (at_ms == ST_REPLACE_NOW) {
         if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", a->queue)) < 0) return rc;
         return sq_exec(c, S_JOB_PUSH, e, "tt", a->queue, a->payload);
@@ -1326,8 +979,8 @@ static int replace_body(sq_conn *c, void *arg, stellar_error *e)
     return STELLAR_OK;
 }
 
-static int sq_replace(st_backend *b, const char *queue, const char *payload,
-                      int64_t at_ms, int64_t *removed, stellar_error *e)
+int sq_replace(st_backend *b, const char *queue, const char *payload,
+               int64_t at_ms, int64_t *removed, stellar_error *e)
 {
     struct del_arg a = {queue, payload, 0, at_ms, 0};
     int rc = sq_txn((sq_conn *)b, "replace", SQ_WRITE, replace_body, &a, e);
@@ -1336,30 +989,30 @@ static int sq_replace(st_backend *b, const char *queue, const char *payload,
     return rc;
 }
 
-static int sq_scheduled_at(st_backend *b, const char *payload, json_t **ts_ms,
-                           stellar_error *e)
+int sq_scheduled_at(st_backend *b, const char *payload, json_t **ts_ms,
+                    stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
 
     c->op = "scheduled_at";
-    return query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
+    return sq_query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
 }
 
-static int sq_timestamps(st_backend *b, json_t **ts_ms, stellar_error *e)
+int sq_timestamps(st_backend *b, json_t **ts_ms, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
 
     c->op = "timestamps";
-    return query_array(c, S_DELAYED_TS, true, ts_ms, e, "");
+    return sq_query_array(c, S_DELAYED_TS, true, ts_ms, e, "");
 }
 
-static int sq_delayed_at(st_backend *b, int64_t ts_ms, json_t **payloads,
-                         stellar_error *e)
+int sq_delayed_at(st_backend *b, int64_t ts_ms, json_t **payloads,
+                  stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
 
     c->op = "delayed_at";
-    return query_array(c, S_DELAYED_AT, false, payloads, e, "i", ts_ms);
+    return sq_query_array(c, S_DELAYED_AT, false, payloads, e, "i", ts_ms);
 }
 
 static int del_delayed_at_body(sq_conn *c, void *arg, stellar_error *e)
@@ -1370,12 +1023,12 @@ static int del_delayed_at_body(sq_conn *c, void *arg, stellar_error *e)
                        : sq_exec(c, S_DELAYED_DEL_AT, e, "i", ts_ms);
 
     if (rc < 0) return rc;
-    a->removed = changes(c);
+    a->removed = sq_changes(c);
     return STELLAR_OK;
 }
 
-static int sq_del_delayed_at(st_backend *b, int64_t ts_ms, int64_t *removed,
-                             stellar_error *e)
+int sq_del_delayed_at(st_backend *b, int64_t ts_ms, int64_t *removed,
+                      stellar_error *e)
 {
     struct del_arg a = {NULL, NULL, 0, ts_ms, 0};
     int rc = sq_txn((sq_conn *)b, "del_delayed_at", SQ_WRITE,
@@ -1400,22 +1053,22 @@ static int promote_body(sq_conn *c, void *arg, stellar_error *e)
     if (rc < 0) return rc;
     rc = sq_exec(c, S_PROMOTE_JOBS, e, "ii", a->now_ms, a->limit);
     if (rc < 0) return rc;
-    n = changes(c);
+    n = sq_changes(c);
     rc = sq_exec(c, S_PROMOTE_DEL, e, "ii", a->now_ms, a->limit);
     if (rc < 0) return rc;
-    if (changes(c) != n)
+    if (sq_changes(c) != n)
         return st_fail(e, STELLAR_EBACKEND,
                        "sqlite promote_due: moved %lld jobs but removed %lld "
                        "from the delayed set",
-                       (long long)n, (long long)changes(c));
+                       (long long)n, (long long)sq_changes(c));
     if ((rc = sq_int(c, S_DELAYED_NEXT, &a->next, e, "")) < 0) return rc;
     if (rc == 0) a->next = -1;
     a->moved = n;
     return STELLAR_OK;
 }
 
-static int sq_promote_due(st_backend *b, int64_t now_ms, int64_t max,
-                          int64_t *moved, int64_t *next_ms, stellar_error *e)
+int sq_promote_due(st_backend *b, int64_t now_ms, int64_t max, int64_t *moved,
+                   int64_t *next_ms, stellar_error *e)
 {
     struct promote_arg a = {now_ms, max > 0 ? max : -1, 0, -1};
     int rc = sq_txn((sq_conn *)b, "promote_due", SQ_WRITE, promote_body, &a, e);
@@ -1455,8 +1108,8 @@ static int register_body(sq_conn *c, void *arg, stellar_error *e)
                    a->now_ms);
 }
 
-static int sq_worker_register(st_backend *b, const st_worker_id *w,
-                              int64_t now_ms, stellar_error *e)
+int sq_worker_register(st_backend *b, const st_worker_id *w, int64_t now_ms,
+                       stellar_error *e)
 {
     struct workers_arg a = {&w, 1, now_ms};
 
@@ -1481,8 +1134,7 @@ static int unregister_body(sq_conn *c, void *arg, stellar_error *e)
     return forget_worker(c, a->ws[0]->name, e);
 }
 
-static int sq_worker_unregister(st_backend *b, const st_worker_id *w,
-                                stellar_error *e)
+int sq_worker_unregister(st_backend *b, const st_worker_id *w, stellar_error *e)
 {
     struct workers_arg a = {&w, 1, 0};
 
@@ -1508,8 +1160,8 @@ static int ping_body(sq_conn *c, void *arg, stellar_error *e)
     return STELLAR_OK;
 }
 
-static int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
-                   int64_t now_ms, stellar_error *e)
+int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
+            int64_t now_ms, stellar_error *e)
 {
     struct workers_arg a = {ws, n, now_ms};
 
@@ -1540,7 +1192,7 @@ static int head(sq_conn *c, const st_worker_id *w, int64_t *id, st_reserved *r,
             r->queue = st_strdup((const char *)sqlite3_column_text(s, 2));
         }
         sqlite3_reset(s);
-        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
+        return r && (!r->payload || !r->queue) ? sq_oom(c, e) : 1;
     }
     for (q = w->queues; *q; q++) {
         if ((rc = sq_prep(c, S_JOB_HEAD, &s, e, "t", *q)) < 0) return rc;
@@ -1554,7 +1206,7 @@ static int head(sq_conn *c, const st_worker_id *w, int64_t *id, st_reserved *r,
             r->queue = st_strdup(*q);
         }
         sqlite3_reset(s);
-        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
+        return r && (!r->payload || !r->queue) ? sq_oom(c, e) : 1;
     }
     return 0;
 }
@@ -1574,7 +1226,7 @@ static int apply_done(sq_conn *c, const st_worker_id *w, const st_done *d,
         rc = sq_exec(c, S_STAT_INCR2, e, "tti", "failed", w->name, (int64_t)1);
         if (rc < 0) return rc;
         return sq_exec(c, S_FAILED_ADD, e, "t", d->failed_entry);
-    case ST_DONE_REQUEUE: return push_head(c, d->queue, d->payload, e);
+    case ST_DONE_REQUEUE: return sq_push_head(c, d->queue, d->payload, e);
     case ST_DONE_NONE:
     case ST_DONE_DROPPED:
     default: return STELLAR_OK;
@@ -1623,8 +1275,8 @@ static int reserve_body(sq_conn *c, void *arg, stellar_error *e)
     return STELLAR_OK;
 }
 
-static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
-                      int64_t now_ms, st_reserved *out, stellar_error *e)
+int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
+               int64_t now_ms, st_reserved *out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
@@ -1667,17 +1319,17 @@ static json_t *worker_json(sqlite3_stmt *s)
     if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
         job = json_null();
     } else if ((job = json_object()) &&
-               (jset(job, "run_at", col_int(s, 6)) < 0 ||
-                jset(job, "queue", col_str(s, 4)) < 0 ||
-                jset(job, "payload", col_str(s, 5)) < 0)) {
+               (sq_jset(job, "run_at", sq_col_int(s, 6)) < 0 ||
+                sq_jset(job, "queue", sq_col_str(s, 4)) < 0 ||
+                sq_jset(job, "payload", sq_col_str(s, 5)) < 0)) {
         json_decref(job);
         job = NULL;
     }
-    ok = one && job && jset(one, "queues", col_str(s, 1)) == 0 &&
-         jset(one, "started", col_int(s, 2)) == 0 &&
-         jset(one, "ping", col_int(s, 3)) == 0;
+    ok = one && job && sq_jset(one, "queues", sq_col_str(s, 1)) == 0 &&
+         sq_jset(one, "started", sq_col_int(s, 2)) == 0 &&
+         sq_jset(one, "ping", sq_col_int(s, 3)) == 0;
     if (ok) {
-        ok = jset(one, "working_on", job) == 0; /* takes job */
+        ok = sq_jset(one, "working_on", job) == 0; /* takes job */
         job = NULL;
     }
     json_decref(job);
@@ -1686,7 +1338,7 @@ static json_t *worker_json(sqlite3_stmt *s)
     return NULL;
 }
 
-static int sq_workers(st_backend *b, json_t **out, stellar_error *e)
+int sq_workers(st_backend *b, json_t **out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     json_t *all;
@@ -1698,13 +1350,13 @@ static int sq_workers(st_backend *b, json_t **out, stellar_error *e)
     if ((rc = sq_prep(c, S_WORKERS, &s, e, "")) < 0) return rc;
     if (!(all = json_object())) {
         sqlite3_reset(s);
-        return oom(c, e);
+        return sq_oom(c, e);
     }
     while ((rc = sq_step(c, s, e)) == 1) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
-        if (name && jset(all, name, worker_json(s)) < 0) {
+        if (name && sq_jset(all, name, worker_json(s)) < 0) {
             sqlite3_reset(s);
-            rc = oom(c, e);
+            rc = sq_oom(c, e);
             break;
         }
     }
@@ -1764,18 +1416,18 @@ static int clean_body(sq_conn *c, void *arg, stellar_error *e)
                              (size_t)sqlite3_column_bytes(s, 1));
         if (!a->queue || !a->held) {
             sqlite3_reset(s);
-            return oom(c, e);
+            return sq_oom(c, e);
         }
     }
     sqlite3_reset(s);
     if (a->held && a->mode == ST_CLEAN_REQUEUE) {
-        if ((rc = push_head(c, a->queue, a->held, e)) < 0) return rc;
+        if ((rc = sq_push_head(c, a->queue, a->held, e)) < 0) return rc;
     } else if (a->held) {
         /* As node-resque's forceCleanWorker, except that an idle worker
          * does not count as a failure (the Redis backend does the same). */
         if (!a->failed_entry &&
             !(a->built = timeout_entry(a->name, a->queue, a->held)))
-            return oom(c, e);
+            return sq_oom(c, e);
         rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
         if (rc < 0) return rc;
         rc = sq_exec(c, S_FAILED_ADD, e, "t",
@@ -1785,9 +1437,8 @@ static int clean_body(sq_conn *c, void *arg, stellar_error *e)
     return forget_worker(c, a->name, e);
 }
 
-static int sq_clean_worker(st_backend *b, const char *name,
-                           enum st_clean_mode mode, const char *failed_entry,
-                           char **payload, stellar_error *e)
+int sq_clean_worker(st_backend *b, const char *name, enum st_clean_mode mode,
+                    const char *failed_entry, char **payload, stellar_error *e)
 {
     struct clean_arg a = {name, mode, failed_entry, NULL, NULL, NULL};
     int rc;
@@ -1805,9 +1456,59 @@ static int sq_clean_worker(st_backend *b, const char *name,
     return rc;
 }
 
+/* ---------------------------------------------------------------- Wait --- */
+
+/* Without a watch on the WAL, how often wait looks (ms); with one, how
+ * often it looks anyway. */
+#define WAIT_POLL_MS  1
+#define WAIT_CHECK_MS 25
+
+/*
+ * Waits until one of w's queues may hold a job or timeout_ms pass: after
+ * each write to the WAL (every WAIT_POLL_MS without a watch, and every
+ * WAIT_CHECK_MS anyway), compares PRAGMA data_version (it changes when
+ * another connection commits) and looks at w's queues when it changed.
+ * A commit shows in data_version only once its last WAL write is done, so
+ * a write that changed nothing yet is looked at again 1 ms later. Events
+ * left from before this call are not dropped but looked at: one may be
+ * the write of a commit the first look below came too early to see.
+ * Returns STELLAR_OK either way.
+ */
+int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
+            stellar_error *e)
+{
+    sq_conn *c = (sq_conn *)b;
+    int64_t deadline = st_mono_ms() + timeout_ms, seen = 0, v = 0, id, now;
+    int64_t check_at;
+    enum sq_wake why;
+    bool watched;
+    int rc;
+
+    c->op = "wait";
+    if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
+    watched = sq_watch_open(c);
+    if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
+    if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
+    check_at = st_mono_ms() + WAIT_CHECK_MS;
+    while ((now = st_mono_ms()) < deadline) {
+        int64_t nap = watched ? check_at - now : WAIT_POLL_MS;
+        if (nap > deadline - now) nap = deadline - now;
+        why = sq_watch_wait(c, nap < 0 ? 0 : nap);
+        now = st_mono_ms();
+        if (why == SQ_WAKE_OTHER && now < check_at) continue;
+        if ((rc = sq_int(c, S_DATA_VERSION, &v, e, "")) < 0) return rc;
+        check_at = now + (v == seen && why == SQ_WAKE_WAL ? 1 : WAIT_CHECK_MS);
+        if (v == seen) continue;
+        seen = v;
+        if ((rc = head(c, w, &id, NULL, e)) != 0)
+            return rc < 0 ? rc : STELLAR_OK;
+    }
+    return STELLAR_OK;
+}
+
 /* ------------------------------------------------------- Stats, failed --- */
 
-static int sq_stats(st_backend *b, json_t **out, stellar_error *e)
+int sq_stats(st_backend *b, json_t **out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     json_t *all;
@@ -1819,13 +1520,13 @@ static int sq_stats(st_backend *b, json_t **out, stellar_error *e)
     if ((rc = sq_prep(c, S_STATS, &s, e, "")) < 0) return rc;
     if (!(all = json_object())) {
         sqlite3_reset(s);
-        return oom(c, e);
+        return sq_oom(c, e);
     }
     while ((rc = sq_step(c, s, e)) == 1) {
         const char *key = (const char *)sqlite3_column_text(s, 0);
-        if (key && jset(all, key, col_int(s, 1)) < 0) {
+        if (key && sq_jset(all, key, sq_col_int(s, 1)) < 0) {
             sqlite3_reset(s);
-            rc = oom(c, e);
+            rc = sq_oom(c, e);
             break;
         }
     }
@@ -1849,8 +1550,7 @@ static int stat_incr_body(sq_conn *c, void *arg, stellar_error *e)
     return sq_exec(c, S_STAT_INCR, e, "ti", a->key, a->by);
 }
 
-static int sq_stat_incr(st_backend *b, const char *key, int64_t by,
-                        stellar_error *e)
+int sq_stat_incr(st_backend *b, const char *key, int64_t by, stellar_error *e)
 {
     struct incr_arg a = {key, by};
 
@@ -1858,7 +1558,7 @@ static int sq_stat_incr(st_backend *b, const char *key, int64_t by,
     return sq_txn((sq_conn *)b, "stat_incr", SQ_WRITE, stat_incr_body, &a, e);
 }
 
-static int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
+int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     int rc;
@@ -1869,11 +1569,11 @@ static int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
     return rc < 0 ? rc : STELLAR_OK;
 }
 
-static int sq_failed_range(st_backend *b, int64_t start, int64_t stop,
-                           json_t **entries, stellar_error *e)
+int sq_failed_range(st_backend *b, int64_t start, int64_t stop,
+                    json_t **entries, stellar_error *e)
 {
-    return range((sq_conn *)b, "failed_range", S_FAILED_COUNT, S_FAILED_RANGE,
-                 NULL, start, stop, entries, e);
+    return sq_range((sq_conn *)b, "failed_range", S_FAILED_COUNT,
+                    S_FAILED_RANGE, NULL, start, stop, entries, e);
 }
 
 struct failed_remove_arg {
@@ -1889,7 +1589,7 @@ static int failed_remove_body(sq_conn *c, void *arg, stellar_error *e)
     int rc;
 
     if ((rc = sq_exec(c, S_FAILED_DEL, e, "t", a->entry)) < 0) return rc;
-    a->removed = changes(c);
+    a->removed = sq_changes(c);
     if (a->removed > 0 && r) {
         if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", r->queue)) < 0) return rc;
         return sq_exec(c, S_JOB_PUSH, e, "tt", r->queue, r->payload);
@@ -1897,9 +1597,8 @@ static int failed_remove_body(sq_conn *c, void *arg, stellar_error *e)
     return STELLAR_OK;
 }
 
-static int sq_failed_remove(st_backend *b, const char *entry,
-                            const st_done *requeue, int64_t *removed,
-                            stellar_error *e)
+int sq_failed_remove(st_backend *b, const char *entry, const st_done *requeue,
+                     int64_t *removed, stellar_error *e)
 {
     struct failed_remove_arg a = {entry, requeue, 0};
     int rc;
@@ -1937,7 +1636,7 @@ static int kv_read(sq_conn *c, const char *key, int64_t now, char **value,
                         (size_t)sqlite3_column_bytes(s, 0));
     if (expires) *expires = sqlite3_column_int64(s, 1); /* NULL reads 0 */
     sqlite3_reset(s);
-    return *value ? 1 : oom(c, e);
+    return *value ? 1 : sq_oom(c, e);
 }
 
 /* The arguments and results of a kv write; each runs in one write
@@ -1974,8 +1673,8 @@ static int kv_set_body(sq_conn *c, void *arg, stellar_error *e)
     return STELLAR_OK;
 }
 
-static int sq_kv_set(st_backend *b, const char *key, const char *value,
-                     int64_t ttl_ms, bool nx, bool *set, stellar_error *e)
+int sq_kv_set(st_backend *b, const char *key, const char *value, int64_t ttl_ms,
+              bool nx, bool *set, stellar_error *e)
 {
     struct kv_arg a = {key, value, st_now_ms(), ttl_ms, 0, nx, false, 0};
     int rc;
@@ -1988,8 +1687,7 @@ static int sq_kv_set(st_backend *b, const char *key, const char *value,
     return rc;
 }
 
-static int sq_kv_get(st_backend *b, const char *key, char **value,
-                     stellar_error *e)
+int sq_kv_get(st_backend *b, const char *key, char **value, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     int rc;
@@ -2006,12 +1704,12 @@ static int kv_del_body(sq_conn *c, void *arg, stellar_error *e)
 
     if ((rc = kv_purge(c, a->now, e)) < 0) return rc;
     if ((rc = sq_exec(c, S_KV_DEL, e, "tt", a->key, a->value)) < 0) return rc;
-    a->n = changes(c);
+    a->n = sq_changes(c);
     return STELLAR_OK;
 }
 
-static int sq_kv_del(st_backend *b, const char *key, const char *value,
-                     int64_t *removed, stellar_error *e)
+int sq_kv_del(st_backend *b, const char *key, const char *value,
+              int64_t *removed, stellar_error *e)
 {
     struct kv_arg a = {key, value, st_now_ms(), 0, 0, false, false, 0};
     int rc;
@@ -2031,13 +1729,13 @@ static int kv_expire_body(sq_conn *c, void *arg, stellar_error *e)
     rc = sq_exec(c, S_KV_EXPIRE, e, "tti", a->key, a->value,
                  a->ttl_ms > 0 ? a->now + a->ttl_ms : (int64_t)0);
     if (rc < 0) return rc;
-    a->set = changes(c) > 0;
+    a->set = sq_changes(c) > 0;
     return STELLAR_OK;
 }
 
 /* ttl_ms <= 0 removes the expiry (as kv_set's 0: none). value NULL: any. */
-static int sq_kv_expire(st_backend *b, const char *key, const char *value,
-                        int64_t ttl_ms, bool *set, stellar_error *e)
+int sq_kv_expire(st_backend *b, const char *key, const char *value,
+                 int64_t ttl_ms, bool *set, stellar_error *e)
 {
     struct kv_arg a = {key, value, st_now_ms(), ttl_ms, 0, false, false, 0};
     int rc;
@@ -2086,8 +1784,8 @@ static int kv_incr_body(sq_conn *c, void *arg, stellar_error *e)
 
 /* As Redis INCRBY: the value must be a decimal integer; the expiry is kept
  * unless ttl_ms > 0 sets a new one. */
-static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
-                      int64_t ttl_ms, int64_t *out, stellar_error *e)
+int sq_kv_incr(st_backend *b, const char *key, int64_t by, int64_t ttl_ms,
+               int64_t *out, stellar_error *e)
 {
     struct kv_arg a = {key, NULL, st_now_ms(), ttl_ms, by, false, false, 0};
     int rc;
@@ -2099,8 +1797,8 @@ static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
     return rc;
 }
 
-static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
-                      stellar_error *e)
+int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
+               stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
     json_t *all = NULL, *one = NULL;
@@ -2117,7 +1815,7 @@ static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
     while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
         n--;
     if (n > 0) {
-        if (!(upper = st_strndup(prefix, n))) return oom(c, e);
+        if (!(upper = st_strndup(prefix, n))) return sq_oom(c, e);
         upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
     }
     rc = sq_prep(c, S_KV_SCAN, &s, e, "tti", prefix, upper, st_now_ms());
@@ -2126,8 +1824,9 @@ static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
     while ((rc = sq_step(c, s, e)) == 1) {
         const char *key = (const char *)sqlite3_column_text(s, 0);
         if (!key) continue;
-        if (!(one = json_object()) || jset(one, "value", col_str(s, 1)) < 0 ||
-            jset(one, "expires", col_int(s, 2)) < 0)
+        if (!(one = json_object()) ||
+            sq_jset(one, "value", sq_col_str(s, 1)) < 0 ||
+            sq_jset(one, "expires", sq_col_int(s, 2)) < 0)
             goto nomem;
         rc = json_object_set_new(all, key, one);
         one = NULL;
@@ -2139,139 +1838,12 @@ static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
     return STELLAR_OK;
 nomem:
     sqlite3_reset(s);
-    rc = oom(c, e);
+    rc = sq_oom(c, e);
 fail:
     json_decref(one);
     json_decref(all);
     st_free(upper);
     return rc;
-}
-
-/* ---------------------------------------------------------------- Wake --- */
-
-/* Without a watch on the WAL, how often wait looks (ms); with one, how
- * often it looks anyway. */
-#define WAIT_POLL_MS  1
-#define WAIT_CHECK_MS 25
-
-/*
- * Every commit, from any process, appends to the WAL file, so on Linux wait
- * sleeps on an inotify watch of the WAL's folder (a watch on the file
- * itself would miss a WAL deleted and made again) and wakes at the first
- * write to the WAL. The watch is made on the first wait and kept until
- * close: closing an inotify descriptor costs milliseconds (the kernel
- * waits for a grace period), too much between a wake-up and its reserve.
- * Sets c->watch_fd to the descriptor, or to -1 (no watch: wait polls
- * every WAIT_POLL_MS).
- */
-static void wal_watch(sq_conn *c)
-{
-#ifdef __linux__
-    const char *dbf = sqlite3_db_filename(c->db, "main");
-    const char *walf = dbf && *dbf ? sqlite3_filename_wal(dbf) : NULL;
-    const char *slash = walf ? strrchr(walf, '/') : NULL;
-    char dir[4096];
-    size_t n;
-    int fd;
-
-    c->watch_fd = -1;
-    if (!slash || (n = (size_t)(slash - walf)) >= sizeof dir) return;
-    memcpy(dir, walf, n);
-    dir[n] = '\0';
-    if (!(c->watch_name = st_strdup(slash + 1))) return;
-    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return;
-    if (inotify_add_watch(fd, n ? dir : "/", IN_MODIFY | IN_CREATE) < 0) {
-        close(fd);
-        return;
-    }
-    c->watch_fd = fd;
-#else
-    c->watch_fd = -1;
-#endif
-}
-
-/* Reads the pending events of the watch: whether one was a write to the
- * WAL (or the queue overflowed). */
-static bool wal_events(sq_conn *c)
-{
-    bool hit = false;
-#ifdef __linux__
-    _Alignas(struct inotify_event) char buf[4096];
-    ssize_t n;
-
-    while ((n = read(c->watch_fd, buf, sizeof buf)) > 0) {
-        char *q = buf;
-        while (q < buf + n) {
-            const struct inotify_event *ev = (const void *)q;
-            if ((ev->mask & IN_Q_OVERFLOW) ||
-                (ev->len && strcmp(ev->name, c->watch_name) == 0))
-                hit = true;
-            q += sizeof *ev + ev->len;
-        }
-    }
-#else
-    (void)c;
-#endif
-    return hit;
-}
-
-enum { W_TIME, W_WAL, W_OTHER };
-
-/* Sleeps up to ms, or until the WAL is written: W_TIME (ms passed, or no
- * watch), W_WAL, or W_OTHER (only other files of the folder changed). */
-static int wal_wait(sq_conn *c, int64_t ms)
-{
-#ifdef __linux__
-    if (c->watch_fd >= 0) {
-        struct pollfd p = {c->watch_fd, POLLIN, 0};
-        if (poll(&p, 1, (int)ms) <= 0) return W_TIME;
-        return wal_events(c) ? W_WAL : W_OTHER;
-    }
-#endif
-    st_sleep_ms(ms);
-    return W_TIME;
-}
-
-/*
- * Waits until one of w's queues may hold a job or timeout_ms pass: after
- * each write to the WAL (every WAIT_POLL_MS without a watch, and every
- * WAIT_CHECK_MS anyway), compares PRAGMA data_version (it changes when
- * another connection commits) and looks at w's queues when it changed.
- * A commit shows in data_version only once its last WAL write is done, so
- * a write that changed nothing yet is looked at again 1 ms later. Events
- * left from before this call are not dropped but looked at: one may be
- * the write of a commit the first look below came too early to see.
- * Returns STELLAR_OK either way.
- */
-static int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
-                   stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t deadline = st_mono_ms() + timeout_ms, seen = 0, v = 0, id, now;
-    int64_t check_at;
-    int rc, why;
-
-    c->op = "wait";
-    if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
-    if (c->watch_fd == -2) wal_watch(c);
-    if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
-    if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
-    check_at = st_mono_ms() + WAIT_CHECK_MS;
-    while ((now = st_mono_ms()) < deadline) {
-        int64_t nap = c->watch_fd >= 0 ? check_at - now : WAIT_POLL_MS;
-        if (nap > deadline - now) nap = deadline - now;
-        why = wal_wait(c, nap < 0 ? 0 : nap);
-        now = st_mono_ms();
-        if (why == W_OTHER && now < check_at) continue;
-        if ((rc = sq_int(c, S_DATA_VERSION, &v, e, "")) < 0) return rc;
-        check_at = now + (v == seen && why == W_WAL ? 1 : WAIT_CHECK_MS);
-        if (v == seen) continue;
-        seen = v;
-        if ((rc = head(c, w, &id, NULL, e)) != 0)
-            return rc < 0 ? rc : STELLAR_OK;
-    }
-    return STELLAR_OK;
 }
 
 /* ----------------------------------------------------------------- Ops --- */
