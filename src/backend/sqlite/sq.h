@@ -5,11 +5,18 @@
  * The backend is one st_backend_ops table over one kind of connection,
  * sq_conn. Its files, in reading order:
  *
- *   sqlite.c    the design and every operation
+ *   sqlite.c    the design; errors, the writer lock, statements, sq_txn
+ *               (every transaction), JSON and list helpers; the ops table
+ *   open.c      opening a file: the modes tried, the read-only fallback,
+ *               WAL and its settings; close
  *   schema.c    whose a file is (application_id), the schema version and
  *               its migrations
+ *   queues.c    queues and the delayed set
+ *   workers.c   workers, reserve, dead-worker clean-up, and wait
  *   walwatch.c  the wake-up on a write to the WAL: inotify on Linux, a
  *               timed sleep elsewhere (a platform seam)
+ *   stats.c     the stats counters and the failed list
+ *   kv.c        keys with an expiry: locks and counters
  *
  * Shared names carry sq_ (statement ids S_); file-local ones are static.
  */
