@@ -1,5 +1,8 @@
 /*
- * sqlite.c: the SQLite storage backend ("sqlite:PATH"), the default.
+ * sqlite.c: the SQLite storage backend ("sqlite:PATH"), the default: its
+ * design, and the machinery its other files share (sq.h lists them): errors,
+ * the in-process writer lock, cached statements, sq_txn, which runs every
+ * transaction, JSON and list helpers; and the table of its operations.
  *
  * DESIGN
  * One st_backend is one sqlite3 connection, used by one thread. Many
@@ -11,260 +14,38 @@
  * that finds the lock taken waits (busy handler) up to busy_timeout_ms, then
  * fails with STELLAR_EBUSY.
  *
- * The logical model of backend.h maps onto tables (schema below): a queue is
+ * The logical model of backend.h maps onto tables (schema.c): a queue is
  * the rows of `jobs` with that queue, FIFO by id (the rowid); putting a job
  * back at the head inserts it with id = min(id) - 1. Times are milliseconds.
  *
  * Statements are prepared once per connection, on first use, and cached in
- * the connection (see SQ_STMTS); the hot path (reserve) runs about six of
+ * the connection (SQ_STMTS, sq.h); the hot path (reserve) runs about six of
  * them in one transaction. An idle reserve first peeks without the write
  * lock, so idle workers do not queue up on it.
  */
-#include "backend.h"
-#include "internal.h"
-
-#include <sqlite3.h>
+#include "sq.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <poll.h>
-#include <sys/inotify.h>
-#endif
-
-/* ------------------------------------------------------------- Schema --- */
-
-/*
- * The schema version, kept in meta('schema_version'). The shape of `meta`
- * itself never changes, so any version can read any file's version.
- *
- * To change the schema:
- *   1. bump SCHEMA_VERSION;
- *   2. append to migrations[] the script that turns version N-1 into N
- *      (never edit a script that has shipped: files in the field were made
- *      by it);
- *   3. add a test that opens a file written by the old version (keep one as
- *      a fixture, with data in every table) and checks that the data reads
- *      back and every operation works.
- * open() runs every missing step, in order, in one BEGIN IMMEDIATE
- * transaction; a new file starts at version 0 and runs them all, so the
- * migration path is exercised by every test. A file with a newer version
- * than this build knows is refused.
- */
-#define SCHEMA_VERSION 2
-
-/*
- * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
- * to a file that is not ours: ours has this id, or (made before the id
- * existed) our meta table with a schema_version, and is marked on open; an
- * empty file (no tables) is taken. Any other file is refused with EINVAL,
- * untouched: not even switched to WAL.
- */
-#define APPLICATION_ID 1400137068 /* 0x5374656C */
-
-/* The WAL is copied into the file (a checkpoint, with two fsyncs) once it
- * holds this many pages (1 KiB each): about 10 MiB. */
-#define WAL_CHECKPOINT_PAGES 10000
-#define SQ_STR_(x)           #x
-#define SQ_XSTR(x)           SQ_STR_(x)
-
-static const char *const migrations[SCHEMA_VERSION] = {
-    /* 0 -> 1: the first schema. */
-    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-    " WITHOUT ROWID;"
-    /* The queue set: names ever pushed to, until del_queue. */
-    "CREATE TABLE queues(name TEXT PRIMARY KEY) WITHOUT ROWID;"
-    /* Every queued job; a queue is its rows in id order (FIFO). */
-    "CREATE TABLE jobs(id INTEGER PRIMARY KEY, queue TEXT NOT NULL,"
-    " payload TEXT NOT NULL);"
-    "CREATE INDEX jobs_queue ON jobs(queue, id);"
-    /* Delayed jobs: due at at_ms (epoch ms), FIFO by id within at_ms. */
-    "CREATE TABLE delayed(id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL,"
-    " queue TEXT NOT NULL, payload TEXT NOT NULL);"
-    "CREATE INDEX delayed_at ON delayed(at_ms, id);"
-    "CREATE INDEX delayed_payload ON delayed(payload, at_ms);"
-    /* One row per worker (or per ping of an unregistered one: a ghost,
-     * started_ms NULL). job_*: its working-on record, NULL when idle. */
-    "CREATE TABLE workers(name TEXT PRIMARY KEY, queues TEXT,"
-    " started_ms INTEGER, ping_ms INTEGER, job_queue TEXT,"
-    " job_payload TEXT, job_run_ms INTEGER);"
-    "CREATE TABLE stats(key TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-    " WITHOUT ROWID;"
-    /* The failed list, oldest first. */
-    "CREATE TABLE failed(id INTEGER PRIMARY KEY, entry TEXT NOT NULL);"
-    /* Locks and counters; expires_ms NULL: no expiry. A row whose
-     * expires_ms <= now is absent; writers purge such rows. */
-    "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
-    " expires_ms INTEGER) WITHOUT ROWID;"
-    "CREATE INDEX kv_expires ON kv(expires_ms);",
-    /* 1 -> 2: when each job entered its queue (NULL for older rows). */
-    "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
-};
-
-/* The statement's time, epoch ms (SQLite's 'now' has ms precision). */
-#define SQ_NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 /* --------------------------------------------------------- Statements --- */
 
-/* Every statement a connection may run, prepared on first use. Parameters
- * are numbered (?1, ?2...) in the order the bind format gives them. */
-#define SQ_STMTS(X)                                                            \
-    X(BEGIN_W, "BEGIN IMMEDIATE")                                              \
-    X(BEGIN_R, "BEGIN")                                                        \
-    X(COMMIT, "COMMIT")                                                        \
-    X(ROLLBACK, "ROLLBACK")                                                    \
-    X(DATA_VERSION, "PRAGMA data_version")                                     \
-    /* Queues */                                                               \
-    X(QUEUE_ADD, "INSERT OR IGNORE INTO queues(name) VALUES(?1)")              \
-    X(QUEUES, "SELECT name FROM queues ORDER BY name")                         \
-    X(QUEUE_DEL, "DELETE FROM queues WHERE name = ?1")                         \
-    X(JOB_PUSH, "INSERT INTO jobs(queue, payload, enqueued_ms)"                \
-                " VALUES(?1, ?2, " SQ_NOW_MS ")")                              \
-    /* A job put back at the head waited at least as long as the head it       \
-     * goes before (FIFO): it takes that head's time. */                       \
-    X(JOB_PUSH_HEAD,                                                           \
-      "INSERT INTO jobs(id, queue, payload, enqueued_ms)"                      \
-      " VALUES((SELECT coalesce(min(id), 1) - 1 FROM jobs),"                   \
-      " ?1, ?2, coalesce((SELECT enqueued_ms FROM jobs"                        \
-      " WHERE queue = ?1 ORDER BY id LIMIT 1), " SQ_NOW_MS "))")               \
-    X(JOB_OLDEST,                                                              \
-      "SELECT coalesce(enqueued_ms, -1) FROM jobs WHERE queue = ?1"            \
-      " ORDER BY id LIMIT 1")                                                  \
-    X(JOB_HEAD, "SELECT id, payload FROM jobs WHERE queue = ?1"                \
-                " ORDER BY id LIMIT 1")                                        \
-    X(JOB_HEAD_ANY, "SELECT id, payload, queue FROM jobs"                      \
-                    " ORDER BY queue, id LIMIT 1")                             \
-    X(JOB_DEL_ID, "DELETE FROM jobs WHERE id = ?1")                            \
-    X(JOB_COUNT, "SELECT count(*) FROM jobs WHERE queue = ?1")                 \
-    X(JOB_RANGE, "SELECT payload FROM jobs WHERE queue = ?1"                   \
-                 " ORDER BY id LIMIT ?3 OFFSET ?2")                            \
-    X(JOB_DEL, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"             \
-               " WHERE queue = ?1 AND payload = ?2 ORDER BY id LIMIT ?3)")     \
-    X(JOB_DEL_TAIL, "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs"        \
-                    " WHERE queue = ?1 AND payload = ?2 ORDER BY id DESC"      \
-                    " LIMIT ?3)")                                              \
-    X(JOB_DEL_QUEUE, "DELETE FROM jobs WHERE queue = ?1")                      \
-    /* Delayed */                                                              \
-    X(DELAYED_FIND, "SELECT 1 FROM delayed WHERE payload = ?1"                 \
-                    " AND at_ms = ?2 LIMIT 1")                                 \
-    X(DELAYED_ADD,                                                             \
-      "INSERT INTO delayed(at_ms, queue, payload) VALUES(?1, ?2, ?3)")         \
-    X(DELAYED_TS_OF, "SELECT DISTINCT at_ms FROM delayed WHERE payload = ?1"   \
-                     " ORDER BY at_ms")                                        \
-    X(DELAYED_DEL_PAYLOAD, "DELETE FROM delayed WHERE payload = ?1")           \
-    X(DELAYED_TS, "SELECT DISTINCT at_ms FROM delayed ORDER BY at_ms")         \
-    X(DELAYED_AT, "SELECT payload FROM delayed WHERE at_ms = ?1 ORDER BY id")  \
-    X(DELAYED_DEL_AT, "DELETE FROM delayed WHERE at_ms = ?1")                  \
-    X(DELAYED_DEL_ALL, "DELETE FROM delayed")                                  \
-    X(DELAYED_NEXT, "SELECT min(at_ms) FROM delayed")                          \
-    /* The due set of promote_due is the same in all three statements: they    \
-     * run in one write transaction, in a fixed order. */                      \
-    X(PROMOTE_QUEUES,                                                          \
-      "INSERT OR IGNORE INTO queues(name) SELECT DISTINCT queue FROM"          \
-      " (SELECT queue FROM delayed WHERE at_ms <= ?1"                          \
-      " ORDER BY at_ms, id LIMIT ?2)")                                         \
-    /* A promoted job has waited since it was due. */                          \
-    X(PROMOTE_JOBS,                                                            \
-      "INSERT INTO jobs(queue, payload, enqueued_ms) SELECT queue, payload,"   \
-      " at_ms FROM delayed WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2")     \
-    X(PROMOTE_DEL, "DELETE FROM delayed WHERE id IN (SELECT id FROM delayed"   \
-                   " WHERE at_ms <= ?1 ORDER BY at_ms, id LIMIT ?2)")          \
-    /* Workers */                                                              \
-    X(WORKER_REG,                                                              \
-      "INSERT INTO workers(name, queues, started_ms, ping_ms)"                 \
-      " VALUES(?1, ?2, ?3, ?3) ON CONFLICT(name) DO UPDATE SET"                \
-      " queues = excluded.queues, started_ms = excluded.started_ms,"           \
-      " ping_ms = excluded.ping_ms")                                           \
-    X(WORKER_PING, "INSERT INTO workers(name, queues, ping_ms)"                \
-                   " VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET"       \
-                   " ping_ms = excluded.ping_ms")                              \
-    X(WORKER_TAKE,                                                             \
-      "INSERT INTO workers(name, queues, job_queue, job_payload, job_run_ms)"  \
-      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET"            \
-      " job_queue = excluded.job_queue, job_payload = excluded.job_payload,"   \
-      " job_run_ms = excluded.job_run_ms")                                     \
-    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL,"                     \
-                    " job_payload = NULL, job_run_ms = NULL WHERE name = ?1")  \
-    X(WORKER_JOB, "SELECT job_queue, job_payload FROM workers"                 \
-                  " WHERE name = ?1")                                          \
-    X(WORKER_DEL, "DELETE FROM workers WHERE name = ?1")                       \
-    X(WORKER_STATS_DEL, "DELETE FROM stats WHERE key IN"                       \
-                        " ('processed:' || ?1, 'failed:' || ?1)")              \
-    X(WORKERS, "SELECT name, queues, started_ms, ping_ms, job_queue,"          \
-               " job_payload, job_run_ms FROM workers ORDER BY name")          \
-    /* Stats, failed */                                                        \
-    X(STAT_INCR, "INSERT INTO stats(key, value) VALUES(?1, ?2)"                \
-                 " ON CONFLICT(key) DO UPDATE SET value = value + "            \
-                 "excluded.value")                                             \
-    X(STAT_INCR2, "INSERT INTO stats(key, value)"                              \
-                  " VALUES(?1, ?3), (?1 || ':' || ?2, ?3)"                     \
-                  " ON CONFLICT(key) DO UPDATE SET value = value + "           \
-                  "excluded.value")                                            \
-    X(STATS, "SELECT key, value FROM stats ORDER BY key")                      \
-    X(FAILED_ADD, "INSERT INTO failed(entry) VALUES(?1)")                      \
-    X(FAILED_COUNT, "SELECT count(*) FROM failed")                             \
-    X(FAILED_RANGE, "SELECT entry FROM failed ORDER BY id LIMIT ?2 OFFSET ?1") \
-    X(FAILED_DEL, "DELETE FROM failed WHERE id = (SELECT id FROM failed"       \
-                  " WHERE entry = ?1 ORDER BY id LIMIT 1)")                    \
-    /* KV */                                                                   \
-    X(KV_PURGE, "DELETE FROM kv WHERE expires_ms <= ?1")                       \
-    X(KV_GET, "SELECT value, expires_ms FROM kv WHERE key = ?1"                \
-              " AND (expires_ms IS NULL OR expires_ms > ?2)")                  \
-    X(KV_PUT, "INSERT OR REPLACE INTO kv(key, value, expires_ms)"              \
-              " VALUES(?1, ?2, nullif(?3, 0))")                                \
-    X(KV_DEL, "DELETE FROM kv WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")  \
-    /* reserve: whether payload ?1 has a live crash counter (a suspect); one   \
-     * lookup on the primary key, expiry as KV_GET reads it. */                \
-    X(KV_SUSPECT, "SELECT 1 FROM kv WHERE key = '" ST_CRASHES_PREFIX "' || ?1" \
-                  " AND (expires_ms IS NULL OR expires_ms > ?2)")              \
-    X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
-                 " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
-    X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
-               " AND (?2 IS NULL OR key < ?2)"                                 \
-               " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")
-
-enum {
-#define SQ_X_(name, sql) S_##name,
-    SQ_STMTS(SQ_X_)
-#undef SQ_X_
-        S_COUNT
-};
-
+/* The SQL of each statement id (SQ_STMTS). */
 static const char *const stmt_sql[S_COUNT] = {
 #define SQ_X_(name, sql) sql,
     SQ_STMTS(SQ_X_)
 #undef SQ_X_
 };
 
-/* One connection. Used by one thread at a time. */
-typedef struct sq_conn {
-    st_backend base; /* must be first */
-    sqlite3 *db;
-    char *path;                  /* the file, for messages */
-    const char *op;              /* the operation running, for messages */
-    int64_t busy_ms;             /* how long a writer waits for the lock */
-    int64_t busy_since_ms;       /* monotonic start of the current wait */
-    sqlite3_stmt *stmt[S_COUNT]; /* prepared on first use */
-    int watch_fd;       /* wait's inotify watch: -2 not made yet, -1 none */
-    char *watch_name;   /* the WAL's name in the watched folder */
-    struct wlock *wl;   /* this process's writer lock for the file, or NULL */
-    bool wl_held;       /* wl is locked by this connection's transaction */
-    const char *ro_why; /* opened read-only, and why; NULL: read-write */
-    bool in_begin;      /* BEGIN IMMEDIATE is running: waits count from */
-    int64_t begin_ms;   /* ... this monotonic time (the writer lock's wait) */
-} sq_conn;
-
 /* ------------------------------------------------------------- Errors --- */
 
 /* Fills e for SQLite result code rc (read before any rollback, which would
  * replace the connection's message) and returns the Stellar code. */
-static int sq_fail(sq_conn *c, int rc, stellar_error *e)
+int sq_fail(sq_conn *c, int rc, stellar_error *e)
 {
     switch (rc & 0xff) {
     case SQLITE_BUSY:
@@ -287,7 +68,7 @@ static int sq_fail(sq_conn *c, int rc, stellar_error *e)
     }
 }
 
-static int oom(sq_conn *c, stellar_error *e)
+int sq_oom(sq_conn *c, stellar_error *e)
 {
     return st_fail(e, STELLAR_ENOMEM, "sqlite %s: out of memory", c->op);
 }
@@ -295,7 +76,7 @@ static int oom(sq_conn *c, stellar_error *e)
 /* Waits for a lock held by another connection: short sleeps first, since
  * a write transaction here lasts tens of microseconds, longer ones later.
  * Returns 0 (give up: SQLITE_BUSY) once busy_ms has passed. */
-static int on_busy(void *ud, int count)
+int sq_on_busy(void *ud, int count)
 {
     sq_conn *c = ud;
     int64_t now = st_mono_ms(), waited;
@@ -323,16 +104,16 @@ static int on_busy(void *ud, int count)
  * by pid), and the table's own lock is held across fork() so that no child
  * inherits it locked.
  */
-typedef struct wlock {
-    struct wlock *next;
+typedef struct sq_wlock {
+    struct sq_wlock *next;
     pid_t pid;
     char *path; /* as sqlite3_db_filename gives it: absolute */
     int refs;   /* connections using it */
     pthread_mutex_t m;
-} wlock;
+} sq_wlock;
 
 static pthread_mutex_t wlocks_mu = PTHREAD_MUTEX_INITIALIZER; /* the list */
-static wlock *wlocks;
+static sq_wlock *wlocks;
 static pthread_once_t wlocks_once = PTHREAD_ONCE_INIT;
 
 static void wlocks_fork_prepare(void)
@@ -352,10 +133,10 @@ static void wlocks_init(void)
 
 /* This process's lock for the file at path; NULL if out of memory (the
  * connection then waits on SQLite's lock only). */
-static wlock *wlock_get(const char *path)
+sq_wlock *sq_wlock_get(const char *path)
 {
     pid_t pid = getpid();
-    wlock *w;
+    sq_wlock *w;
 
     pthread_once(&wlocks_once, wlocks_init);
     pthread_mutex_lock(&wlocks_mu);
@@ -377,9 +158,9 @@ static wlock *wlock_get(const char *path)
     return w;
 }
 
-static void wlock_put(wlock *w)
+void sq_wlock_put(sq_wlock *w)
 {
-    wlock **p;
+    sq_wlock **p;
 
     if (!w) return;
     pthread_mutex_lock(&wlocks_mu);
@@ -394,18 +175,28 @@ static void wlock_put(wlock *w)
     pthread_mutex_unlock(&wlocks_mu);
 }
 
+/* now + ms on CLOCK_REALTIME: the deadline of a wait for the writer lock
+ * (pthread_mutex_timedlock). */
+static struct timespec lock_deadline(int64_t ms)
+{
+    struct timespec ts;
+    int64_t ns;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ns = ts.tv_nsec + (ms % 1000) * 1000000;
+    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
+
 /* Takes c's writer lock, waiting until c->begin_ms + busy_ms at most. */
 static int wlock_take(sq_conn *c, stellar_error *e)
 {
     struct timespec ts;
-    int64_t ms = c->busy_ms, ns;
 
     if (!c->wl) return STELLAR_OK;
     if (pthread_mutex_trylock(&c->wl->m) != 0) {
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ns = ts.tv_nsec + (ms % 1000) * 1000000;
-        ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-        ts.tv_nsec = (long)(ns % 1000000000);
+        ts = lock_deadline(c->busy_ms);
         if (pthread_mutex_timedlock(&c->wl->m, &ts) != 0)
             return st_fail(e, STELLAR_EBUSY,
                            "sqlite %s: %s is locked by another connection; "
@@ -461,8 +252,8 @@ static int vprep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
     return STELLAR_OK;
 }
 
-static int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
-                   const char *fmt, ...)
+int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
+            const char *fmt, ...)
 {
     va_list ap;
     int rc;
@@ -475,7 +266,7 @@ static int sq_prep(sq_conn *c, int id, sqlite3_stmt **out, stellar_error *e,
 
 /* Steps s: 1 for a row, 0 when done, or a negative code. Resets s unless a
  * row came back. */
-static int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
+int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
 {
     int rc = sqlite3_step(s);
 
@@ -489,7 +280,7 @@ static int sq_step(sq_conn *c, sqlite3_stmt *s, stellar_error *e)
 }
 
 /* Runs statement id to its end, ignoring rows. */
-static int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
+int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -505,8 +296,8 @@ static int sq_exec(sq_conn *c, int id, stellar_error *e, const char *fmt, ...)
 
 /* Runs statement id and reads column 0 of its first row as an integer:
  * 1 if there is such a row with a non-NULL value, 0 if not, or an error. */
-static int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e,
-                  const char *fmt, ...)
+int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e, const char *fmt,
+           ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -523,7 +314,7 @@ static int sq_int(sq_conn *c, int id, int64_t *v, stellar_error *e,
     return rc;
 }
 
-static int64_t changes(sq_conn *c)
+int64_t sq_changes(sq_conn *c)
 {
     return sqlite3_changes(c->db);
 }
@@ -570,11 +361,31 @@ static void sq_rollback(sq_conn *c)
     wlock_drop(c);
 }
 
+/*
+ * Runs body(c, arg, e) in one transaction named op (for messages): begins
+ * it, commits it if body succeeds, and rolls it back if body or the commit
+ * fails, keeping body's error in e. STELLAR_OK or the negative code. Every
+ * transaction of the backend goes through here, so none can miss its
+ * rollback; results go out through arg, and the caller keeps or drops them
+ * by the code returned.
+ */
+int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind, sq_body *body,
+           void *arg, stellar_error *e)
+{
+    int rc = kind == SQ_READ ? sq_begin_read(c, op, e) : sq_begin(c, op, e);
+
+    if (rc < 0) return rc;
+    if ((rc = body(c, arg, e)) >= 0 && (rc = sq_commit(c, e)) >= 0)
+        return STELLAR_OK;
+    sq_rollback(c);
+    return rc;
+}
+
 /* ----------------------------------------------------------- JSON bits --- */
 
 /* Column col as a JSON string (its raw bytes; non-UTF-8 kept as is), or
  * null if SQL NULL. NULL on allocation failure. */
-static json_t *col_str(sqlite3_stmt *s, int col)
+json_t *sq_col_str(sqlite3_stmt *s, int col)
 {
     const char *p = (const char *)sqlite3_column_text(s, col);
     size_t n = (size_t)sqlite3_column_bytes(s, col);
@@ -586,14 +397,14 @@ static json_t *col_str(sqlite3_stmt *s, int col)
 }
 
 /* Column col as a JSON integer, or null if SQL NULL. */
-static json_t *col_int(sqlite3_stmt *s, int col)
+json_t *sq_col_int(sqlite3_stmt *s, int col)
 {
     if (sqlite3_column_type(s, col) == SQLITE_NULL) return json_null();
     return json_integer((json_int_t)sqlite3_column_int64(s, col));
 }
 
 /* Sets obj[key] = v (stolen). -1 if v is NULL or the set fails. */
-static int jset(json_t *obj, const char *key, json_t *v)
+int sq_jset(json_t *obj, const char *key, json_t *v)
 {
     return v ? json_object_set_new(obj, key, v) : -1;
 }
@@ -609,13 +420,13 @@ static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
     *out = NULL;
     if (!arr) {
         sqlite3_reset(s);
-        return oom(c, e);
+        return sq_oom(c, e);
     }
     while ((rc = sq_step(c, s, e)) == 1) {
-        json_t *v = ints ? col_int(s, 0) : col_str(s, 0);
+        json_t *v = ints ? sq_col_int(s, 0) : sq_col_str(s, 0);
         if (!v || json_array_append_new(arr, v) < 0) {
             sqlite3_reset(s);
-            rc = oom(c, e);
+            rc = sq_oom(c, e);
             break;
         }
     }
@@ -628,8 +439,8 @@ static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
 }
 
 /* Runs statement id (args as fmt says) into a new array of column 0. */
-static int query_array(sq_conn *c, int id, bool ints, json_t **out,
-                       stellar_error *e, const char *fmt, ...)
+int sq_query_array(sq_conn *c, int id, bool ints, json_t **out,
+                   stellar_error *e, const char *fmt, ...)
 {
     sqlite3_stmt *s;
     va_list ap;
@@ -659,1465 +470,52 @@ static void lrange(int64_t len, int64_t start, int64_t stop, int64_t *offset,
         *count = stop - start < INT64_MAX ? stop - start + 1 : INT64_MAX;
 }
 
-/* Reads entries start..stop of a list with LRANGE rules: count_id gives its
- * length (only needed with a negative index), range_id the rows. */
-static int range(sq_conn *c, const char *op, int count_id, int range_id,
-                 const char *queue, int64_t start, int64_t stop, json_t **out,
-                 stellar_error *e)
+struct range_arg {
+    int count_id, range_id; /* the list's length, its rows */
+    const char *queue;      /* bound as ?1, or NULL: the failed list */
+    int64_t start, stop;    /* LRANGE indexes */
+    json_t *out;            /* the entries read */
+};
+
+static int range_body(sq_conn *c, void *arg, stellar_error *e)
 {
+    struct range_arg *a = arg;
     int64_t len = INT64_MAX, offset, count;
     sqlite3_stmt *s;
     int rc;
 
-    *out = NULL;
-    if ((rc = sq_begin_read(c, op, e)) < 0) return rc;
-    if (start < 0 || stop < 0) {
-        rc = queue ? sq_int(c, count_id, &len, e, "t", queue)
-                   : sq_int(c, count_id, &len, e, "");
-        if (rc < 0) goto fail;
-    }
-    lrange(len, start, stop, &offset, &count);
-    if (count > 0) {
-        rc = queue ? sq_prep(c, range_id, &s, e, "tii", queue, offset, count)
-                   : sq_prep(c, range_id, &s, e, "ii", offset, count);
-        if (rc < 0 || (rc = rows_array(c, s, false, out, e)) < 0) goto fail;
-    } else if (!(*out = json_array())) {
-        rc = oom(c, e);
-        goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    json_decref(*out);
-    *out = NULL;
-    return rc;
-}
-
-/* ----------------------------------------------------- Open and close --- */
-
-/* Column 0 of the first row of sql (one int bound as ?1 if arg >= 0), or
- * def if there is no row. A SQLite result code. */
-static int query_int(sq_conn *c, const char *sql, int64_t *v, int64_t def)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->db, sql, -1, &s, NULL);
-
-    *v = def;
-    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (sqlite3_column_type(s, 0) != SQLITE_NULL)
-            *v = sqlite3_column_int64(s, 0);
-        rc = SQLITE_OK;
-    } else if (rc == SQLITE_DONE) {
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    return rc;
-}
-
-/*
- * Whose the file is (see APPLICATION_ID), with no write: *v is its schema
- * version (0: empty, ours to take) and *marked whether it has our id.
- * EINVAL naming the file and why if it is another program's; sqlite_rc
- * gets the SQLite code of a failed read (for the read-only fallback).
- */
-static int schema_version(sq_conn *c, int64_t *v, bool *marked, int *sqlite_rc,
-                          stellar_error *e)
-{
-    int64_t id = 0, meta = 0, tables = 0;
-    int rc;
-
-    *v = 0;
-    *marked = false;
-    *sqlite_rc = SQLITE_OK;
-    rc = query_int(c, "PRAGMA application_id", &id, 0);
-    if (rc == SQLITE_OK)
-        rc = query_int(c,
-                       "SELECT count(*) FROM sqlite_master WHERE type IN"
-                       " ('table', 'view') AND name NOT LIKE 'sqlite\\_%'"
-                       " ESCAPE '\\'",
-                       &tables, 0);
-    if (rc == SQLITE_OK)
-        rc = query_int(c,
-                       "SELECT count(*) FROM sqlite_master"
-                       " WHERE type = 'table' AND name = 'meta'",
-                       &meta, 0);
-    if (rc == SQLITE_OK && meta)
-        rc = query_int(c,
-                       "SELECT CAST(value AS INTEGER) FROM meta"
-                       " WHERE key = 'schema_version'",
-                       v, -1);
-    if (rc != SQLITE_OK) {
-        *sqlite_rc = rc;
-        return sq_fail(c, rc, e);
-    }
-    *marked = id == APPLICATION_ID;
-    if (id != 0 && !*marked)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s is not a Stellar database (its "
-                       "application_id is 0x%08llx, another program's); "
-                       "left untouched: give Stellar a file of its own",
-                       c->path, (unsigned long long)(uint32_t)id);
-    if (*v < 0)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s has a meta table but no "
-                       "schema_version: not a Stellar database; left "
-                       "untouched",
-                       c->path);
-    if (tables && !meta && !*marked)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite open: %s is not a Stellar database (it has "
-                       "another program's tables and no Stellar mark); left "
-                       "untouched: give Stellar a file of its own",
-                       c->path);
-    return STELLAR_OK;
-}
-
-/* Brings the file to SCHEMA_VERSION (see the procedure at the top) and
- * marks it as ours; v and marked: what schema_version() read. */
-static int schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
-{
-    int rc, ignored;
-    char *msg = NULL;
-
-    if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
-    if (c->ro_why)
-        return st_fail(e, STELLAR_EBACKEND,
-                       "sqlite open: %s has schema version %lld and this "
-                       "Stellar needs %d, but it is open read-only (%s): "
-                       "open it once with write access",
-                       c->path, (long long)v, SCHEMA_VERSION, c->ro_why);
-    /* Two processes may open a new file at once: the write lock makes one
-     * create the schema and the other then see it. */
-    if ((rc = sq_begin(c, "open (creating or migrating the schema)", e)) < 0)
-        return rc;
-    c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, &v, &marked, &ignored, e)) < 0) goto fail;
-    if (v > SCHEMA_VERSION) {
-        rc = st_fail(e, STELLAR_EBACKEND,
-                     "sqlite open: %s has schema version %lld, but this "
-                     "Stellar knows versions up to %d: use a newer Stellar",
-                     c->path, (long long)v, SCHEMA_VERSION);
-        goto fail;
-    }
-    for (; v < SCHEMA_VERSION; v++) {
-        rc = sqlite3_exec(c->db, migrations[v], NULL, NULL, &msg);
-        if (rc != SQLITE_OK) {
-            rc = st_fail(e, STELLAR_EBACKEND,
-                         "sqlite open: %s: migrating schema %lld -> %lld: %s",
-                         c->path, (long long)v, (long long)v + 1,
-                         msg ? msg : sqlite3_errstr(rc));
-            sqlite3_free(msg);
-            goto fail;
-        }
-    }
-    rc = sqlite3_exec(
-        c->db,
-        "INSERT OR REPLACE INTO meta(key, value)"
-        " VALUES('schema_version', '" SQ_XSTR(
-            SCHEMA_VERSION) "');"
-                            " PRAGMA application_id = " SQ_XSTR(APPLICATION_ID),
-        NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        rc = sq_fail(c, rc, e);
-        goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static void sq_close(st_backend *b)
-{
-    sq_conn *c = (sq_conn *)b;
-    size_t i;
-
-    if (!c) return;
-    for (i = 0; i < S_COUNT; i++)
-        sqlite3_finalize(c->stmt[i]);
-    if (c->watch_fd >= 0) close(c->watch_fd);
-    st_free(c->watch_name);
-    sqlite3_close(c->db);
-    wlock_put(c->wl);
-    st_free(c->path);
-    st_free(c);
-}
-
-/*
- * Switches the file to WAL (a no-op if it is already). This takes an
- * exclusive lock. When processes open a new file at once, one of them may
- * switch first and then hold its WAL-mode shared lock for good, while
- * another, which read the file before the switch, waits for the exclusive
- * lock forever. So each try waits at most 50 ms; a new try sees the file
- * already in WAL mode. The whole stays within busy_ms.
- */
-static int set_wal(sq_conn *c, int *sqlite_rc, stellar_error *e)
-{
-    int64_t busy_ms = c->busy_ms, deadline = st_mono_ms() + busy_ms;
-    int rc;
-
-    c->op = "open (setting WAL mode)";
-    c->busy_ms = busy_ms < 50 ? busy_ms : 50;
-    do {
-        rc = sqlite3_exec(c->db, "PRAGMA journal_mode = WAL", NULL, NULL, NULL);
-    } while ((rc & 0xff) == SQLITE_BUSY && st_mono_ms() < deadline);
-    c->busy_ms = busy_ms;
-    *sqlite_rc = rc;
-    return rc == SQLITE_OK ? STELLAR_OK : sq_fail(c, rc, e);
-}
-
-/* "sqlite:PATH": PATH as given (relative to the working directory);
- * "sqlite://PATH" is accepted too ("sqlite:///abs" -> "/abs"). Borrowed
- * from url; "" if there is none. */
-static const char *url_path(const char *url)
-{
-    const char *p = url + strlen("sqlite:");
-
-    return strncmp(p, "//", 2) == 0 ? p + 2 : p;
-}
-
-/* Whether SQLite code rc, on opening or first reading path, is for want
- * of write access (to the file, its folder, its -wal or -shm), and that
- * is so: a read-only open may then do. (As root, access() says yes to
- * every file but those on a read-only mount.) */
-static bool want_write_access(const char *path, int rc)
-{
-    char *dir, *slash;
-    bool no;
-
-    switch (rc & 0xff) {
-    case SQLITE_READONLY:
-    case SQLITE_CANTOPEN:
-    case SQLITE_PERM:
-    case SQLITE_IOERR: break;
-    default: return false;
-    }
-    if (access(path, F_OK) != 0) return false; /* nothing to read */
-    if (access(path, W_OK) != 0) return true;
-    if (!(dir = st_strdup(path))) return false;
-    slash = strrchr(dir, '/');
-    if (!slash)
-        strcpy(dir, ".");
-    else
-        slash[slash == dir] = '\0'; /* "/x" -> "/" */
-    no = access(dir, W_OK) != 0;
-    st_free(dir);
-    return no;
-}
-
-/* "file:PATH?immutable=1", PATH percent-encoded where a URI needs it. */
-static char *immutable_uri(const char *path)
-{
-    st_buf b = {0};
-    const unsigned char *p;
-
-    st_buf_puts(&b, "file:");
-    for (p = (const unsigned char *)path; *p; p++) {
-        if (*p == '%' || *p == '?' || *p == '#' || *p <= ' ' || *p >= 0x7f)
-            st_buf_printf(&b, "%%%02X", *p);
-        else
-            st_buf_putc(&b, (char)*p);
-    }
-    st_buf_puts(&b, "?immutable=1");
-    return st_buf_take(&b);
-}
-
-/* How open() may open the file, in the order it tries them. */
-enum open_mode {
-    OPEN_RW,        /* read-write, created if missing */
-    OPEN_RO,        /* read-only */
-    OPEN_IMMUTABLE, /* read-only, as an unchanging file: no -shm needed */
-};
-
-/* Opens c->path in mode, checks whose the file is (no write before that),
- * switches it to WAL (read-write only). *v, *marked: schema_version()'s;
- * *sqlite_rc: the SQLite code of a failure, for the fallback. */
-static int open_mode(sq_conn *c, enum open_mode mode, int64_t *v, bool *marked,
-                     int *sqlite_rc, stellar_error *e)
-{
-    int flags = SQLITE_OPEN_NOMUTEX, rc;
-    char *uri = NULL;
-
-    *sqlite_rc = SQLITE_OK;
-    if (mode == OPEN_RW)
-        flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    else
-        flags |= SQLITE_OPEN_READONLY;
-    if (mode == OPEN_IMMUTABLE) {
-        if (!(uri = immutable_uri(c->path)))
-            return st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
-        flags |= SQLITE_OPEN_URI;
-    }
-    c->op = "open";
-    /* NOMUTEX: a connection is used by one thread at a time (backend.h). */
-    rc = sqlite3_open_v2(uri ? uri : c->path, &c->db, flags, NULL);
-    st_free(uri);
-    if (rc != SQLITE_OK) {
-        *sqlite_rc = rc;
-        return st_fail(e, STELLAR_EBACKEND, "sqlite open: cannot open %s: %s",
-                       c->path,
-                       c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
-    }
-    sqlite3_busy_handler(c->db, on_busy, c);
-    if (mode == OPEN_RW && sqlite3_db_readonly(c->db, "main") == 1) {
-        *sqlite_rc = SQLITE_READONLY;
-        return st_fail(e, STELLAR_EBACKEND, "sqlite open: %s is read-only",
-                       c->path);
-    }
-    /* Whose the file is, before anything is written to it. */
-    c->op = "open (reading the schema version)";
-    if ((rc = schema_version(c, v, marked, sqlite_rc, e)) < 0) return rc;
-    if (mode != OPEN_RW) return STELLAR_OK;
-    /* Small pages for a new file (ignored for an existing one): a reserve
-     * commits four or five pages to the WAL, and 1 KiB pages made it about
-     * 1.5x faster than the default 4 KiB; a typical payload (< 1 KiB) still
-     * fits in one. */
-    rc = sqlite3_exec(c->db, "PRAGMA page_size = 1024", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        *sqlite_rc = rc;
-        return sq_fail(c, rc, e);
-    }
-    if ((rc = set_wal(c, sqlite_rc, e)) < 0) return rc;
-    /* NORMAL: a commit is not synced; the WAL is synced at each
-     * checkpoint. A killed process loses nothing (its writes are in the
-     * OS); a power cut or an OS crash may undo the transactions since the
-     * last checkpoint, and never corrupts the file. A checkpoint every
-     * WAL_CHECKPOINT_PAGES pages (instead of 1000) makes its two fsyncs
-     * rarer, and bounds that loss to about that many pages of commits
-     * (see README, Benchmarks). */
-    rc = sqlite3_exec(c->db,
-                      "PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint"
-                      " = " SQ_XSTR(WAL_CHECKPOINT_PAGES),
-                      NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        *sqlite_rc = rc;
-        return sq_fail(c, rc, e);
-    }
-    return STELLAR_OK;
-}
-
-/*
- * Opens read-write; a file that cannot be written (the file or its folder
- * read-only, as for someone inspecting another user's store) is opened
- * read-only instead, so that the inspection commands work, and every write
- * then fails saying so. A WAL file in a read-only folder, with no -shm to
- * share, is read as an unchanging file (immutable): nobody can be writing
- * to it there.
- */
-static int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
-                   stellar_error *e)
-{
-    static const char *const why[] = {
-        NULL, "no write access to the file or its folder",
-        "no write access to the file or its folder; read as an unchanging "
-        "file"};
-    sq_conn *c = NULL;
-    enum open_mode mode;
-    int64_t v = 0;
-    bool marked = false;
-    int rc, sqlite_rc;
-
-    *out = NULL;
-    if (!url || strncmp(url, "sqlite:", 7) != 0 || !*url_path(url))
-        return st_fail(e, STELLAR_EINVAL,
-                       "bad SQLite backend URL '%s' (expected sqlite:PATH)",
-                       url ? url : "(null)");
-    if (!(c = st_calloc(1, sizeof *c)) ||
-        !(c->path = st_strdup(url_path(url)))) {
-        rc = st_fail(e, STELLAR_ENOMEM, "sqlite open: out of memory");
-        goto fail;
-    }
-    c->base.ops = &st_sqlite_ops;
-    c->op = "open";
-    c->watch_fd = -2;
-    c->busy_ms = cfg && cfg->busy_timeout_ms > 0 ? cfg->busy_timeout_ms : 5000;
-    for (mode = OPEN_RW;; mode++) {
-        rc = open_mode(c, mode, &v, &marked, &sqlite_rc, e);
-        if (rc == STELLAR_OK) break;
-        if (rc == STELLAR_EINVAL || mode == OPEN_IMMUTABLE) goto fail;
-        if (mode == OPEN_RW && !want_write_access(c->path, sqlite_rc))
-            goto fail;
-        /* A WAL file whose -shm cannot be made or written. */
-        if (mode == OPEN_RO && (sqlite_rc & 0xff) != SQLITE_CANTOPEN &&
-            (sqlite_rc & 0xff) != SQLITE_READONLY)
-            goto fail;
-        sqlite3_close(c->db);
-        c->db = NULL;
-    }
-    c->ro_why = why[mode];
-    c->wl = wlock_get(sqlite3_db_filename(c->db, "main"));
-    if ((rc = schema_init(c, v, marked, e)) < 0) goto fail;
-    *out = &c->base;
-    return STELLAR_OK;
-fail:
-    sq_close(c ? &c->base : NULL);
-    return rc;
-}
-
-/* -------------------------------------------------------------- Queues --- */
-
-static int sq_push(st_backend *b, const char *queue,
-                   const char *const *payloads, size_t n, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    size_t i;
-    int rc;
-
-    if (!queue || (n && !payloads))
-        return st_fail(e, STELLAR_EINVAL, "sqlite push: no queue or payload");
-    if (n == 0) return STELLAR_OK;
-    if ((rc = sq_begin(c, "push", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
-    for (i = 0; i < n; i++) {
-        if (!payloads[i]) {
-            rc = st_fail(e, STELLAR_EINVAL, "sqlite push: payload %zu is NULL",
-                         i);
-            goto fail;
-        }
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payloads[i]);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* Puts payload at the head of queue (inside a write transaction). */
-static int push_head(sq_conn *c, const char *queue, const char *payload,
-                     stellar_error *e)
-{
-    int rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue);
-    if (rc < 0) return rc;
-    return sq_exec(c, S_JOB_PUSH_HEAD, e, "tt", queue, payload);
-}
-
-static int sq_push_at(st_backend *b, int64_t at_ms, const char *queue,
-                      const char *payload, bool later, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t one;
-    int rc;
-
-    if (!queue || !payload)
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite push_at: no queue or payload");
-    if ((rc = sq_begin(c, "push_at", e)) < 0) return rc;
-    for (;;) {
-        rc = sq_int(c, S_DELAYED_FIND, &one, e, "ti", payload, at_ms);
-        if (rc != 1 || !later) break;
-        at_ms++; /* taken: the next ms */
-    }
-    if (rc < 0) goto fail;
-    if (rc == 1) {
-        rc = st_fail(e, STELLAR_EEXISTS,
-                     "Job already enqueued at this time with same arguments");
-        goto fail;
-    }
-    rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_queues(st_backend *b, json_t **names, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-
-    c->op = "queues";
-    return query_array(c, S_QUEUES, false, names, e, "");
-}
-
-/* One integer about queue (or `none` if the query has no row). */
-static int queue_int(st_backend *b, const char *op, int stmt, const char *queue,
-                     int64_t none, int64_t *out, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    c->op = op;
-    *out = none;
-    rc = sq_int(c, stmt, out, e, "t", queue);
-    return rc < 0 ? rc : STELLAR_OK;
-}
-
-static int sq_length(st_backend *b, const char *queue, int64_t *n,
-                     stellar_error *e)
-{
-    return queue_int(b, "length", S_JOB_COUNT, queue, 0, n, e);
-}
-
-static int sq_oldest(st_backend *b, const char *queue, int64_t *enqueued_ms,
-                     stellar_error *e)
-{
-    return queue_int(b, "oldest", S_JOB_OLDEST, queue, -1, enqueued_ms, e);
-}
-
-static int sq_queued(st_backend *b, const char *queue, int64_t start,
-                     int64_t stop, json_t **payloads, stellar_error *e)
-{
-    return range((sq_conn *)b, "queued", S_JOB_COUNT, S_JOB_RANGE, queue, start,
-                 stop, payloads, e);
-}
-
-static int sq_del(st_backend *b, const char *queue, const char *payload,
-                  int64_t count, int64_t *removed, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    *removed = 0;
-    if ((rc = sq_begin(c, "del", e)) < 0) return rc;
-    /* As LREM: count > 0 from the head, < 0 from the tail, 0 all. */
-    if (count < 0)
-        rc = sq_exec(c, S_JOB_DEL_TAIL, e, "tti", queue, payload,
-                     count == INT64_MIN ? INT64_MAX : -count);
-    else
-        rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload,
-                     count > 0 ? count : (int64_t)-1);
-    if (rc < 0) goto fail;
-    *removed = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    *removed = 0;
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_del_queue(st_backend *b, const char *queue, int64_t *removed,
-                        stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
-
-    *removed = 0;
-    if ((rc = sq_begin(c, "del_queue", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_JOB_DEL_QUEUE, e, "t", queue)) < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_exec(c, S_QUEUE_DEL, e, "t", queue)) < 0) goto fail;
-    n += changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n > 0;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* ------------------------------------------------------------- Delayed --- */
-
-static int sq_del_delayed(st_backend *b, const char *payload, json_t **ts_ms,
-                          stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    *ts_ms = NULL;
-    if ((rc = sq_begin(c, "del_delayed", e)) < 0) return rc;
-    rc = query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
-    if (rc < 0) goto fail;
-    rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    json_decref(*ts_ms);
-    *ts_ms = NULL;
-    return rc;
-}
-
-static int sq_replace(st_backend *b, const char *queue, const char *payload,
-                      int64_t at_ms, int64_t *removed, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
-
-    *removed = 0;
-    if ((rc = sq_begin(c, "replace", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_DELAYED_DEL_PAYLOAD, e, "t", payload)) < 0)
-        goto fail;
-    n = changes(c);
-    rc = sq_exec(c, S_JOB_DEL, e, "tti", queue, payload, (int64_t)-1);
-    if (rc < 0) goto fail;
-    n += changes(c);
-    if (at_ms == ST_REPLACE_NOW) {
-        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", queue)) < 0) goto fail;
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", queue, payload);
-    } else if (at_ms > 0) {
-        rc = sq_exec(c, S_DELAYED_ADD, e, "itt", at_ms, queue, payload);
-    }
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_scheduled_at(st_backend *b, const char *payload, json_t **ts_ms,
-                           stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-
-    c->op = "scheduled_at";
-    return query_array(c, S_DELAYED_TS_OF, true, ts_ms, e, "t", payload);
-}
-
-static int sq_timestamps(st_backend *b, json_t **ts_ms, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-
-    c->op = "timestamps";
-    return query_array(c, S_DELAYED_TS, true, ts_ms, e, "");
-}
-
-static int sq_delayed_at(st_backend *b, int64_t ts_ms, json_t **payloads,
-                         stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-
-    c->op = "delayed_at";
-    return query_array(c, S_DELAYED_AT, false, payloads, e, "i", ts_ms);
-}
-
-static int sq_del_delayed_at(st_backend *b, int64_t ts_ms, int64_t *removed,
-                             stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    *removed = 0;
-    if ((rc = sq_begin(c, "del_delayed_at", e)) < 0) return rc;
-    rc = ts_ms < 0 ? sq_exec(c, S_DELAYED_DEL_ALL, e, "")
-                   : sq_exec(c, S_DELAYED_DEL_AT, e, "i", ts_ms);
-    if (rc < 0) goto fail;
-    *removed = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    *removed = 0;
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_promote_due(st_backend *b, int64_t now_ms, int64_t max,
-                          int64_t *moved, int64_t *next_ms, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t limit = max > 0 ? max : -1, n = 0, next = -1;
-    int rc;
-
-    *moved = 0;
-    *next_ms = -1;
-    if ((rc = sq_begin(c, "promote_due", e)) < 0) return rc;
-    rc = sq_exec(c, S_PROMOTE_QUEUES, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    rc = sq_exec(c, S_PROMOTE_JOBS, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    n = changes(c);
-    rc = sq_exec(c, S_PROMOTE_DEL, e, "ii", now_ms, limit);
-    if (rc < 0) goto fail;
-    if (changes(c) != n) {
-        rc = st_fail(e, STELLAR_EBACKEND,
-                     "sqlite promote_due: moved %lld jobs but removed %lld "
-                     "from the delayed set",
-                     (long long)n, (long long)changes(c));
-        goto fail;
-    }
-    if ((rc = sq_int(c, S_DELAYED_NEXT, &next, e, "")) < 0) goto fail;
-    if (rc == 0) next = -1;
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *moved = n;
-    *next_ms = next;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* ------------------------------------------------------------- Workers --- */
-
-static const char *queues_str(const st_worker_id *w)
-{
-    return w->queues_str ? w->queues_str : "*";
-}
-
-static bool is_wildcard(const st_worker_id *w)
-{
-    return !w->queues || !w->queues[0] ||
-           (strcmp(w->queues[0], "*") == 0 && !w->queues[1]);
-}
-
-static int sq_worker_register(st_backend *b, const st_worker_id *w,
-                              int64_t now_ms, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    if (!w || !w->name)
-        return st_fail(e, STELLAR_EINVAL, "sqlite worker_register: no name");
-    if ((rc = sq_begin(c, "worker_register", e)) < 0) return rc;
-    rc = sq_exec(c, S_WORKER_REG, e, "tti", w->name, queues_str(w), now_ms);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* Deletes worker name's row and its per-worker counters. */
-static int forget_worker(sq_conn *c, const char *name, stellar_error *e)
-{
-    int rc = sq_exec(c, S_WORKER_DEL, e, "t", name);
-    if (rc < 0) return rc;
-    return sq_exec(c, S_WORKER_STATS_DEL, e, "t", name);
-}
-
-static int sq_worker_unregister(st_backend *b, const st_worker_id *w,
-                                stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    if (!w || !w->name)
-        return st_fail(e, STELLAR_EINVAL, "sqlite worker_unregister: no name");
-    if ((rc = sq_begin(c, "worker_unregister", e)) < 0) return rc;
-    rc = forget_worker(c, w->name, e);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
-                   int64_t now_ms, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    size_t i;
-    int rc;
-
-    if (n == 0) return STELLAR_OK;
-    if ((rc = sq_begin(c, "ping", e)) < 0) return rc;
-    for (i = 0; i < n; i++) {
-        if (!ws[i] || !ws[i]->name) continue;
-        rc = sq_exec(c, S_WORKER_PING, e, "tti", ws[i]->name, queues_str(ws[i]),
-                     now_ms);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/*
- * Finds the first job of w's queues in priority order: 1 (with *id and, if
- * r is not NULL, copies of its queue and payload in r), 0 if every queue is
- * empty, or an error.
- */
-static int head(sq_conn *c, const st_worker_id *w, int64_t *id, st_reserved *r,
-                stellar_error *e)
-{
-    const char *const *q;
-    sqlite3_stmt *s;
-    int rc;
-
-    if (is_wildcard(w)) {
-        if ((rc = sq_prep(c, S_JOB_HEAD_ANY, &s, e, "")) < 0) return rc;
-        if ((rc = sq_step(c, s, e)) != 1) return rc;
-        *id = sqlite3_column_int64(s, 0);
-        if (r) {
-            r->payload = st_strndup((const char *)sqlite3_column_text(s, 1),
-                                    (size_t)sqlite3_column_bytes(s, 1));
-            r->payload_len = (size_t)sqlite3_column_bytes(s, 1);
-            r->queue = st_strdup((const char *)sqlite3_column_text(s, 2));
-        }
-        sqlite3_reset(s);
-        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
-    }
-    for (q = w->queues; *q; q++) {
-        if ((rc = sq_prep(c, S_JOB_HEAD, &s, e, "t", *q)) < 0) return rc;
-        if ((rc = sq_step(c, s, e)) < 0) return rc;
-        if (rc == 0) continue;
-        *id = sqlite3_column_int64(s, 0);
-        if (r) {
-            r->payload = st_strndup((const char *)sqlite3_column_text(s, 1),
-                                    (size_t)sqlite3_column_bytes(s, 1));
-            r->payload_len = (size_t)sqlite3_column_bytes(s, 1);
-            r->queue = st_strdup(*q);
-        }
-        sqlite3_reset(s);
-        return r && (!r->payload || !r->queue) ? oom(c, e) : 1;
-    }
-    return 0;
-}
-
-/* Applies the end of w's held job (inside a write transaction), except for
- * clearing its working-on record: the caller does that, or overwrites it. */
-static int apply_done(sq_conn *c, const st_worker_id *w, const st_done *d,
-                      stellar_error *e)
-{
-    int rc;
-
-    switch (d ? d->outcome : ST_DONE_NONE) {
-    case ST_DONE_OK:
-        return sq_exec(c, S_STAT_INCR2, e, "tti", "processed", w->name,
-                       (int64_t)1);
-    case ST_DONE_FAILED:
-        rc = sq_exec(c, S_STAT_INCR2, e, "tti", "failed", w->name, (int64_t)1);
+    if (a->start < 0 || a->stop < 0) {
+        rc = a->queue ? sq_int(c, a->count_id, &len, e, "t", a->queue)
+                      : sq_int(c, a->count_id, &len, e, "");
         if (rc < 0) return rc;
-        return sq_exec(c, S_FAILED_ADD, e, "t", d->failed_entry);
-    case ST_DONE_REQUEUE: return push_head(c, d->queue, d->payload, e);
-    case ST_DONE_NONE:
-    case ST_DONE_DROPPED:
-    default: return STELLAR_OK;
     }
+    lrange(len, a->start, a->stop, &offset, &count);
+    if (count > 0) {
+        rc = a->queue ? sq_prep(c, a->range_id, &s, e, "tii", a->queue, offset,
+                                count)
+                      : sq_prep(c, a->range_id, &s, e, "ii", offset, count);
+        if (rc < 0) return rc;
+        return rows_array(c, s, false, &a->out, e);
+    }
+    return (a->out = json_array()) ? STELLAR_OK : sq_oom(c, e);
 }
 
-static int no_job(const st_worker_id *w, stellar_error *e)
+/* Reads entries start..stop of a list with LRANGE rules, in one snapshot:
+ * count_id gives its length (only needed with a negative index), range_id
+ * the rows. */
+int sq_range(sq_conn *c, const char *op, int count_id, int range_id,
+             const char *queue, int64_t start, int64_t stop, json_t **out,
+             stellar_error *e)
 {
-    return st_fail(e, STELLAR_ENOTFOUND, "no job in queues %s", queues_str(w));
-}
+    struct range_arg a = {count_id, range_id, queue, start, stop, NULL};
+    int rc = sq_txn(c, op, SQ_READ, range_body, &a, e);
 
-static int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
-                      int64_t now_ms, st_reserved *out, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    st_reserved got = {NULL, NULL, 0, false};
-    int64_t id = 0;
-    int rc, found = 0;
-
-    c->op = "reserve";
-    if (out) *out = got;
-    if (!w || !w->name)
-        return st_fail(e, STELLAR_EINVAL, "sqlite reserve: no worker name");
-    if ((oc == ST_DONE_FAILED && !done->failed_entry) ||
-        (oc == ST_DONE_REQUEUE && (!done->queue || !done->payload)))
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite reserve: done without its failed entry or "
-                       "payload");
-    if (oc == ST_DONE_NONE) {
-        if (!out) return STELLAR_OK;
-        /* Idle polling: look without the write lock first. */
-        if ((rc = head(c, w, &id, NULL, e)) <= 0)
-            return rc < 0 ? rc : no_job(w, e);
-    }
-    if ((rc = sq_begin(c, "reserve", e)) < 0) return rc;
-    if ((rc = apply_done(c, w, done, e)) < 0) goto fail;
-    if (out && (found = head(c, w, &id, &got, e)) < 0) {
-        rc = found;
-        goto fail;
-    }
-    if (found) {
-        int64_t one;
-        if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) goto fail;
-        rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
-                     got.queue, got.payload, now_ms);
-        if (rc < 0) goto fail;
-        /* Live as kv_get reads it: by the clock, not by now_ms (the
-         * caller's stamp for the working-on record). */
-        rc = sq_int(c, S_KV_SUSPECT, &one, e, "ti", got.payload, st_now_ms());
-        if (rc < 0) goto fail;
-        got.suspect = rc == 1;
-    } else if (oc != ST_DONE_NONE) {
-        if ((rc = sq_exec(c, S_WORKER_CLEAR, e, "t", w->name)) < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (!found) return out ? no_job(w, e) : STELLAR_OK;
-    *out = got;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_reserved_clear(&got);
-    return rc;
-}
-
-/* One row of S_WORKERS as {"queues", "started", "ping", "working_on"}, or
- * NULL on allocation failure. */
-static json_t *worker_json(sqlite3_stmt *s)
-{
-    json_t *one = json_object(), *job;
-    bool ok;
-
-    if (sqlite3_column_type(s, 5) == SQLITE_NULL) {
-        job = json_null();
-    } else if ((job = json_object()) &&
-               (jset(job, "run_at", col_int(s, 6)) < 0 ||
-                jset(job, "queue", col_str(s, 4)) < 0 ||
-                jset(job, "payload", col_str(s, 5)) < 0)) {
-        json_decref(job);
-        job = NULL;
-    }
-    ok = one && job && jset(one, "queues", col_str(s, 1)) == 0 &&
-         jset(one, "started", col_int(s, 2)) == 0 &&
-         jset(one, "ping", col_int(s, 3)) == 0;
-    if (ok) {
-        ok = jset(one, "working_on", job) == 0; /* takes job */
-        job = NULL;
-    }
-    json_decref(job);
-    if (ok) return one;
-    json_decref(one);
-    return NULL;
-}
-
-static int sq_workers(st_backend *b, json_t **out, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    json_t *all;
-    sqlite3_stmt *s;
-    int rc;
-
-    c->op = "workers";
-    *out = NULL;
-    if ((rc = sq_prep(c, S_WORKERS, &s, e, "")) < 0) return rc;
-    if (!(all = json_object())) {
-        sqlite3_reset(s);
-        return oom(c, e);
-    }
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        if (name && jset(all, name, worker_json(s)) < 0) {
-            sqlite3_reset(s);
-            rc = oom(c, e);
-            break;
-        }
-    }
     if (rc < 0) {
-        json_decref(all);
-        return rc;
+        json_decref(a.out);
+        a.out = NULL;
     }
-    *out = all;
-    return STELLAR_OK;
-}
-
-/* The §2.6 entry node-resque's forceCleanWorker writes, for a caller of
- * clean_worker that gave none. New string, NULL on allocation failure. */
-static char *timeout_entry(const char *name, const char *queue,
-                           const char *payload)
-{
-    static const char why[] = "Worker Timeout (killed manually)";
-    char host[256], date[80], *line, *entry = NULL;
-    int64_t now = st_now_ms();
-    json_t *bt = NULL;
-
-    if (gethostname(host, sizeof host) != 0) strcpy(host, "localhost");
-    host[sizeof host - 1] = '\0';
-    st_js_date(now, date);
-    line = st_asprintf("killed by %s at %s", host, date);
-    if (line)
-        bt = json_pack("[s, s, s]", line, "queue#forceCleanWorker",
-                       "node-resque");
-    if (bt) entry = st_failed_entry(name, queue, payload, why, why, bt, now);
-    json_decref(bt);
-    st_free(line);
-    return entry;
-}
-
-static int sq_clean_worker(st_backend *b, const char *name,
-                           enum st_clean_mode mode, const char *failed_entry,
-                           char **payload, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    sqlite3_stmt *s;
-    char *queue = NULL, *held = NULL, *built = NULL;
-    int rc;
-
-    if (payload) *payload = NULL;
-    if (!name)
-        return st_fail(e, STELLAR_EINVAL, "sqlite clean_worker: no name");
-    if ((rc = sq_begin(c, "clean_worker", e)) < 0) return rc;
-    if ((rc = sq_prep(c, S_WORKER_JOB, &s, e, "t", name)) < 0) goto fail;
-    if ((rc = sq_step(c, s, e)) < 0) goto fail;
-    if (rc == 0) {
-        rc = st_fail(e, STELLAR_ENOTFOUND, "no worker named %s", name);
-        goto fail;
-    }
-    if (sqlite3_column_type(s, 1) != SQLITE_NULL) {
-        const char *q = (const char *)sqlite3_column_text(s, 0);
-        queue = st_strdup(q ? q : "default");
-        held = st_strndup((const char *)sqlite3_column_text(s, 1),
-                          (size_t)sqlite3_column_bytes(s, 1));
-        if (!queue || !held) {
-            sqlite3_reset(s);
-            rc = oom(c, e);
-            goto fail;
-        }
-    }
-    sqlite3_reset(s);
-    if (held && mode == ST_CLEAN_REQUEUE) {
-        if ((rc = push_head(c, queue, held, e)) < 0) goto fail;
-    } else if (held) {
-        /* As node-resque's forceCleanWorker, except that an idle worker
-         * does not count as a failure (the Redis backend does the same). */
-        if (!failed_entry && !(built = timeout_entry(name, queue, held))) {
-            rc = oom(c, e);
-            goto fail;
-        }
-        rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
-        if (rc < 0) goto fail;
-        rc = sq_exec(c, S_FAILED_ADD, e, "t",
-                     failed_entry ? failed_entry : built);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = forget_worker(c, name, e)) < 0) goto fail;
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    st_free(built);
-    st_free(queue);
-    if (payload)
-        *payload = held;
-    else
-        st_free(held);
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_free(built);
-    st_free(queue);
-    st_free(held);
+    *out = a.out;
     return rc;
-}
-
-/* ------------------------------------------------------- Stats, failed --- */
-
-static int sq_stats(st_backend *b, json_t **out, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    json_t *all;
-    sqlite3_stmt *s;
-    int rc;
-
-    c->op = "stats";
-    *out = NULL;
-    if ((rc = sq_prep(c, S_STATS, &s, e, "")) < 0) return rc;
-    if (!(all = json_object())) {
-        sqlite3_reset(s);
-        return oom(c, e);
-    }
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *key = (const char *)sqlite3_column_text(s, 0);
-        if (key && jset(all, key, col_int(s, 1)) < 0) {
-            sqlite3_reset(s);
-            rc = oom(c, e);
-            break;
-        }
-    }
-    if (rc < 0) {
-        json_decref(all);
-        return rc;
-    }
-    *out = all;
-    return STELLAR_OK;
-}
-
-static int sq_stat_incr(st_backend *b, const char *key, int64_t by,
-                        stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite stat_incr: no key");
-    if ((rc = sq_begin(c, "stat_incr", e)) < 0) return rc;
-    rc = sq_exec(c, S_STAT_INCR, e, "ti", key, by);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_failed_count(st_backend *b, int64_t *n, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    c->op = "failed_count";
-    *n = 0;
-    rc = sq_int(c, S_FAILED_COUNT, n, e, "");
-    return rc < 0 ? rc : STELLAR_OK;
-}
-
-static int sq_failed_range(st_backend *b, int64_t start, int64_t stop,
-                           json_t **entries, stellar_error *e)
-{
-    return range((sq_conn *)b, "failed_range", S_FAILED_COUNT, S_FAILED_RANGE,
-                 NULL, start, stop, entries, e);
-}
-
-static int sq_failed_remove(st_backend *b, const char *entry,
-                            const st_done *requeue, int64_t *removed,
-                            stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
-
-    *removed = 0;
-    if (!entry || (requeue && (!requeue->queue || !requeue->payload)))
-        return st_fail(e, STELLAR_EINVAL,
-                       "sqlite failed_remove: no entry, queue or payload");
-    if ((rc = sq_begin(c, "failed_remove", e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_FAILED_DEL, e, "t", entry)) < 0) goto fail;
-    n = changes(c);
-    if (n > 0 && requeue) {
-        if ((rc = sq_exec(c, S_QUEUE_ADD, e, "t", requeue->queue)) < 0)
-            goto fail;
-        rc = sq_exec(c, S_JOB_PUSH, e, "tt", requeue->queue, requeue->payload);
-        if (rc < 0) goto fail;
-    }
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* ------------------------------------------------------------------ KV --- */
-
-/*
- * Expired rows (expires_ms <= now) read as absent everywhere; every write
- * below first deletes all of them (cheap: kv_expires index), so they do
- * not pile up.
- */
-
-/* Reads the live value of key: 1 with *value (new string) and *expires (0:
- * none), 0 if absent, or an error. */
-static int kv_read(sq_conn *c, const char *key, int64_t now, char **value,
-                   int64_t *expires, stellar_error *e)
-{
-    sqlite3_stmt *s;
-    int rc;
-
-    *value = NULL;
-    if ((rc = sq_prep(c, S_KV_GET, &s, e, "ti", key, now)) < 0) return rc;
-    if ((rc = sq_step(c, s, e)) != 1) return rc;
-    *value = st_strndup((const char *)sqlite3_column_text(s, 0),
-                        (size_t)sqlite3_column_bytes(s, 0));
-    if (expires) *expires = sqlite3_column_int64(s, 1); /* NULL reads 0 */
-    sqlite3_reset(s);
-    return *value ? 1 : oom(c, e);
-}
-
-/* Starts a kv write transaction and purges expired keys. */
-static int kv_begin(sq_conn *c, const char *op, int64_t now, stellar_error *e)
-{
-    int rc = sq_begin(c, op, e);
-    if (rc < 0) return rc;
-    if ((rc = sq_exec(c, S_KV_PURGE, e, "i", now)) < 0) sq_rollback(c);
-    return rc;
-}
-
-static int sq_kv_set(st_backend *b, const char *key, const char *value,
-                     int64_t ttl_ms, bool nx, bool *set, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms();
-    char *old = NULL;
-    int rc;
-
-    if (set) *set = false;
-    if (!key || !value)
-        return st_fail(e, STELLAR_EINVAL, "sqlite kv_set: no key or value");
-    if ((rc = kv_begin(c, "kv_set", now, e)) < 0) return rc;
-    if (nx && (rc = kv_read(c, key, now, &old, NULL, e)) != 0) {
-        st_free(old);
-        if (rc < 0) goto fail;
-        rc = sq_commit(c, e); /* keeps the purge */
-        if (rc < 0) goto fail;
-        return STELLAR_OK;
-    }
-    rc = sq_exec(c, S_KV_PUT, e, "tti", key, value,
-                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    if (set) *set = true;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-static int sq_kv_get(st_backend *b, const char *key, char **value,
-                     stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int rc;
-
-    c->op = "kv_get";
-    rc = kv_read(c, key, st_now_ms(), value, NULL, e);
-    return rc < 0 ? rc : STELLAR_OK;
-}
-
-static int sq_kv_del(st_backend *b, const char *key, const char *value,
-                     int64_t *removed, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t n;
-    int rc;
-
-    if (removed) *removed = 0;
-    if ((rc = kv_begin(c, "kv_del", st_now_ms(), e)) < 0) return rc;
-    if ((rc = sq_exec(c, S_KV_DEL, e, "tt", key, value)) < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (removed) *removed = n;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* ttl_ms <= 0 removes the expiry (as kv_set's 0: none). value NULL: any. */
-static int sq_kv_expire(st_backend *b, const char *key, const char *value,
-                        int64_t ttl_ms, bool *set, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms(), n;
-    int rc;
-
-    if (set) *set = false;
-    if ((rc = kv_begin(c, "kv_expire", now, e)) < 0) return rc;
-    rc = sq_exec(c, S_KV_EXPIRE, e, "tti", key, value,
-                 ttl_ms > 0 ? now + ttl_ms : (int64_t)0);
-    if (rc < 0) goto fail;
-    n = changes(c);
-    if ((rc = sq_commit(c, e)) < 0) goto fail;
-    if (set) *set = n > 0;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    return rc;
-}
-
-/* As Redis INCRBY: the value must be a decimal integer; the expiry is kept
- * unless ttl_ms > 0 sets a new one. */
-static int sq_kv_incr(st_backend *b, const char *key, int64_t by,
-                      int64_t ttl_ms, int64_t *out, stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t now = st_now_ms(), expires = 0, v = 0;
-    char *old = NULL, num[24];
-    int rc;
-
-    if (out) *out = 0;
-    if (!key) return st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: no key");
-    if ((rc = kv_begin(c, "kv_incr", now, e)) < 0) return rc;
-    if ((rc = kv_read(c, key, now, &old, &expires, e)) < 0) goto fail;
-    if (old) {
-        char *end;
-        long long ll;
-        errno = 0;
-        ll = strtoll(old, &end, 10);
-        if (errno || end == old || *end) {
-            rc = st_fail(e, STELLAR_EINVAL,
-                         "sqlite kv_incr: %s holds '%.40s', not an integer",
-                         key, old);
-            goto fail;
-        }
-        v = (int64_t)ll;
-    }
-    if ((by > 0 && v > INT64_MAX - by) || (by < 0 && v < INT64_MIN - by)) {
-        rc = st_fail(e, STELLAR_EINVAL, "sqlite kv_incr: %s would overflow",
-                     key);
-        goto fail;
-    }
-    v += by;
-    if (ttl_ms > 0) expires = now + ttl_ms;
-    snprintf(num, sizeof num, "%lld", (long long)v);
-    rc = sq_exec(c, S_KV_PUT, e, "tti", key, num, expires);
-    if (rc < 0 || (rc = sq_commit(c, e)) < 0) goto fail;
-    st_free(old);
-    if (out) *out = v;
-    return STELLAR_OK;
-fail:
-    sq_rollback(c);
-    st_free(old);
-    return rc;
-}
-
-static int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
-                      stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    json_t *all = NULL, *one = NULL;
-    sqlite3_stmt *s;
-    size_t n = prefix ? strlen(prefix) : 0;
-    char *upper = NULL;
-    int rc;
-
-    c->op = "kv_scan";
-    *out = NULL;
-    if (!prefix) prefix = "";
-    /* Keys with the prefix sort in [prefix, upper): upper is the prefix
-     * with its last byte below 0xff bumped, the rest cut off. */
-    while (n > 0 && (unsigned char)prefix[n - 1] == 0xff)
-        n--;
-    if (n > 0) {
-        if (!(upper = st_strndup(prefix, n))) return oom(c, e);
-        upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
-    }
-    rc = sq_prep(c, S_KV_SCAN, &s, e, "tti", prefix, upper, st_now_ms());
-    if (rc < 0) goto fail;
-    if (!(all = json_object())) goto nomem;
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *key = (const char *)sqlite3_column_text(s, 0);
-        if (!key) continue;
-        if (!(one = json_object()) || jset(one, "value", col_str(s, 1)) < 0 ||
-            jset(one, "expires", col_int(s, 2)) < 0)
-            goto nomem;
-        rc = json_object_set_new(all, key, one);
-        one = NULL;
-        if (rc < 0) goto nomem;
-    }
-    if (rc < 0) goto fail;
-    st_free(upper);
-    *out = all;
-    return STELLAR_OK;
-nomem:
-    sqlite3_reset(s);
-    rc = oom(c, e);
-fail:
-    json_decref(one);
-    json_decref(all);
-    st_free(upper);
-    return rc;
-}
-
-/* ---------------------------------------------------------------- Wake --- */
-
-/* Without a watch on the WAL, how often wait looks (ms); with one, how
- * often it looks anyway. */
-#define WAIT_POLL_MS  1
-#define WAIT_CHECK_MS 25
-
-/*
- * Every commit, from any process, appends to the WAL file, so on Linux wait
- * sleeps on an inotify watch of the WAL's folder (a watch on the file
- * itself would miss a WAL deleted and made again) and wakes at the first
- * write to the WAL. The watch is made on the first wait and kept until
- * close: closing an inotify descriptor costs milliseconds (the kernel
- * waits for a grace period), too much between a wake-up and its reserve.
- * Sets c->watch_fd to the descriptor, or to -1 (no watch: wait polls
- * every WAIT_POLL_MS).
- */
-static void wal_watch(sq_conn *c)
-{
-#ifdef __linux__
-    const char *dbf = sqlite3_db_filename(c->db, "main");
-    const char *walf = dbf && *dbf ? sqlite3_filename_wal(dbf) : NULL;
-    const char *slash = walf ? strrchr(walf, '/') : NULL;
-    char dir[4096];
-    size_t n;
-    int fd;
-
-    c->watch_fd = -1;
-    if (!slash || (n = (size_t)(slash - walf)) >= sizeof dir) return;
-    memcpy(dir, walf, n);
-    dir[n] = '\0';
-    if (!(c->watch_name = st_strdup(slash + 1))) return;
-    fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (fd < 0) return;
-    if (inotify_add_watch(fd, n ? dir : "/", IN_MODIFY | IN_CREATE) < 0) {
-        close(fd);
-        return;
-    }
-    c->watch_fd = fd;
-#else
-    c->watch_fd = -1;
-#endif
-}
-
-/* Reads the pending events of the watch: whether one was a write to the
- * WAL (or the queue overflowed). */
-static bool wal_events(sq_conn *c)
-{
-    bool hit = false;
-#ifdef __linux__
-    _Alignas(struct inotify_event) char buf[4096];
-    ssize_t n;
-
-    while ((n = read(c->watch_fd, buf, sizeof buf)) > 0) {
-        char *q = buf;
-        while (q < buf + n) {
-            const struct inotify_event *ev = (const void *)q;
-            if ((ev->mask & IN_Q_OVERFLOW) ||
-                (ev->len && strcmp(ev->name, c->watch_name) == 0))
-                hit = true;
-            q += sizeof *ev + ev->len;
-        }
-    }
-#else
-    (void)c;
-#endif
-    return hit;
-}
-
-enum { W_TIME, W_WAL, W_OTHER };
-
-/* Sleeps up to ms, or until the WAL is written: W_TIME (ms passed, or no
- * watch), W_WAL, or W_OTHER (only other files of the folder changed). */
-static int wal_wait(sq_conn *c, int64_t ms)
-{
-#ifdef __linux__
-    if (c->watch_fd >= 0) {
-        struct pollfd p = {c->watch_fd, POLLIN, 0};
-        if (poll(&p, 1, (int)ms) <= 0) return W_TIME;
-        return wal_events(c) ? W_WAL : W_OTHER;
-    }
-#endif
-    st_sleep_ms(ms);
-    return W_TIME;
-}
-
-/*
- * Waits until one of w's queues may hold a job or timeout_ms pass: after
- * each write to the WAL (every WAIT_POLL_MS without a watch, and every
- * WAIT_CHECK_MS anyway), compares PRAGMA data_version (it changes when
- * another connection commits) and looks at w's queues when it changed.
- * A commit shows in data_version only once its last WAL write is done, so
- * a write that changed nothing yet is looked at again 1 ms later. Events
- * left from before this call are not dropped but looked at: one may be
- * the write of a commit the first look below came too early to see.
- * Returns STELLAR_OK either way.
- */
-static int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
-                   stellar_error *e)
-{
-    sq_conn *c = (sq_conn *)b;
-    int64_t deadline = st_mono_ms() + timeout_ms, seen = 0, v = 0, id, now;
-    int64_t check_at;
-    int rc, why;
-
-    c->op = "wait";
-    if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
-    if (c->watch_fd == -2) wal_watch(c);
-    if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
-    if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
-    check_at = st_mono_ms() + WAIT_CHECK_MS;
-    while ((now = st_mono_ms()) < deadline) {
-        int64_t nap = c->watch_fd >= 0 ? check_at - now : WAIT_POLL_MS;
-        if (nap > deadline - now) nap = deadline - now;
-        why = wal_wait(c, nap < 0 ? 0 : nap);
-        now = st_mono_ms();
-        if (why == W_OTHER && now < check_at) continue;
-        if ((rc = sq_int(c, S_DATA_VERSION, &v, e, "")) < 0) return rc;
-        check_at = now + (v == seen && why == W_WAL ? 1 : WAIT_CHECK_MS);
-        if (v == seen) continue;
-        seen = v;
-        if ((rc = head(c, w, &id, NULL, e)) != 0)
-            return rc < 0 ? rc : STELLAR_OK;
-    }
-    return STELLAR_OK;
 }
 
 /* ----------------------------------------------------------------- Ops --- */
