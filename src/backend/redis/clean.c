@@ -2,9 +2,9 @@
  * clean.c: the workers listing and the clean-up of a dead worker
  * (forceCleanWorker, lua/clean.lua): reading workers-set members, pings and
  * working-on records, written by us or by node-resque, and recovering the
- * job a dead worker held. Two pieces here are to be replaced by shared ones
- * later, each kept as one function: parse_date() (JavaScript dates) and
- * timeout_entry() (the failed entry forceCleanWorker writes).
+ * job a dead worker held. The dates node-resque writes are read by
+ * st_js_date_parse and the failed entry forceCleanWorker writes is built by
+ * st_timeout_entry (both shared with the core).
  */
 #include "rd.h"
 
@@ -13,80 +13,6 @@
 #include <unistd.h>
 
 #define CLEAN_ATTEMPTS 5
-
-/* ----------------------------------------------------------- Dates --- */
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    int64_t era, yoe, doy, doe;
-
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int64_t civil_ms(int y, int mo, int d, int h, int mi, int s)
-{
-    return ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 +
-           (int64_t)s * 1000;
-}
-
-/*
- * Reads a working-on run_at as Date.parse would for the two forms written
- * in practice: JavaScript's Date.toString() ("Sun Nov 29 2026 02:20:19
- * GMT+0000 (...)", any offset) and ISO-8601 ("2026-11-29T02:20:19.123Z").
- */
-static bool parse_date(const char *s, int64_t *ms)
-{
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    int y, mo, d, h, mi, sec, n = 0;
-    char wd[4], mon[4];
-
-    if (sscanf(s, "%d-%d-%dT%d:%d:%d%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
-        n > 0) {
-        const char *p = s + n;
-        int frac = 0, digits = 0, oh = 0, om = 0;
-        int64_t t;
-        if (*p == '.') {
-            for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-                if (digits < 3) frac = frac * 10 + (*p - '0');
-            while (digits > 0 && digits < 3) {
-                frac *= 10;
-                digits++;
-            }
-        }
-        t = civil_ms(y, mo, d, h, mi, sec) + frac;
-        if ((*p == '+' || *p == '-') && sscanf(p + 1, "%2d:%2d", &oh, &om) >= 1)
-            t -= (*p == '+' ? 1 : -1) * ((int64_t)oh * 60 + om) * 60000;
-        *ms = t;
-        return true;
-    }
-    if (sscanf(s, "%3s %3s %d %d %d:%d:%d%n", wd, mon, &d, &y, &h, &mi, &sec,
-               &n) == 7 &&
-        n > 0) {
-        const char *p = s + n, *m = strstr(months, mon);
-        int64_t t;
-        if (!m || strlen(mon) != 3 || (m - months) % 3) return false;
-        mo = (int)(m - months) / 3 + 1;
-        t = civil_ms(y, mo, d, h, mi, sec);
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, "GMT", 3) == 0 && (p[3] == '+' || p[3] == '-') &&
-            strlen(p + 4) >= 4) {
-            int off = 0, i;
-            for (i = 4; i < 8 && p[i] >= '0' && p[i] <= '9'; i++)
-                off = off * 10 + (p[i] - '0');
-            t -= (p[3] == '+' ? 1 : -1) *
-                 ((int64_t)(off / 100) * 60 + off % 100) * 60000;
-        }
-        *ms = t;
-        return true;
-    }
-    return false;
-}
 
 /* Parses a workers-set member as node-resque's Queue#workers (§2.5):
  * "name" / "name:queues" / "host:pid:queues,with:colons". */
@@ -208,7 +134,7 @@ static bool held_parse(held *h, const char *s, size_t n)
     }
     v = json_object_get(h->rec, "run_at");
     if (json_is_string(v))
-        h->has_run_at = parse_date(json_string_value(v), &h->run_at_ms);
+        h->has_run_at = st_js_date_parse(json_string_value(v), &h->run_at_ms);
     else if (json_is_number(v)) {
         h->has_run_at = true;
         h->run_at_ms = (int64_t)json_number_value(v);
@@ -497,35 +423,6 @@ int rd_workers(st_backend *base, json_t **out, stellar_error *e)
     return STELLAR_OK;
 }
 
-/* The §2.6 entry node-resque's forceCleanWorker writes, for a caller that
- * gave none. */
-static char *timeout_entry(const char *name, const held *h, int64_t now_ms)
-{
-    char host[256], date[80], *line, *entry;
-    json_t *bt;
-
-    if (gethostname(host, sizeof host) != 0) strcpy(host, "localhost");
-    host[sizeof host - 1] = '\0';
-    st_js_date(now_ms, date);
-    line = st_asprintf("killed by %s at %s", host, date);
-    bt = json_array();
-    if (!line || !bt ||
-        json_array_append_new(bt, rd_jstrn(line, strlen(line))) ||
-        json_array_append_new(bt, json_string("queue#forceCleanWorker")) ||
-        json_array_append_new(bt, json_string("node-resque"))) {
-        st_free(line);
-        json_decref(bt);
-        return NULL;
-    }
-    entry = st_failed_entry(name, h->queue ? h->queue : "",
-                            h->payload ? h->payload : "{}",
-                            "Worker Timeout (killed manually)",
-                            "Worker Timeout (killed manually)", bt, now_ms);
-    st_free(line);
-    json_decref(bt);
-    return entry;
-}
-
 /* The queue a held payload goes back to: the record's, else the
  * payload's own, else "default". New string; NULL if out of memory. */
 static char *held_queue(const held *h)
@@ -599,7 +496,8 @@ static int clean_once(rd_conn *b, const char *name, enum st_clean_mode mode,
         if (failed_entry)
             rd_arg(&c, failed_entry);
         else
-            rd_arg_own(&c, timeout_entry(name, &h, st_now_ms()));
+            rd_arg_own(&c, st_timeout_entry(name, h.queue, h.payload, NULL,
+                                            NULL, st_now_ms()));
         rd_arg(&c, "");
     }
     /* Pairs (workers-set member, queues string); a ghost's member may not

@@ -175,20 +175,6 @@ void sq_wlock_put(sq_wlock *w)
     pthread_mutex_unlock(&wlocks_mu);
 }
 
-/* now + ms on CLOCK_REALTIME: the deadline of a wait for the writer lock
- * (pthread_mutex_timedlock). */
-static struct timespec lock_deadline(int64_t ms)
-{
-    struct timespec ts;
-    int64_t ns;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ns = ts.tv_nsec + (ms % 1000) * 1000000;
-    ts.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
-    ts.tv_nsec = (long)(ns % 1000000000);
-    return ts;
-}
-
 /* Takes c's writer lock, waiting until c->begin_ms + busy_ms at most. */
 static int wlock_take(sq_conn *c, stellar_error *e)
 {
@@ -196,7 +182,7 @@ static int wlock_take(sq_conn *c, stellar_error *e)
 
     if (!c->wl) return STELLAR_OK;
     if (pthread_mutex_trylock(&c->wl->m) != 0) {
-        ts = lock_deadline(c->busy_ms);
+        ts = st_deadline_ts(c->busy_ms);
         if (pthread_mutex_timedlock(&c->wl->m, &ts) != 0)
             return st_fail(e, STELLAR_EBUSY,
                            "sqlite %s: %s is locked by another connection; "

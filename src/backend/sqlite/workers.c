@@ -304,35 +304,12 @@ int sq_workers(st_backend *b, json_t **out, stellar_error *e)
     return STELLAR_OK;
 }
 
-/* The §2.6 entry node-resque's forceCleanWorker writes, for a caller of
- * clean_worker that gave none. New string, NULL on allocation failure. */
-static char *timeout_entry(const char *name, const char *queue,
-                           const char *payload)
-{
-    static const char why[] = "Worker Timeout (killed manually)";
-    char host[256], date[80], *line, *entry = NULL;
-    int64_t now = st_now_ms();
-    json_t *bt = NULL;
-
-    if (gethostname(host, sizeof host) != 0) strcpy(host, "localhost");
-    host[sizeof host - 1] = '\0';
-    st_js_date(now, date);
-    line = st_asprintf("killed by %s at %s", host, date);
-    if (line)
-        bt = json_pack("[s, s, s]", line, "queue#forceCleanWorker",
-                       "node-resque");
-    if (bt) entry = st_failed_entry(name, queue, payload, why, why, bt, now);
-    json_decref(bt);
-    st_free(line);
-    return entry;
-}
-
 struct clean_arg {
     const char *name;
     enum st_clean_mode mode;
-    const char *failed_entry; /* or NULL: timeout_entry builds one */
+    const char *failed_entry; /* or NULL: st_timeout_entry builds one */
     char *queue, *held;       /* the job it held (owned), or NULL */
-    char *built;              /* timeout_entry's (owned), or NULL */
+    char *built;              /* st_timeout_entry's (owned), or NULL */
 };
 
 static int clean_body(sq_conn *c, void *arg, stellar_error *e)
@@ -362,7 +339,8 @@ static int clean_body(sq_conn *c, void *arg, stellar_error *e)
         /* As node-resque's forceCleanWorker, except that an idle worker
          * does not count as a failure (the Redis backend does the same). */
         if (!a->failed_entry &&
-            !(a->built = timeout_entry(a->name, a->queue, a->held)))
+            !(a->built = st_timeout_entry(a->name, a->queue, a->held, NULL,
+                                          NULL, st_now_ms())))
             return sq_oom(c, e);
         rc = sq_exec(c, S_STAT_INCR, e, "ti", "failed", (int64_t)1);
         if (rc < 0) return rc;
