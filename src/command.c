@@ -392,33 +392,6 @@ typedef struct run {
     char last_err[ERROR_MAX + 1];
 } run;
 
-/* The length of the valid UTF-8 sequence at s (n bytes left), 0 if not. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len, i;
-    uint32_t c = s[0];
-
-    if (c < 0x80) return 1;
-    if ((c & 0xE0) == 0xC0)
-        len = 2, c &= 0x1F;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, c &= 0x0F;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, c &= 0x07;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if ((len == 2 && c < 0x80) || (len == 3 && c < 0x800) ||
-        (len == 4 && c < 0x10000) || c > 0x10FFFF ||
-        (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 /* Makes s (n bytes) printable, valid UTF-8 in place: control characters
  * and bytes of invalid sequences become '?'. Binary junk stays harmless in
  * the log and in the failed entry (JSON wants valid UTF-8). */
@@ -427,7 +400,8 @@ static void sanitize(char *s, size_t n)
     size_t i = 0;
     while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        size_t len = utf8_len((const unsigned char *)s + i, n - i);
+        uint32_t cp;
+        size_t len = st_utf8_char((const unsigned char *)s + i, n - i, &cp);
         if (!len || (c < 0x20 && c != '\t') || c == 0x7F) {
             s[i++] = '?';
             continue;

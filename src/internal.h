@@ -94,6 +94,11 @@ void st_js_date(int64_t ms, char out[80]);
  * (none: UTC), ISO-8601 with optional fraction and offset (none: UTC),
  * and resque-retry's "YYYY/MM/DD HH:MM:SS" (UTC). false: none of them. */
 bool st_js_date_parse(const char *s, int64_t *ms);
+
+/* The length of the UTF-8 sequence at s (at most n bytes, n >= 1), or 0 if
+ * it is not valid UTF-8 (overlong, surrogate, above U+10FFFF, truncated);
+ * *cp: its code point. */
+size_t st_utf8_char(const unsigned char *s, size_t n, uint32_t *cp);
 /* ISO-8601 UTC with milliseconds: "2026-11-29T02:20:19.123Z". */
 void st_iso_date(int64_t ms, char out[32]);
 

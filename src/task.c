@@ -58,34 +58,6 @@ const st_task *st_task_lookup(stellar *h, const char *name, bool *any)
     return t;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), or 0 if it is
- * not valid UTF-8 (overlong, surrogate, above U+10FFFF, truncated); *cp:
- * its code point. */
-static size_t utf8_char(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    size_t len, i;
-    uint32_t c = s[0], min;
-
-    if (c < 0x80)
-        len = 1, min = 0;
-    else if ((c & 0xE0) == 0xC0)
-        len = 2, c &= 0x1F, min = 0x80;
-    else if ((c & 0xF0) == 0xE0)
-        len = 3, c &= 0x0F, min = 0x800;
-    else if ((c & 0xF8) == 0xF0)
-        len = 4, c &= 0x07, min = 0x10000;
-    else
-        return 0;
-    if (len > n) return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = c << 6 | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-    *cp = c;
-    return len;
-}
-
 int st_name_check(const char *what, const char *name, stellar_error *e)
 {
     const unsigned char *s = (const unsigned char *)name;
@@ -100,7 +72,7 @@ int st_name_check(const char *what, const char *name, stellar_error *e)
                        ST_NAME_MAX, n);
     while (off < n) {
         uint32_t c = 0;
-        size_t len = utf8_char(s + off, n - off, &c);
+        size_t len = st_utf8_char(s + off, n - off, &c);
         if (!len)
             return st_fail(e, STELLAR_EINVAL,
                            "a %s name must be valid UTF-8 (bad byte at "
