@@ -2,7 +2,7 @@
  * backend.h: the storage contract. Everything above this file (tasks.c,
  * recover.c, worker.c, pool.c, scheduler.c) speaks only these operations; a
  * backend is done when it passes the shared conformance suite
- * (tests/conformance.c).
+ * (tests/conformance/).
  *
  * The logical data model is Resque's, as node-resque 9 lays it out in Redis
  * (reference: shared/reference/resque-protocol.md), so that the Redis backend

@@ -1,7 +1,7 @@
 /*
  * command.h: command tasks (command.c), a task whose run is an executable
  * in any language, and the few calls that tie them to the task registry
- * (task.c) and to the running processor (pool.c). Not exported.
+ * (task.c) and to the running processor (taskapi.c). Not exported.
  */
 #ifndef ST_COMMAND_H
 #define ST_COMMAND_H
@@ -23,7 +23,7 @@ int64_t st_command_timeout(const st_command *c);
 int st_task_register_command(stellar *h, const stellar_task *t, st_command *cmd,
                              stellar_error *e);
 
-/* pool.c: the task being run, and whether a stop has put its job back at
+/* taskapi.c: the task being run, and whether a stop has put its job back at
  * the head of its queue (then the run's outcome is not recorded, and a
  * command should be ended). */
 const st_task *st_api_task_def(stellar_api *api);

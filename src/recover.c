@@ -7,8 +7,9 @@
  * process's own workers are never judged, live.c). Its in-flight job goes
  * to failed, or back to its queue as a suspect: before it goes back its
  * crash counter (kv ST_CRASHES_PREFIX<payload>) is raised, which is what
- * makes the next reserve run it in a child of its own (pool.c), and a job
- * held by max_crashes dead workers is failed as a poison pill.
+ * makes the next reserve run it in a child of its own (perform.c,
+ * isolate.c), and a job held by max_crashes dead workers is failed as a
+ * poison pill.
  */
 #include "core.h"
 
