@@ -239,6 +239,12 @@ int rd_kv_scan(st_backend *base, const char *prefix, json_t **out,
     for (i = 0; rc == STELLAR_OK && i < n; i++) {
         const redisReply *v = rd_str_reply(r[i * 2]), *t = r[i * 2 + 1];
         json_t *ent;
+        /* PTTL answers for a key of any type: an error reply (a user
+         * without +pttl, say) is an error, not "no expiry". */
+        if (!t || t->type == REDIS_REPLY_ERROR) {
+            rc = rd_reply_fail(e, "kv scan", t);
+            break;
+        }
         /* Other types (lists, sets) under the prefix are not kv keys. */
         if (!v || strlen(keys[i]) < skip) continue;
         ent = json_object();
