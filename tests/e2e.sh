@@ -25,56 +25,10 @@ unset STELLAR_BACKEND
 
 scenario=${1:?usage: e2e.sh new_app|example_app|manage|config|two_runs|embed}
 : "${STELLAR_BIN:?}" "${STELLAR_SRC:?}"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-e2e-XXXXXX")
-run_pid=""
-run2_pid="" # a second `stellar run` (two_runs), logging to run2.log
-passed=0
-
-cleanup() {
-    local pid
-    for pid in "$run_pid" "$run2_pid"; do
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    if [ "$passed" = 1 ]; then
-        rm -rf "$tmp"
-    else
-        if [ -f "$tmp/run.log" ]; then
-            echo "--- last lines of stellar run's output ---" >&2
-            tail -n 40 "$tmp/run.log" >&2
-        fi
-        if [ -f "$tmp/run2.log" ]; then
-            echo "--- last lines of the second stellar run's output ---" >&2
-            tail -n 40 "$tmp/run2.log" >&2
-        fi
-        echo "(kept $tmp)" >&2
-    fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-
-# NOW = wall clock in ms, without forking.
-now() { local us=${EPOCHREALTIME/[.,]/}; NOW=$((10#$us / 1000)); }
-
-# wait_until TIMEOUT_MS COMMAND...: polls every 20 ms; fails early if
-# `stellar run` (or the second one) has died.
-wait_until() {
-    local deadline
-    now; deadline=$((NOW + $1)); shift
-    until "$@"; do
-        if [ -n "$run_pid" ] && ! kill -0 "$run_pid" 2>/dev/null; then
-            fail "stellar run exited while waiting for: $*"
-        fi
-        if [ -n "$run2_pid" ] && ! kill -0 "$run2_pid" 2>/dev/null; then
-            fail "the second stellar run exited while waiting for: $*"
-        fi
-        now; [ "$NOW" -le "$deadline" ] || return 1
-        sleep 0.02
-    done
-}
+. "$(dirname "$0")/lib.sh"
+suite_tmp e2e
+poll_s=0.02 # wait_until's period: the timing checks poll
+# run2_pid: a second `stellar run` (two_runs), logging to run2.log
 
 # has_line FILE LINE, with builtins only (used in the timing loop).
 has_line() {
@@ -84,7 +38,6 @@ has_line() {
     return 1
 }
 
-st() { "$STELLAR_BIN" "$@"; }
 
 # start_run APP_DIR [ARGS...]. Apps made by `stellar new` and the example
 # app serve HTTP on 127.0.0.1:8080; scenarios ask for a free port instead

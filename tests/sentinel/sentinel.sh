@@ -33,42 +33,9 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
     exit 77
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-sentinel-XXXXXX")
-pids=()     # every server and `stellar run` started here
-passed=0
+. "$(dirname "$0")/../lib.sh"
+suite_tmp sentinel
 MASTER=stellarmain
-
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [ "$passed" = 1 ]; then
-        rm -rf "$tmp"
-    else
-        for f in "$tmp"/run*.log "$tmp"/s*.log; do
-            [ -f "$f" ] || continue
-            echo "--- last lines of ${f##*/} ---" >&2
-            tail -n 30 "$f" >&2
-        done
-        echo "(kept $tmp)" >&2
-    fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-now() { local us=${EPOCHREALTIME/[.,]/}; NOW=$((10#$us / 1000)); }
-
-# wait_until TIMEOUT_MS COMMAND...: polls every 100 ms.
-wait_until() {
-    local deadline
-    now; deadline=$((NOW + $1)); shift
-    until "$@"; do
-        now; [ "$NOW" -le "$deadline" ] || return 1
-        sleep 0.1
-    done
-}
 
 # A free loopback port: a random one nothing answers on (bash /dev/tcp),
 # below Linux's ephemeral range (32768-60999), where outgoing connections
@@ -187,7 +154,6 @@ start_cluster() {
     URL="redis+sentinel://127.0.0.1:$S1,127.0.0.1:$S2,127.0.0.1:$S3/$MASTER"
 }
 
-st() { "$STELLAR_BIN" "$@"; }
 
 # ----------------------------------------------------------- errors ---
 
