@@ -7,6 +7,11 @@ BUILD ?= build
 CMAKE_ARGS ?=
 APP ?= examples/app
 DEPS_FOR ?= test
+# Suites run at once by `make test`: most of their time is spent waiting
+# (timeouts, restarts, stuck workers), so more than 2 cores' worth. The
+# sanitizer builds run 2 at once: their suites use the CPU 5-15 times more,
+# and at 4 the long-payload fault tests pass their deadlines.
+TEST_JOBS ?= 4
 
 .PHONY: all deps test valgrind asan tsan install run bench clean
 
@@ -27,7 +32,7 @@ deps:
 # but the long valgrind run, which `make valgrind` runs.
 test: deps
 	$(cmake_build)
-	@rc=0; ctest --test-dir $(BUILD) --output-on-failure -j2 -LE valgrind \
+	@rc=0; ctest --test-dir $(BUILD) --output-on-failure -j$(TEST_JOBS) -LE valgrind \
 		-O $(BUILD)/ctest.log || rc=$$?; \
 	./scripts/test-summary.sh $(BUILD) $(BUILD)/ctest.log; exit $$rc
 
@@ -37,10 +42,10 @@ valgrind: deps
 	STELLAR_VALGRIND=1 ctest --test-dir $(BUILD) -L valgrind --output-on-failure
 
 asan:
-	$(MAKE) BUILD=build-asan CMAKE_ARGS="-DSTELLAR_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" test
+	$(MAKE) BUILD=build-asan CMAKE_ARGS="-DSTELLAR_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug" TEST_JOBS=2 test
 
 tsan:
-	$(MAKE) BUILD=build-tsan CMAKE_ARGS="-DSTELLAR_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug" test
+	$(MAKE) BUILD=build-tsan CMAKE_ARGS="-DSTELLAR_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug" TEST_JOBS=2 test
 
 install: all
 	cmake --install $(BUILD)

@@ -794,10 +794,12 @@ static void retry_with_a_backoff_strategy_runs_four_attempts_spaced_by_it(
     ASSERT_EQ(4, n);
     for (int i = 1; i < n; i++) {
         int64_t gap = s[i].start - s[i - 1].end, want = backoff[i - 1];
-        /* SQLite: on time within 50 ms. Redis: the delayed job sits at
+        /* SQLite: never early, and late by at most 250 ms (how late it
+         * is the bench measures: under sanitizers on a loaded machine a
+         * wake-up can take 100 ms). Redis: the delayed job sits at
          * round(ms / 1000) seconds and moves when that second begins. */
         int64_t lo = is_redis(t) ? want - 500 : want;
-        int64_t hi = is_redis(t) ? want + 1000 : want + 50;
+        int64_t hi = is_redis(t) ? want + 1000 : want + 250;
         test_note("attempt %d started %lld ms after attempt %d failed "
                   "(backoff %lld ms)",
                   i + 1, (long long)gap, i, (long long)want);
