@@ -227,7 +227,8 @@ STELLAR_API int stellar_task_register(stellar *h, const stellar_task *t,
                                       stellar_error *e);
 
 /* The tasks registered on h, as a JSON array of {name, description, queue,
- * frequency, plugins}. New reference; NULL if out of memory. */
+ * frequency, plugins}, and cron and timezone (null: the local zone) for a
+ * task with cron. New reference; NULL if out of memory. */
 STELLAR_API json_t *stellar_tasks_json(stellar *h);
 
 /*

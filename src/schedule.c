@@ -238,7 +238,8 @@ static json_t *describe(const st_schedule *s, const json_t *rec, int64_t now)
                                                : json_null());
     if (o && next >= 0) {
         st_tz_iso(s->tz, next / 1000, local);
-        st_iso_date(next, utc);
+        st_iso_date(next, utc); /* ticks are whole seconds: no ms */
+        if (strlen(utc) == 24) memcpy(utc + 19, "Z", 2);
         if (json_object_set_new(o, "next", json_integer(next)) ||
             json_object_set_new(o, "next_local", json_string(local)) ||
             json_object_set_new(o, "next_utc", json_string(utc))) {

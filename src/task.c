@@ -290,6 +290,12 @@ json_t *stellar_tasks_json(stellar *h)
             /* Command tasks (command.c): the kind, and what runs. */
             json_object_set_new(json_array_get(arr, i), "kind",
                                 json_string(t->command ? "command" : "c")) ||
+            (t->def.cron &&
+             (json_object_set_new(json_array_get(arr, i), "cron",
+                                  json_string(t->def.cron)) ||
+              json_object_set_new(json_array_get(arr, i), "timezone",
+                                  t->def.timezone ? json_string(t->def.timezone)
+                                                  : json_null()))) ||
             (t->command &&
              (json_object_set_new(json_array_get(arr, i), "command",
                                   st_command_argv_json(t->command)) ||
