@@ -646,6 +646,9 @@ STELLAR_API int stellar_schedule_pause(stellar *h, const char *name,
  *                                     with "scheduled_at": [ms...]
  *   POST /api/enqueue                 body {task, params?, queue?, at?|in?}
  *   POST|DELETE /api/recurrent/<task> start / stop a periodic task
+ *   GET  /api/schedules               stellar_schedules()
+ *   POST /api/schedules/<name>/pause, /api/schedules/<name>/resume
+ *                                     stellar_schedule_pause()
  * Path segments are percent-decoded one by one ("queues/a%2Fb").
  *
  * Security (docs/http.md lists every check): reads are GET/HEAD; changes
