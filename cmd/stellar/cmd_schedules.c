@@ -51,7 +51,7 @@ int cmd_schedules(cli *c)
 {
     stellar_error e = {0};
     json_t *all = NULL;
-    bool pause;
+    bool pause = false;
     int rc;
 
     if (c->argc == 1)
