@@ -2,6 +2,7 @@
 # schedules.sh sqlite|redis: cron schedules (issue 14) on the real `stellar`
 # program and real processes, on one backend.
 #
+#   bad       stellar.json schedules and task files refused at load
 #   three     three `stellar run` processes with an every-2-seconds
 #             schedule (6 fields) for 20 s: each tick queued exactly once,
 #             none missing between the first and the last, and every job
@@ -152,6 +153,39 @@ jq '.tasks.shutdownTimeout = 5000 | del(.http) | .schedules = {
     "$app/stellar.json" >"$app/s.json"
 mv "$app/s.json" "$app/stellar.json"
 st schedules >/dev/null || fail "stellar schedules: $(st schedules 2>&1)"
+
+# ------------------------------------------------------------------ bad ---
+# refused JQ_FILTER WANT...: stellar.json changed by the filter makes
+# `stellar schedules` (as `stellar run`) exit 1 with every WANT in its
+# message; then the good file is back.
+refused() {
+    local filter=$1 rc=0 err w
+    shift
+    cp "$app/stellar.json" "$tmp/good.json"
+    jq "$filter" "$tmp/good.json" >"$app/stellar.json"
+    err=$(st schedules 2>&1 >/dev/null) || rc=$?
+    cp "$tmp/good.json" "$app/stellar.json"
+    [ "$rc" = 1 ] || fail "bad: '$filter' exited $rc: $err"
+    for w in "$@"; do
+        [[ "$err" == *"$w"* ]] || fail "bad: '$filter': no '$w' in: $err"
+    done
+}
+refused '.schedules.fast.cron = "*/2 25 * * *"' "stellar.json:" \
+    "schedules.fast" "field 'cron'" "hour field"
+refused '.schedules.fast.timezone = "Mars/Olympus"' "schedules.fast" "field 'timezone'"
+refused '.schedules.fast.task = "nobody"' "schedules.fast" "unknown task 'nobody'"
+refused '.schedules.fast.missed = "twice"' "schedules.fast.missed" "skip" "once"
+refused '.schedules.fast.when = 1' "schedules.fast.when is not a setting"
+refused 'del(.schedules.fast.cron)' "schedules.fast.cron is required"
+refused '.schedules.fast.params = [1]' "schedules.fast.params must be an object"
+# A task file with both cron and frequency.
+printf '{"name": "both", "description": "d", "command": ["./probe.sh"], "cron": "* * * * *", "frequency": 1000}\n' \
+    >"$app/modules/t/tasks/both.json"
+rc=0; err=$(st schedules 2>&1 >/dev/null) || rc=$?
+rm -f "$app/modules/t/tasks/both.json"
+[ "$rc" != 0 ] && [[ "$err" == *"both.json"* && "$err" == *"'cron'"* && "$err" == *"'frequency'"* ]] ||
+    fail "bad: a task with cron and frequency: exit $rc: $err"
+ok "bad: expressions, zones, tasks, policies and keys refused at load, naming the field"
 
 # ---------------------------------------------------------------- three ---
 start_run 1
