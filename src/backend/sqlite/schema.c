@@ -71,8 +71,8 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
     /* 2 -> 3: cron schedules (sched.c): the last tick that queued a job,
      * paused (0/1), the first sight. */
-    "CREATE TABLE schedules(name TEXT PRIMARY KEY, last_ms INTEGER,"
-    " paused INTEGER NOT NULL DEFAULT 0, seen_ms INTEGER) WITHOUT ROWID;",
+    ("CREATE TABLE schedules(name TEXT PRIMARY KEY, last_ms INTEGER,"
+     " paused INTEGER NOT NULL DEFAULT 0, seen_ms INTEGER) WITHOUT ROWID;"),
 };
 
 /* ---------------------------------------------------------- Whose file --- */
