@@ -204,18 +204,31 @@ typedef struct stellar_task {
      * a thread the limit is cooperative: stellar_should_stop() turns true. */
     int64_t timeout;
     int isolation; /* STELLAR_ISOLATION_*; 0: the handle's */
+    /* A cron expression (docs/schedules.md): the task is queued at each of
+     * its fire times instead of every `frequency` ms (a task with both is
+     * refused). 5 fields (minute hour day-of-month month day-of-week), 6
+     * (seconds first) or a macro (@daily ...). NULL or "": none. The
+     * task's schedule is named as the task, has params {} and policy
+     * STELLAR_MISSED_SKIP; see stellar_schedule_add(). */
+    const char *cron;
+    /* The cron expression's IANA time zone ("Europe/Berlin", "UTC");
+     * NULL or "": the machine's local zone. Only with cron. */
+    const char *timezone;
 } stellar_task;
 
 /*
  * Adds a task to the handle, after validation: a name, a description and a
- * run are required, frequency must be >= 0, names are unique. The task is
- * copied. EINVAL / EEXISTS name the task and the field in e->msg.
+ * run are required, frequency must be >= 0, names are unique; cron and
+ * frequency exclude each other, a cron expression must parse and its zone
+ * exist. The task is copied. EINVAL / EEXISTS name the task and the field
+ * in e->msg.
  */
 STELLAR_API int stellar_task_register(stellar *h, const stellar_task *t,
                                       stellar_error *e);
 
 /* The tasks registered on h, as a JSON array of {name, description, queue,
- * frequency, plugins}. New reference; NULL if out of memory. */
+ * frequency, plugins}, and cron and timezone (null: the local zone) for a
+ * task with cron. New reference; NULL if out of memory. */
 STELLAR_API json_t *stellar_tasks_json(stellar *h);
 
 /*
@@ -463,11 +476,15 @@ STELLAR_API int stellar_del_queue(stellar *h, const char *queue,
                                   stellar_error *e);
 
 /* (Re)starts a registered periodic task: removes its queued and delayed
- * copies and queues one now. ENOTASK / EINVAL if not a periodic task. */
+ * copies and queues one now. A cron task's schedule is also resumed (see
+ * stellar_schedule_pause()), so its ticks queue jobs again. ENOTASK /
+ * EINVAL if the task has neither frequency nor cron. */
 STELLAR_API int stellar_enqueue_recurrent(stellar *h, const char *task,
                                           stellar_error *e);
 /* Stops a periodic task: removes its queued and delayed copies; *removed
- * counts them. (A processor running it right now re-enqueues it.) */
+ * counts them. (A processor running a frequency task right now
+ * re-enqueues it.) A cron task's schedule is also paused, for every
+ * process, until stellar_enqueue_recurrent() or a resume. */
 STELLAR_API int stellar_stop_recurrent(stellar *h, const char *task,
                                        int64_t *removed, stellar_error *e);
 
@@ -526,6 +543,72 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
                                           bool requeue, json_t **cleaned,
                                           stellar_error *e);
 
+/* ---------------------------------------------------------- Schedules --- */
+/*
+ * Cron schedules (docs/schedules.md). A schedule queues a job of its task
+ * at each fire time ("tick") of its cron expression in its time zone. Each
+ * process's scheduler (stellar_start() without no_scheduler) tries every
+ * tick, and the backend claims (schedule, tick) and stores the job in one
+ * atomic step, so any number of processes, and a process that dies at any
+ * point, give exactly one job per tick. The jobs are pushed directly (no
+ * before/after_enqueue hooks run, as for a promoted delayed job); the
+ * perform hooks run as for any job.
+ *
+ * A tick is late while less than STELLAR_SCHEDULE_GRACE_MS have passed
+ * since it: a scheduler that sees it then still queues its job. Ticks that
+ * passed longer ago with no job (no scheduler ran) are missed: the policy
+ * decides. A schedule seen for the first time has missed nothing.
+ */
+#define STELLAR_SCHEDULE_GRACE_MS 5000
+
+enum {
+    STELLAR_MISSED_SKIP = 0, /* missed ticks queue nothing */
+    STELLAR_MISSED_ONCE = 1, /* all missed ticks together: one job, queued
+                                when a scheduler finds them */
+};
+
+typedef struct stellar_schedule {
+    const char *name;     /* unique among schedules (a task with cron has
+                             one named as the task); required */
+    const char *cron;     /* the expression; required */
+    const char *timezone; /* IANA name; NULL or "": the local zone */
+    const char *task;     /* required; registered (unless the handle has
+                             no tasks at all) */
+    const char *params;   /* a JSON object as text; NULL: {} */
+    const char *queue;    /* NULL: the task's, else "default" */
+    int missed;           /* STELLAR_MISSED_* */
+} stellar_schedule;
+
+/*
+ * Adds a schedule to the handle (copied). Before stellar_start(), after the
+ * task is registered. EINVAL names the schedule and the field (a bad
+ * expression: the cron field, as "schedule 'x': field 'cron': cron: hour
+ * field: 25 is out of range 0-23"); ENOTFOUND an unknown zone; ENOTASK an
+ * unknown task; EEXISTS a taken name; ESTATE while started.
+ */
+STELLAR_API int stellar_schedule_add(stellar *h, const stellar_schedule *s,
+                                     stellar_error *e);
+
+/*
+ * Every schedule of the handle, by name: {"<name>": {"name", "kind":
+ * "task" | "schedule", "cron", "timezone" (the zone's name), "task",
+ * "queue", "params", "missed": "skip" | "once", "paused": bool, "last":
+ * ms or null (the last tick that queued a job), "next": ms or null (the
+ * next fire time after now), "next_local" (ISO 8601 in the zone, with its
+ * offset), "next_utc" (ISO 8601, "Z"), "upcoming": [ms...] (the next 5)}}.
+ * paused and last are read from the backend.
+ */
+STELLAR_API int stellar_schedules(stellar *h, json_t **out, stellar_error *e);
+
+/*
+ * Pauses (paused true) or resumes one schedule, for every process that
+ * shares the backend: a paused schedule's ticks queue nothing, and the
+ * ticks that pass while it is paused are skipped, not missed. ENOTFOUND
+ * if the handle has no schedule of that name.
+ */
+STELLAR_API int stellar_schedule_pause(stellar *h, const char *name,
+                                       bool paused, stellar_error *e);
+
 /* --------------------------------------------------------------- HTTP --- */
 /*
  * The HTTP server: a JSON API under /api/, Prometheus metrics at /metrics and
@@ -563,6 +646,9 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
  *                                     with "scheduled_at": [ms...]
  *   POST /api/enqueue                 body {task, params?, queue?, at?|in?}
  *   POST|DELETE /api/recurrent/<task> start / stop a periodic task
+ *   GET  /api/schedules               stellar_schedules()
+ *   POST /api/schedules/<name>/pause, /api/schedules/<name>/resume
+ *                                     stellar_schedule_pause()
  * Path segments are percent-decoded one by one ("queues/a%2Fb").
  *
  * Security (docs/http.md lists every check): reads are GET/HEAD; changes

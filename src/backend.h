@@ -264,6 +264,30 @@ struct st_backend_ops {
     int (*kv_scan)(st_backend *b, const char *prefix, json_t **out,
                    stellar_error *e);
 
+    /* --------------------------------------------------- Schedules --- */
+    /* A schedule's record, by name (schedule.c): the last tick that queued
+     * its job, whether it is paused (for every process), and when it was
+     * first seen. Kept apart from node-resque's keys (Redis: hash
+     * stellar:schedule:<name>, set stellar:schedules). */
+
+    /* Claims one tick, in one atomic step: if schedule name is not paused
+     * and its last tick is unset or < tick_ms, sets it to tick_ms and
+     * appends payload to queue (as push, with the wake-up). *claimed:
+     * whether it did. Any number of schedulers may try the same tick: one
+     * wins. Safe to send again after a lost reply (the second finds the
+     * tick taken: the job is stored once). */
+    int (*sched_claim)(st_backend *b, const char *name, int64_t tick_ms,
+                       const char *queue, const char *payload, bool *claimed,
+                       stellar_error *e);
+    /* Creates name's record if missing (not paused, no last tick); paused
+     * >= 0 sets the paused flag to it (0 or 1); seen_ms >= 0 sets the
+     * first-seen time if it is unset. */
+    int (*sched_set)(st_backend *b, const char *name, int paused,
+                     int64_t seen_ms, stellar_error *e);
+    /* Every record: {"<name>": {"last": ms or null, "paused": bool,
+     * "seen": ms or null}}. */
+    int (*sched_list)(st_backend *b, json_t **out, stellar_error *e);
+
     /* -------------------------------------------------------- Wake --- */
 
     /* Optional (may be NULL): blocks up to timeout_ms or until work may

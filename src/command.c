@@ -6,9 +6,9 @@
  *
  * DESIGN
  * - Load: the file is checked as a C task is (name, description, queue,
- *   frequency, plugins), plus `command` (a non-empty array of strings whose
- *   program must exist and be executable: known at load, so said then),
- *   `timeout` (ms) and `env` (an object of strings). Any other key is
+ *   frequency or cron and timezone, plugins), plus `command` (a non-empty array
+ * of strings whose program must exist and be executable: known at load, so said
+ * then), `timeout` (ms) and `env` (an object of strings). Any other key is
  *   refused with the file and the key.
  * - Run: posix_spawn (vfork-fast, even from a big process) into a process
  *   group of its own, in the file's folder, signals unblocked and at their
@@ -105,8 +105,8 @@ int64_t st_command_timeout(const st_command *c)
 }
 
 static const char *const known_keys[] = {
-    "name",      "description", "queue",         "command", "timeout",
-    "frequency", "plugins",     "pluginOptions", "env",     NULL};
+    "name", "description", "queue",   "command",       "timeout", "frequency",
+    "cron", "timezone",    "plugins", "pluginOptions", "env",     NULL};
 
 /* Whether prog (no '/') is an executable file in a folder of $PATH. */
 static bool on_path(const char *prog)
@@ -155,7 +155,8 @@ static int parse_spec(const char *path, json_t *doc, st_command *c,
             return st_fail(e, STELLAR_EINVAL,
                            "%s: key '%s' is not a property of a command task "
                            "(name, description, queue, command, timeout, "
-                           "frequency, plugins, pluginOptions, env)",
+                           "frequency, cron, timezone, plugins, "
+                           "pluginOptions, env)",
                            path, key);
     }
     if (!cmd)
@@ -301,6 +302,8 @@ int stellar_command_task_load(stellar *h, const char *path, const char *app_dir,
     STR_KEY("name", name);
     STR_KEY("description", description);
     STR_KEY("queue", queue);
+    STR_KEY("cron", cron);
+    STR_KEY("timezone", timezone);
 #undef STR_KEY
     v = json_object_get(doc, "frequency");
     if (v && !json_is_null(v)) {

@@ -25,6 +25,7 @@ typedef struct st_task {
 
 typedef struct st_pool st_pool;
 typedef struct st_metrics st_metrics;
+typedef struct st_schedule st_schedule; /* schedule.c */
 
 struct stellar {
     st_logger log;
@@ -53,6 +54,8 @@ struct stellar {
     pthread_cond_t settled; /* busy went false */
     st_task **tasks;        /* frozen while busy or started */
     size_t ntasks;
+    st_schedule **scheds; /* cron schedules; frozen as tasks are */
+    size_t nscheds;
     st_pool *pool;       /* non-NULL from start until stop has joined */
     bool busy;           /* a start or stop is under way (without lock) */
     st_metrics *metrics; /* this process's counters (metrics.c); own lock */
@@ -87,6 +90,28 @@ const st_task *st_task_find(const stellar *h, const char *name);
  * any name may be enqueued (a client-only handle). */
 const st_task *st_task_lookup(stellar *h, const char *name, bool *any);
 void st_tasks_free(stellar *h);
+
+/* Cron schedules (schedule.c). st_schedule_new() validates s and adds it
+ * to h; call it with h->lock held. from_task: the schedule of a task being
+ * registered (not yet in the table), named as the task; `what` starts its
+ * messages ("task 'x'" or "schedule 'x'"). */
+int st_schedule_new(stellar *h, const stellar_schedule *s, bool from_task,
+                    const char *what, stellar_error *e);
+void st_schedules_free(stellar *h);
+/* Sets a schedule's paused flag in the backend (stellar_schedule_pause, and
+ * the recurrent calls for cron tasks). */
+int st_schedule_set_paused(st_backend *b, const char *name, bool paused,
+                           stellar_error *e);
+
+/* The firing of the schedules by one scheduler (schedule.c): each due tick
+ * is claimed with its job in one backend step (sched_claim). st_ticker_run
+ * fires what is due at now and returns the ms until the next tick (or -1:
+ * none); *fired: how many jobs it queued. */
+typedef struct st_ticker st_ticker;
+st_ticker *st_ticker_new(stellar *h);
+int64_t st_ticker_run(st_ticker *t, st_backend *b, int64_t now_ms,
+                      int64_t *fired);
+void st_ticker_free(st_ticker *t);
 
 /* What st_recurrent() does after removing a periodic task's queued and
  * delayed copies: nothing more (stop), queue one now, or delay one to now

@@ -12,6 +12,11 @@
  * timestamp, at most TICK_MS, so delayed jobs written by other processes
  * start well under a second late; enqueues from this process wake it.
  *
+ * Cron schedules (schedule.c) are fired by every scheduler, leader or not:
+ * each tick is claimed with its job in one backend step, so the first to
+ * try it wins and the others find it taken. The thread wakes for the next
+ * tick, so a tick's job is queued within a few ms of it.
+ *
  * Dead workers: a worker whose last ping is older than stuckWorkerTimeout
  * is dead, but only if the store could have taken its pings. When the
  * store itself is away (down, or frozen: every call hangs), nobody's pings
@@ -39,6 +44,7 @@ struct st_sched {
     stellar *h;
     st_pool *pool;
     st_backend *conn;
+    st_ticker *ticker; /* the cron schedules; NULL if none */
     char *name;
     pthread_t thread;
     bool leader;
@@ -175,7 +181,13 @@ static void *sched_main(void *arg)
             recover_dead_workers(s);
         }
         was_leader = s->leader;
-        if (s->backoff_ms) wait = s->backoff_ms;
+        if (s->ticker) {
+            int64_t fired = 0, due = st_ticker_run(s->ticker, s->conn,
+                                                   st_now_ms(), &fired);
+            if (fired) st_pool_wake(s->pool);
+            if (due >= 0 && due < wait) wait = due;
+        }
+        if (s->backoff_ms && s->backoff_ms > wait) wait = s->backoff_ms;
         if (st_pool_aux_wait(s->pool, wait < 1 ? 1 : wait)) break;
     }
     return NULL;
@@ -200,14 +212,21 @@ int st_sched_start(stellar *h, st_pool *p, st_sched **out, stellar_error *e)
         st_free(s);
         return st_fail(e, STELLAR_ENOMEM, "out of memory");
     }
+    if (h->nscheds && !(s->ticker = st_ticker_new(h))) {
+        st_free(s->name);
+        st_free(s);
+        return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    }
     rc = st_backend_open(&s->conn, h->url, NULL, e);
     if (rc) {
+        st_ticker_free(s->ticker);
         st_free(s->name);
         st_free(s);
         return rc;
     }
     if ((rc = pthread_create(&s->thread, NULL, sched_main, s))) {
         st_backend_close(s->conn);
+        st_ticker_free(s->ticker);
         st_free(s->name);
         st_free(s);
         return st_fail(e, STELLAR_ENOMEM,
@@ -228,6 +247,7 @@ void st_sched_stop(st_sched *s)
         s->conn->ops->kv_del(s->conn, LEADER_KEY, s->name, &removed, &err))
         st_log(&s->h->log, STELLAR_LOG_WARN, "scheduler: release: %s", err.msg);
     st_backend_close(s->conn);
+    st_ticker_free(s->ticker);
     st_free(s->name);
     st_free(s);
 }

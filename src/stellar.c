@@ -173,6 +173,7 @@ void stellar_close(stellar *h)
     while (h->nidle > 0)
         st_backend_close(h->idle[--h->nidle]);
     st_metrics_free(h->metrics);
+    st_schedules_free(h);
     st_tasks_free(h);
     strv_free(h->queues);
     st_free(h->queues_str);

@@ -21,6 +21,8 @@ static void task_free(st_task *t)
     st_free((char *)(uintptr_t)t->def.description);
     st_free((char *)(uintptr_t)t->def.queue);
     st_free((char *)(uintptr_t)t->def.plugin_options);
+    st_free((char *)(uintptr_t)t->def.cron);
+    st_free((char *)(uintptr_t)t->def.timezone);
     for (i = 0; t->plugins && t->plugins[i]; i++)
         st_free(t->plugins[i]);
     st_free(t->plugins);
@@ -118,6 +120,15 @@ static int validate(const stellar *h, const stellar_task *t, stellar_error *e)
     if (t->timeout < 0)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'timeout' must be >= 0", n);
+    if (t->cron && *t->cron && t->frequency > 0)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': fields 'cron' and 'frequency' exclude each "
+                       "other: a task is queued either at the times of its "
+                       "cron expression or every frequency ms",
+                       n);
+    if ((!t->cron || !*t->cron) && t->timezone && *t->timezone)
+        return st_fail(e, STELLAR_EINVAL,
+                       "task '%s': field 'timezone' needs a field 'cron'", n);
     if (t->isolation < 0 || t->isolation > STELLAR_ISOLATION_FORK)
         return st_fail(e, STELLAR_EINVAL,
                        "task '%s': field 'isolation' is not a "
@@ -154,6 +165,12 @@ static int task_copy(st_task **out, const stellar_task *src, stellar_error *e)
     t->def.queue = st_strdup(src->queue ? src->queue : "default");
     t->def.plugin_options = NULL;
     t->def.plugins = NULL;
+    t->def.cron = src->cron && *src->cron ? st_strdup(src->cron) : NULL;
+    t->def.timezone =
+        src->timezone && *src->timezone ? st_strdup(src->timezone) : NULL;
+    if ((src->cron && *src->cron && !t->def.cron) ||
+        (src->timezone && *src->timezone && !t->def.timezone))
+        goto oom;
     while (src->plugins && src->plugins[n])
         n++;
     /* Periodic tasks get the three locks, as the Stellar framework does, so
@@ -219,6 +236,19 @@ static int task_register(stellar *h, const stellar_task *t, st_command *cmd,
         goto out;
     }
     h->tasks = grown;
+    if (copy->def.cron) { /* the task's schedule, named as the task */
+        char what[300];
+        stellar_schedule s = {.name = copy->def.name,
+                              .cron = copy->def.cron,
+                              .timezone = copy->def.timezone,
+                              .queue = copy->def.queue};
+        snprintf(what, sizeof what, "task '%.256s'", copy->def.name);
+        if ((rc = st_schedule_new(h, &s, true, what, e))) {
+            task_free(copy);
+            goto out;
+        }
+    }
+    h->tasks = grown;
     copy->command = cmd;
     h->tasks[h->ntasks++] = copy;
 out:
@@ -260,6 +290,12 @@ json_t *stellar_tasks_json(stellar *h)
             /* Command tasks (command.c): the kind, and what runs. */
             json_object_set_new(json_array_get(arr, i), "kind",
                                 json_string(t->command ? "command" : "c")) ||
+            (t->def.cron &&
+             (json_object_set_new(json_array_get(arr, i), "cron",
+                                  json_string(t->def.cron)) ||
+              json_object_set_new(json_array_get(arr, i), "timezone",
+                                  t->def.timezone ? json_string(t->def.timezone)
+                                                  : json_null()))) ||
             (t->command &&
              (json_object_set_new(json_array_get(arr, i), "command",
                                   st_command_argv_json(t->command)) ||

@@ -441,10 +441,22 @@ static int periodic_task(stellar *h, const char *task, const st_task **t,
     if (!*t)
         return st_fail(e, STELLAR_ENOTASK, "unknown task '%s'",
                        task ? task : "");
-    if ((*t)->def.frequency <= 0)
+    if ((*t)->def.frequency <= 0 && !(*t)->def.cron)
         return st_fail(e, STELLAR_EINVAL,
-                       "task '%s' is not periodic (frequency 0)", task);
+                       "task '%s' is not periodic (no frequency, no cron)",
+                       task);
     return STELLAR_OK;
+}
+
+/* A cron task's start and stop: resume or pause its schedule (for every
+ * process), then as a frequency task: one copy queued now, or none. */
+static int cron_recurrent(stellar *h, st_backend *b, const st_task *t,
+                          bool start, int64_t *removed, stellar_error *e)
+{
+    int rc = st_schedule_set_paused(b, t->def.name, !start, e);
+    if (rc) return rc;
+    return st_recurrent(h, b, t, start ? ST_RECUR_NOW : ST_RECUR_STOP, removed,
+                        e);
 }
 
 int stellar_enqueue_recurrent(stellar *h, const char *task, stellar_error *e)
@@ -454,7 +466,10 @@ int stellar_enqueue_recurrent(stellar *h, const char *task, stellar_error *e)
 
     st_err_clear(e);
     if ((rc = periodic_task(h, task, &t, e))) return rc;
-    WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_NOW, NULL, e));
+    if (t->def.cron)
+        WITH_CONN(h, b, cron_recurrent(h, b, t, true, NULL, e));
+    else
+        WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_NOW, NULL, e));
     if (rc == STELLAR_OK) st_wake(h);
     return rc;
 }
@@ -468,7 +483,10 @@ int stellar_stop_recurrent(stellar *h, const char *task, int64_t *removed,
     *removed = 0;
     st_err_clear(e);
     if ((rc = periodic_task(h, task, &t, e))) return rc;
-    WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_STOP, removed, e));
+    if (t->def.cron)
+        WITH_CONN(h, b, cron_recurrent(h, b, t, false, removed, e));
+    else
+        WITH_CONN(h, b, st_recurrent(h, b, t, ST_RECUR_STOP, removed, e));
     return rc;
 }
 

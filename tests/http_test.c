@@ -1652,6 +1652,55 @@ static void delayed_jobs_are_paged(struct test_ctx *t)
     finish(s, h);
 }
 
+/* ---------------------------------------------------------- Schedules --- */
+
+static void schedules_are_listed_paused_and_measured(struct test_ctx *t)
+{
+    static struct expo x;
+    stellar *h = open_app(t, 0, NULL);
+    stellar_error e = {0};
+    stellar_schedule daily = {.name = "daily",
+                              .cron = "0 3 * * *",
+                              .timezone = "Europe/Berlin",
+                              .task = "echo",
+                              .params = "{\"kind\":\"daily\"}"};
+    json_t *doc = NULL;
+    int64_t next;
+    int port, found = 0;
+    stellar_http *s;
+
+    ASSERT_OK(stellar_schedule_add(h, &daily, &e), &e);
+    s = serve(h, NULL, NULL, &port);
+    ASSERT_OK(stellar_schedules(h, &doc, &e), &e);
+    next = json_integer_value(
+        json_object_get(json_object_get(doc, "daily"), "next"));
+    ASSERT_TRUE(next > test_now_ms());
+    ASSERT_DOC(get(port, "/api/schedules"), doc);
+    ASSERT_DOC(post(port, "/api/schedules/daily/pause", NULL),
+               json_pack("{s:s, s:b}", "schedule", "daily", "paused", 1));
+    get(port, "/api/schedules");
+    ASSERT_TRUE(json_is_true(
+        json_object_get(json_object_get(last.json, "daily"), "paused")));
+    ASSERT_DOC(post(port, "/api/schedules/daily/resume", NULL),
+               json_pack("{s:s, s:b}", "schedule", "daily", "paused", 0));
+    ASSERT_ERROR(post(port, "/api/schedules/nope/pause", NULL), 404,
+                 "ENOTFOUND");
+    /* /metrics: the next fire time (it never fired: no last series). */
+    scrape(port, &x);
+    for (int i = 0; i < x.nsmp; i++) {
+        if (strstr(x.smp[i].name, "stellar_schedule_last_fire"))
+            FAIL("a last fire time for a schedule that never fired");
+        if (strcmp(x.smp[i].name,
+                   "stellar_schedule_next_fire_timestamp_seconds") == 0) {
+            ASSERT_TRUE(strstr(x.smp[i].labels, "schedule=\"daily\"") != NULL);
+            ASSERT_EQ(next / 1000, (int64_t)x.smp[i].value);
+            found++;
+        }
+    }
+    ASSERT_EQ(1, found);
+    finish(s, h);
+}
+
 static const struct test tests[] = {
     TEST(reads_answer_the_documents_of_the_c_api, 0),
     TEST(enqueue_over_http_queues_and_runs_jobs, 0),
@@ -1671,5 +1720,6 @@ static const struct test tests[] = {
     TEST(slow_clients_do_not_starve_other_addresses, 120),
     TEST(a_request_head_must_arrive_within_the_deadline, 0),
     TEST(delayed_jobs_are_paged, 0),
+    TEST(schedules_are_listed_paused_and_measured, 0),
 };
 TEST_MAIN(tests)

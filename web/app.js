@@ -473,12 +473,19 @@
 
   /* Markers from now to the last timestamp (at least one minute ahead). */
   function drawTimeline(stamps, delayed, now) {
-    const end = Math.max(now + 60000, stamps.length ? stamps[stamps.length - 1] : 0);
+    drawMarks('timeline', stamps.map((t) => ({t, label: delayed[t].length, title: stamp(t) + ' — ' + delayed[t].length + ' job(s)'})), now,
+      stamps.length ? stamps[stamps.length - 1] : 0);
+  }
+
+  /* Marks {t, label, title} on the timeline of id (its -marks and -ticks),
+   * from now to end (at least one minute ahead); later marks are left out. */
+  function drawMarks(id, marks, now, end) {
+    end = Math.max(now + 60000, end);
     const span = end - now;
     const pos = (t) => Math.min(100, Math.max(0, ((t - now) / span) * 100));
-    $('timeline-marks').replaceChildren(...stamps.map((t) => {
-      const m = el('div', {class: 'mark' + (t <= now ? ' due' : ''), title: stamp(t) + ' — ' + delayed[t].length + ' job(s)'}, delayed[t].length);
-      m.style.left = pos(t) + '%';
+    $(id + '-marks').replaceChildren(...marks.filter((m) => m.t <= end).map((mk) => {
+      const m = el('div', {class: 'mark' + (mk.t <= now ? ' due' : ''), title: mk.title}, mk.label);
+      m.style.left = pos(mk.t) + '%';
       return m;
     }));
     const ticks = [];
@@ -488,7 +495,40 @@
       k.style.left = (i * 25) + '%';
       ticks.push(k);
     }
-    $('timeline-ticks').replaceChildren(...ticks);
+    $(id + '-ticks').replaceChildren(...ticks);
+  }
+
+  /* Cron schedules (GET /api/schedules): each one's next runs on a
+   * timeline that reaches the furthest first run, and its last run. */
+  async function loadSchedules() {
+    const all = await api('GET', 'schedules');
+    const names = Object.keys(all).sort();
+    const now = Date.now();
+    const firsts = names.map((n) => ms(all[n].next)).filter((x) => x !== null);
+    const marks = [];
+    names.forEach((n) => (all[n].upcoming || []).forEach((t) => {
+      const at = ms(t);
+      if (at !== null) marks.push({t: at, label: n.slice(0, 1), title: n + ' — ' + stamp(at) + (all[n].paused ? ' (paused)' : '')});
+    }));
+    $('sched-timeline').hidden = names.length === 0;
+    drawMarks('sched-timeline', marks, now, firsts.length ? Math.max(...firsts) : 0);
+    if (!changed('schedules', all)) return;
+    const rows = names.map((n) => {
+      const s = all[n];
+      const last = ms(s.last);
+      const next = (s.upcoming || []).map(ms).filter((x) => x !== null).slice(0, 3);
+      return el('tr', {class: s.paused ? 'muted' : null},
+        el('td', {class: 'mono'}, n),
+        el('td', {class: 'mono'}, String(s.cron)),
+        el('td', null, String(s.timezone)),
+        el('td', {class: 'mono'}, String(s.task)),
+        el('td', null, s.paused ? el('span', {class: 'muted'}, 'paused') : next.length ? next.map((t, i) => [i ? ', ' : '', timeEl(t)]).flat() : '–'),
+        el('td', null, last === null ? 'never' : timeEl(last)),
+        el('td', {class: 'actions'}, s.paused
+          ? el('button', {type: 'button', onclick: () => act('Resumed ' + n, 'POST', 'schedules/' + enc(n) + '/resume')}, 'Resume')
+          : el('button', {type: 'button', class: 'danger', onclick: () => act('Paused ' + n, 'POST', 'schedules/' + enc(n) + '/pause')}, 'Pause')));
+    });
+    fillTable($('schedules-table'), rows, $('schedules-empty'));
   }
 
   let taskNames = '';
@@ -505,13 +545,13 @@
     }
     if (!changed('tasks', tasks)) return;
     const rows = tasks.map((t) => {
-      const periodic = t.frequency > 0;
+      const periodic = t.frequency > 0 || typeof t.cron === 'string';
       const at = Array.isArray(t.scheduled_at) ? t.scheduled_at.map(ms).filter((x) => x !== null).sort((a, b) => a - b) : [];
       return el('tr', null,
         el('td', {class: 'mono'}, t.name),
         el('td', {class: 'mono'}, t.queue),
-        el('td', null, periodic ? dur(t.frequency) : '–'),
-        el('td', null, !periodic ? '–' : at.length ? timeEl(at[0]) : el('span', {class: 'muted', title: 'Not in the delayed set: queued, running, or stopped'}, 'not scheduled')),
+        el('td', null, t.cron ? el('span', {class: 'mono'}, t.cron) : periodic ? dur(t.frequency) : '–'),
+        el('td', null, !periodic ? '–' : t.cron ? el('span', {class: 'muted'}, 'see Schedules') : at.length ? timeEl(at[0]) : el('span', {class: 'muted', title: 'Not in the delayed set: queued, running, or stopped'}, 'not scheduled')),
         el('td', null, t.description),
         el('td', {class: 'actions'}, periodic ? [
           el('button', {type: 'button', onclick: () => act('Started ' + t.name, 'POST', 'recurrent/' + enc(t.name))}, 'Start'),
@@ -521,6 +561,11 @@
     });
     fillTable($('tasks-table'), rows, $('tasks-empty'));
     $('enqueue-form').hidden = tasks.length === 0;
+  }
+
+  async function loadPeriodic() {
+    await loadTasks();
+    await loadSchedules();
   }
 
   async function loadLocks() {
@@ -545,7 +590,7 @@
     workers: loadWorkers,
     failed: loadFailed,
     delayed: loadDelayed,
-    tasks: loadTasks,
+    tasks: loadPeriodic,
     locks: loadLocks,
   };
 

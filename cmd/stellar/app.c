@@ -77,7 +77,7 @@ int cli_config_fail(const cli *c, const char *key, const char *fmt, ...)
  * Any other key is refused, naming its line: a misspelt setting, or one of
  * the Stellar framework's that stellar does not have, must not look as if
  * it worked. */
-static const char *const top_keys[] = {"tasks", "http", NULL};
+static const char *const top_keys[] = {"tasks", "http", "schedules", NULL};
 static const char *const tasks_keys[] = {"backend",
                                          "queues",
                                          "maxTaskProcessors",
@@ -91,6 +91,8 @@ static const char *const tasks_keys[] = {"backend",
                                          "isolation",
                                          NULL};
 static const char *const http_keys[] = {"listen", "token", NULL};
+static const char *const schedule_keys[] = {
+    "cron", "timezone", "task", "params", "queue", "missed", NULL};
 
 /* CLI_OK if every key of obj is in known, else the error naming the first
  * one that is not; section is "" for the top level. */
@@ -126,6 +128,51 @@ static int check_keys(const cli *c, json_t *obj, const char *section,
     return CLI_OK;
 }
 
+/* The "schedules" section's shape: {"<name>": {"cron": str, "task": str,
+ * "timezone": str, "params": {...}, "queue": str, "missed": "skip" |
+ * "once"}}. What the values mean (the expression, the zone, the task) is
+ * checked when they are added to the handle (cli_load_schedules). */
+static int check_schedules(const cli *c)
+{
+    json_t *all = json_object_get(c->config, "schedules"), *s, *v;
+    const char *name;
+    int rc;
+
+    if (!all || json_is_null(all)) return CLI_OK;
+    if (!json_is_object(all))
+        return cli_config_fail(c, "schedules",
+                               "must be an object of schedules by name");
+    json_object_foreach(all, name, s)
+    {
+        char sec[300], key[320];
+        static const char *const strs[] = {"cron", "task", "timezone", "queue",
+                                           "missed"};
+        snprintf(sec, sizeof sec, "schedules.%.256s", name);
+        if (!json_is_object(s))
+            return cli_config_fail(c, sec,
+                                   "must be an object (cron, task, timezone, "
+                                   "params, queue, missed)");
+        if ((rc = check_keys(c, s, sec, schedule_keys)) != CLI_OK) return rc;
+        for (size_t i = 0; i < sizeof strs / sizeof *strs; i++) {
+            v = json_object_get(s, strs[i]);
+            snprintf(key, sizeof key, "%s.%s", sec, strs[i]);
+            if (!v && i < 2) return cli_config_fail(c, key, "is required");
+            if (v && !json_is_string(v))
+                return cli_config_fail(c, key, "must be a string");
+        }
+        v = json_object_get(s, "params");
+        snprintf(key, sizeof key, "%s.params", sec);
+        if (v && !json_is_object(v))
+            return cli_config_fail(c, key, "must be an object");
+        v = json_object_get(s, "missed");
+        snprintf(key, sizeof key, "%s.missed", sec);
+        if (v && strcmp(json_string_value(v), "skip") != 0 &&
+            strcmp(json_string_value(v), "once") != 0)
+            return cli_config_fail(c, key, "must be \"skip\" or \"once\"");
+    }
+    return CLI_OK;
+}
+
 static int check_config(const cli *c)
 {
     json_t *http = json_object_get(c->config, "http");
@@ -133,10 +180,47 @@ static int check_config(const cli *c)
 
     if ((rc = check_keys(c, c->config, "", top_keys)) != CLI_OK ||
         (rc = check_keys(c, cli_tasks_config(c), "tasks", tasks_keys)) !=
-            CLI_OK)
+            CLI_OK ||
+        (rc = check_schedules(c)) != CLI_OK)
         return rc;
     return json_is_object(http) ? check_keys(c, http, "http", http_keys)
                                 : CLI_OK;
+}
+
+/* Adds stellar.json's schedules to c->h (after its tasks): the library
+ * checks the expression, the zone and the task, naming the field. */
+static int cli_load_schedules(cli *c)
+{
+    json_t *all = json_object_get(c->config, "schedules"), *s;
+    const char *name;
+
+    json_object_foreach(all, name, s)
+    {
+        stellar_error e = {0};
+        const char *missed = json_string_value(json_object_get(s, "missed"));
+        json_t *p = json_object_get(s, "params");
+        char *params = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        stellar_schedule sc = {
+            .name = name,
+            .cron = json_string_value(json_object_get(s, "cron")),
+            .timezone = json_string_value(json_object_get(s, "timezone")),
+            .task = json_string_value(json_object_get(s, "task")),
+            .params = params,
+            .queue = json_string_value(json_object_get(s, "queue")),
+            .missed = missed && strcmp(missed, "once") == 0
+                          ? STELLAR_MISSED_ONCE
+                          : STELLAR_MISSED_SKIP};
+        int rc =
+            p && !params ? STELLAR_ENOMEM : stellar_schedule_add(c->h, &sc, &e);
+        free(params);
+        if (rc != STELLAR_OK) {
+            char key[300];
+            snprintf(key, sizeof key, "schedules.%.256s", name);
+            return cli_config_fail(c, key, "is refused: %s",
+                                   e.msg[0] ? e.msg : stellar_strerror(rc));
+        }
+    }
+    return CLI_OK;
 }
 
 int cli_app_find(cli *c, bool required)
@@ -250,7 +334,10 @@ int cli_open(cli *c, stellar_options *o, bool load_tasks)
         st_free(shown);
         return rc;
     }
-    if (load_tasks && c->app_dir) return cli_load_tasks(c);
+    if (load_tasks && c->app_dir) {
+        if ((rc = cli_load_tasks(c)) != CLI_OK) return rc;
+        return cli_load_schedules(c);
+    }
     return CLI_OK;
 }
 

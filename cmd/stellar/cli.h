@@ -195,6 +195,9 @@ int cmd_workers(cli *c);
 int cmd_timestamps(cli *c);
 int cmd_dashboard(cli *c);
 
+/* cmd_schedules.c */
+int cmd_schedules(cli *c);
+
 /* cmd_inspect.c */
 int cmd_details(cli *c);
 int cmd_queued(cli *c);

@@ -56,7 +56,10 @@ static int tasks_table(cli *c, json_t *tasks)
             }
             st_buf_putc(&cmd, '\'');
         }
-        if (f > 0)
+        if (json_is_string(json_object_get(task, "cron")))
+            snprintf(freq, sizeof freq, "cron %s",
+                     json_string_value(json_object_get(task, "cron")));
+        else if (f > 0)
             snprintf(freq, sizeof freq, "%lldms", (long long)f);
         else
             snprintf(freq, sizeof freq, "-");

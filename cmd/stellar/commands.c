@@ -244,6 +244,19 @@ const cli_cmd cli_commands[] = {
      "  stellar locks\n",
      NULL},
 
+    {"schedules", cmd_schedules, "inspect", "", 0, 2, "[pause|resume NAME]",
+     "list cron schedules; pause or resume one",
+     "Lists every cron schedule of the app (its tasks with \"cron\" and the\n"
+     "\"schedules\" of stellar.json) with its expression, zone, task, next\n"
+     "fire time in its zone and in UTC, last fire and whether it is paused.\n"
+     "`pause NAME` stops the schedule's ticks from queueing jobs, for every\n"
+     "process sharing the backend, until `resume NAME`; ticks that pass\n"
+     "while it is paused are skipped.\n"
+     "\n"
+     "Examples:\n"
+     "  stellar schedules\n"
+     "  stellar schedules pause nightly-report\n",
+     NULL},
     {"cron", cmd_cron, "inspect", "tz=,from=,count=", 2, 2, "next EXPR",
      "the next fire times of a cron expression in a time zone",
      "Arguments:\n"

@@ -616,6 +616,32 @@ static int del_recurrent(call *c, stellar_error *e)
     return rc;
 }
 
+/* ---------------------------------------------------------- Schedules --- */
+
+static int get_schedules(call *c, stellar_error *e)
+{
+    return stellar_schedules(c->h, &c->out, e);
+}
+
+static int pause_schedule(call *c, bool paused, stellar_error *e)
+{
+    int rc = stellar_schedule_pause(c->h, c->cap[0], paused, e);
+    if (rc == STELLAR_OK)
+        c->out =
+            json_pack("{s:s, s:b}", "schedule", c->cap[0], "paused", paused);
+    return rc;
+}
+
+static int post_schedule_pause(call *c, stellar_error *e)
+{
+    return pause_schedule(c, true, e);
+}
+
+static int post_schedule_resume(call *c, stellar_error *e)
+{
+    return pause_schedule(c, false, e);
+}
+
 /* ------------------------------------------------------------- Routes --- */
 
 static const struct route {
@@ -652,6 +678,9 @@ static const struct route {
     {"POST", "enqueue", post_enqueue},
     {"POST", "recurrent/*", post_recurrent},
     {"DELETE", "recurrent/*", del_recurrent},
+    {"GET", "schedules", get_schedules},
+    {"POST", "schedules/*/pause", post_schedule_pause},
+    {"POST", "schedules/*/resume", post_schedule_resume},
 };
 
 static int hexval(char ch)

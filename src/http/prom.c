@@ -7,7 +7,7 @@
  *   lag, recovered jobs;
  * - gauges read from the backend at scrape time, the same for every
  *   process of a cluster: queue depth and latency, workers alive and busy,
- *   failed jobs.
+ *   failed jobs, the last and next fire time of each cron schedule.
  *   If the backend cannot be read, stellar_backend_up is 0 and those gauges
  *   are left out (the scrape still succeeds, so the counters are kept).
  *
@@ -30,6 +30,46 @@ static void gauge_line(st_buf *b, const char *name, const char *label,
         st_buf_puts(b, "\"}");
     }
     st_buf_printf(b, " %lld\n", (long long)v);
+}
+
+/* Per cron schedule: the last tick that queued a job (from the backend:
+ * the same for every process) and the next fire time, in seconds since the
+ * epoch, as Prometheus's *_timestamp_seconds gauges. A schedule that never
+ * fired has no last series. */
+static bool schedule_gauges(stellar *h, st_buf *b)
+{
+    json_t *all = NULL, *s;
+    stellar_error e = {0};
+    const char *name;
+
+    if (stellar_schedules(h, &all, &e)) {
+        st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
+        return false;
+    }
+    if (json_object_size(all)) {
+        st_prom_family(b, "stellar_schedule_last_fire_timestamp_seconds",
+                       "gauge",
+                       "The last tick of each cron schedule that queued a "
+                       "job (every process).");
+        json_object_foreach(all, name, s)
+        {
+            json_t *v = json_object_get(s, "last");
+            if (json_is_integer(v))
+                gauge_line(b, "stellar_schedule_last_fire_timestamp_seconds",
+                           "schedule", name, json_integer_value(v) / 1000);
+        }
+        st_prom_family(b, "stellar_schedule_next_fire_timestamp_seconds",
+                       "gauge", "The next fire time of each cron schedule.");
+        json_object_foreach(all, name, s)
+        {
+            json_t *v = json_object_get(s, "next");
+            if (json_is_integer(v))
+                gauge_line(b, "stellar_schedule_next_fire_timestamp_seconds",
+                           "schedule", name, json_integer_value(v) / 1000);
+        }
+    }
+    json_decref(all);
+    return true;
 }
 
 /* Appends the backend gauges; false if the backend failed. */
@@ -80,7 +120,7 @@ static bool backend_gauges(stellar *h, st_buf *b)
                    "Entries in the failed list.");
     gauge_line(b, "stellar_failed_jobs", NULL, NULL, nfailed);
     json_decref(doc);
-    return true;
+    return schedule_gauges(h, b);
 }
 
 void st_http_metrics(stellar *h, st_http_reply *r)

@@ -224,7 +224,15 @@ test('every page renders, at desktop and phone width', async () => {
   await shot('delayed-desktop');
   await open('tasks');
   await page.waitForSelector('#tasks-table >> text=tick');
+  // Cron schedules: each on the timeline, listed with its next runs.
+  await page.waitForSelector('#schedules-table >> text=every-minute');
+  await page.waitForSelector('#schedules-table >> text=America/New_York');
+  await page.waitForSelector('#sched-timeline .mark');
   await shot('tasks-desktop');
+  await page.click('#schedules-table tr:has-text("every-minute") >> text=Pause');
+  await page.waitForSelector('#schedules-table tr:has-text("every-minute") >> text=Resume');
+  await page.click('#schedules-table tr:has-text("every-minute") >> text=Resume');
+  await page.waitForSelector('#schedules-table tr:has-text("every-minute") >> text=Pause');
   await open('locks');
   await page.waitForSelector('#locks-table td');
   await shot('locks-desktop');

@@ -108,6 +108,16 @@ int main(int argc, char **argv)
          .plugins = lock_plugins,
          .run = run_echo},
     };
+    const stellar_task nightly = {.name = "nightly",
+                                  .description = "runs at 03:00 in New York",
+                                  .cron = "0 3 * * *",
+                                  .timezone = "America/New_York",
+                                  .run = run_echo};
+    const stellar_schedule every_minute = {.name = "every-minute",
+                                           .cron = "* * * * *",
+                                           .timezone = "UTC",
+                                           .task = "echo",
+                                           .params = "{\"from\":\"cron\"}"};
     stellar_options o = {0};
     stellar_http_options ho = {0};
     stellar_error e = {0};
@@ -140,6 +150,10 @@ int main(int argc, char **argv)
     if (stellar_open(&h, &o, &e)) goto fail;
     for (i = 0; i < sizeof tasks / sizeof tasks[0]; i++)
         if (stellar_task_register(h, &tasks[i], &e)) goto fail;
+    /* A cron task and a schedule, for the Tasks page's Schedules. */
+    if (stellar_task_register(h, &nightly, &e) ||
+        stellar_schedule_add(h, &every_minute, &e))
+        goto fail;
     if (stellar_start(h, &e)) goto fail;
     snprintf(listen, sizeof listen, "127.0.0.1:%s", argv[1]);
     ho.listen = listen;

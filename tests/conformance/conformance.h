@@ -177,7 +177,15 @@ int64_t latency(stellar *h, const char *queue);
     X(hooks_and_tasks_call_the_api_on_their_own_handle, 120)                   \
     X(a_slow_log_function_that_calls_back_does_not_stall_processors, 120)      \
     X(stop_and_close_from_a_task_are_refused_not_a_hang, 60)                   \
-    X(two_threads_stopping_at_once_stop_once, 60)
+    X(two_threads_stopping_at_once_stop_once, 60)                              \
+    X(a_schedule_claims_each_tick_once_with_its_job, 0)                        \
+    X(a_paused_schedule_claims_nothing_until_resumed, 0)                       \
+    X(racing_connections_claim_each_tick_exactly_once, 60)                     \
+    X(a_cron_schedule_queues_one_job_per_tick_across_handles, 60)              \
+    X(missed_ticks_are_skipped_or_queued_once, 60)                             \
+    X(a_new_schedule_has_missed_nothing, 60)                                   \
+    X(schedules_are_listed_paused_and_resumed, 0)                              \
+    X(bad_schedules_are_refused_at_load_naming_the_field, 0)
 
 #define X(fn, timeout_s) void fn(struct test_ctx *t);
 CONFORMANCE_TESTS(X)

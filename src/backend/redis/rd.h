@@ -47,6 +47,9 @@ enum {
     RD_S_READY,
     RD_S_REPLACE,
     RD_S_RESERVE,
+    RD_S_SCHED_CLAIM,
+    RD_S_SCHED_LIST,
+    RD_S_SCHED_SET,
     RD_S_COUNT
 };
 
@@ -281,6 +284,14 @@ int rd_kv_incr(st_backend *base, const char *k, int64_t by, int64_t ttl_ms,
                int64_t *out, stellar_error *e);
 int rd_kv_scan(st_backend *base, const char *prefix, json_t **out,
                stellar_error *e);
+
+/* sched.c */
+int rd_sched_claim(st_backend *base, const char *name, int64_t tick_ms,
+                   const char *queue, const char *payload, bool *claimed,
+                   stellar_error *e);
+int rd_sched_set(st_backend *base, const char *name, int paused,
+                 int64_t seen_ms, stellar_error *e);
+int rd_sched_list(st_backend *base, json_t **out, stellar_error *e);
 
 /* wake.c */
 int rd_wait(st_backend *base, const st_worker_id *w, int64_t timeout_ms,

@@ -260,5 +260,8 @@ const st_backend_ops st_redis_ops = {
     .kv_expire = rd_kv_expire,
     .kv_incr = rd_kv_incr,
     .kv_scan = rd_kv_scan,
+    .sched_claim = rd_sched_claim,
+    .sched_set = rd_sched_set,
+    .sched_list = rd_sched_list,
     .wait = rd_wait,
 };

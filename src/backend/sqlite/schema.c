@@ -27,7 +27,7 @@
  * migration path is exercised by every test. A file with a newer version
  * than this build knows is refused.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
@@ -69,6 +69,10 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE INDEX kv_expires ON kv(expires_ms);",
     /* 1 -> 2: when each job entered its queue (NULL for older rows). */
     "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
+    /* 2 -> 3: cron schedules (sched.c): the last tick that queued a job,
+     * paused (0/1), the first sight. */
+    ("CREATE TABLE schedules(name TEXT PRIMARY KEY, last_ms INTEGER,"
+     " paused INTEGER NOT NULL DEFAULT 0, seen_ms INTEGER) WITHOUT ROWID;"),
 };
 
 /* ---------------------------------------------------------- Whose file --- */

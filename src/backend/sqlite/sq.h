@@ -154,7 +154,19 @@
                  " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
     X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
                " AND (?2 IS NULL OR key < ?2)"                                 \
-               " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")
+               " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")    \
+    /* Schedules (sched.c): the claim is the compare-and-set of last_ms. */    \
+    X(SCHED_CLAIM,                                                             \
+      "INSERT INTO schedules(name, last_ms) VALUES(?1, ?2)"                    \
+      " ON CONFLICT(name) DO UPDATE SET last_ms = excluded.last_ms"            \
+      " WHERE paused = 0 AND (last_ms IS NULL OR last_ms < excluded.last_ms)") \
+    X(SCHED_SET,                                                               \
+      "INSERT INTO schedules(name, paused, seen_ms)"                           \
+      " VALUES(?1, max(?2, 0), nullif(?3, -1)) ON CONFLICT(name) DO UPDATE"    \
+      " SET paused = CASE WHEN ?2 >= 0 THEN ?2 ELSE paused END,"               \
+      " seen_ms = coalesce(seen_ms, nullif(?3, -1))")                          \
+    X(SCHED_LIST, "SELECT name, last_ms, paused, seen_ms FROM schedules"       \
+                  " ORDER BY name")
 
 enum {
 #define SQ_X_(name, sql) S_##name,
@@ -243,6 +255,14 @@ void sq_watch_close(sq_conn *c);
 int sq_open(st_backend **out, const char *url, const st_backend_cfg *cfg,
             stellar_error *e);
 void sq_close(st_backend *b);
+
+/* sched.c */
+int sq_sched_claim(st_backend *b, const char *name, int64_t tick_ms,
+                   const char *queue, const char *payload, bool *claimed,
+                   stellar_error *e);
+int sq_sched_set(st_backend *b, const char *name, int paused, int64_t seen_ms,
+                 stellar_error *e);
+int sq_sched_list(st_backend *b, json_t **out, stellar_error *e);
 
 /* queues.c */
 int sq_push_head(sq_conn *c, const char *queue, const char *payload,

@@ -542,5 +542,8 @@ const st_backend_ops st_sqlite_ops = {
     .kv_expire = sq_kv_expire,
     .kv_incr = sq_kv_incr,
     .kv_scan = sq_kv_scan,
+    .sched_claim = sq_sched_claim,
+    .sched_set = sq_sched_set,
+    .sched_list = sq_sched_list,
     .wait = sq_wait,
 };
