@@ -26,55 +26,15 @@ unset STELLAR_BACKEND
 backend=${1:?usage: schedules.sh sqlite|redis}
 : "${STELLAR_BIN:?}"
 command -v jq >/dev/null 2>&1 || { echo "skip: jq is not on PATH"; exit 77; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-schedules-XXXXXX")
+. "$(dirname "$0")/../lib.sh"
+suite_tmp schedules
 app=$tmp/app
-pids=() redis_pid="" passed=0
 GRACE_MS=5000 # STELLAR_SCHEDULE_GRACE_MS
-
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
-    done
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
-    if [ "$passed" = 1 ]; then
-        rm -rf "$tmp"
-    else
-        for f in "$tmp"/*.log; do
-            [ -f "$f" ] || continue
-            echo "--- last lines of $f ---" >&2
-            tail -n 30 "$f" >&2
-        done
-        echo "(kept $tmp)" >&2
-    fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
 st() { (cd "$app" && "$STELLAR_BIN" "$@"); }
-now() { local us=${EPOCHREALTIME/[.,]/}; NOW=$((10#$us / 1000)); }
-
-# wait_until TIMEOUT_MS COMMAND...: polls every 50 ms.
-wait_until() {
-    local deadline
-    now; deadline=$((NOW + $1)); shift
-    until "$@"; do
-        now; [ "$NOW" -le "$deadline" ] || return 1
-        sleep 0.05
-    done
-}
 
 case $backend in
 sqlite) ;;
-redis)
-    command -v redis-server >/dev/null 2>&1 || { echo "skip: no redis-server"; exit 77; }
-    redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' \
-        --appendonly no >"$tmp/redis.out" 2>&1 &
-    redis_pid=$!
-    wait_until 10000 test -S "$tmp/redis.sock" || fail "redis-server did not start"
-    export STELLAR_BACKEND="redis+unix://$tmp/redis.sock"
-    ;;
+redis) start_private_redis ;;
 *) fail "unknown backend $backend" ;;
 esac
 
