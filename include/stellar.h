@@ -526,6 +526,75 @@ STELLAR_API int stellar_clean_old_workers(stellar *h, int64_t age_ms,
                                           bool requeue, json_t **cleaned,
                                           stellar_error *e);
 
+/* ------------------------------------------------------ Queue control --- */
+/*
+ * Pauses and limits (issue 15), stored in the backend: they apply to every
+ * process sharing it at once, survive restarts and may be set from any
+ * machine. A Stellar TaskProcessor leaves a job held back by them where it
+ * is, in order (it looks at a queue's head and goes on to its other
+ * queues), and wakes when a permit frees or a queue is resumed. node-resque
+ * workers sharing a Redis do not know them (docs/compat.md).
+ *
+ * A TARGET is "queue:NAME" (every job of that queue) or "task:NAME" (every
+ * job of that task, in any queue). A job must pass the limits of both its
+ * queue and its task.
+ *   concurrency  at most N jobs of the target run at once. A running job
+ *                holds a permit, a lease on its working-on record: it is
+ *                released when the job succeeds, fails or is put back, and
+ *                with a dead worker's records (the dead-worker recovery,
+ *                after stuckWorkerTimeout).
+ *   rate         at most N jobs of the target start in any window of
+ *                DURATION: an exact sliding window over the start times
+ *                (SQLite: this machine's clock; Redis: the server's).
+ * All calls are thread-safe (each checks out a connection of its own).
+ */
+
+/* Pauses queue: no TaskProcessor takes a job from it, until
+ * stellar_resume() or, if for_ms > 0, until for_ms from now (it then
+ * resumes by itself; no process needs to run at that time). Jobs may still
+ * be enqueued to it and due delayed jobs still move into it; running jobs
+ * finish. for_ms 0: until resumed; < 0: EINVAL. */
+STELLAR_API int stellar_pause(stellar *h, const char *queue, int64_t for_ms,
+                              stellar_error *e);
+/* Lifts queue's pause, waking idle processors. *was_paused (may be NULL):
+ * whether it was paused. */
+STELLAR_API int stellar_resume(stellar *h, const char *queue, bool *was_paused,
+                               stellar_error *e);
+/* {"<queue>": until_ms or null (until resumed)} for every paused queue. */
+STELLAR_API int stellar_pauses(stellar *h, json_t **out, stellar_error *e);
+
+/* A limit: 0 in a field means none. rate > 0 needs window_ms > 0. */
+typedef struct stellar_limit {
+    int64_t concurrency; /* jobs running at once */
+    int64_t rate;        /* starts per window_ms */
+    int64_t window_ms;
+} stellar_limit;
+
+/* Sets (replaces) target's limit. EINVAL, naming the problem, for a bad
+ * target or a limit with neither field set. */
+STELLAR_API int stellar_limit_set(stellar *h, const char *target,
+                                  const stellar_limit *limit, stellar_error *e);
+/* Removes target's limit (its permits and start times go with it).
+ * *removed (may be NULL): 0 or 1. */
+STELLAR_API int stellar_limit_clear(stellar *h, const char *target,
+                                    int64_t *removed, stellar_error *e);
+/* Every limit with its use: {"<target>": {"concurrency": n or null,
+ * "rate": "N/DURATION" or null, "running": permits held, "started": starts
+ * in the current window}}. */
+STELLAR_API int stellar_limits(stellar *h, json_t **out, stellar_error *e);
+
+/* Checks a TARGET ("queue:NAME" or "task:NAME"): STELLAR_OK or EINVAL with
+ * a message. */
+STELLAR_API int stellar_target_check(const char *target, stellar_error *e);
+/* Parses a rate "N/DURATION" (N >= 1; DURATION a positive whole number
+ * with ms, s, m or h: "100/1m"). EINVAL with a message if it is not one. */
+STELLAR_API int stellar_rate_parse(const char *text, int64_t *n,
+                                   int64_t *window_ms, stellar_error *e);
+/* Writes a rate as stellar_rate_parse reads it, in the largest unit that
+ * divides window_ms ("100/1m"); out has room for cap bytes. */
+STELLAR_API void stellar_rate_format(int64_t n, int64_t window_ms, char *out,
+                                     size_t cap);
+
 /* --------------------------------------------------------------- HTTP --- */
 /*
  * The HTTP server: a JSON API under /api/, Prometheus metrics at /metrics and

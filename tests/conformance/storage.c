@@ -86,7 +86,7 @@ void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(struct test_ctx *t)
                                      " 'schema_version'",
                                      -1, &st, NULL));
         ASSERT_EQ(SQLITE_ROW, sqlite3_step(st));
-        ASSERT_STR_EQ("2", (const char *)sqlite3_column_text(st, 0));
+        ASSERT_STR_EQ("3", (const char *)sqlite3_column_text(st, 0));
         sqlite3_finalize(st);
     }
     sqlite3_close(db);

@@ -260,5 +260,10 @@ const st_backend_ops st_redis_ops = {
     .kv_expire = rd_kv_expire,
     .kv_incr = rd_kv_incr,
     .kv_scan = rd_kv_scan,
+    .pause = rd_pause,
+    .resume = rd_resume,
+    .limit_set = rd_limit_set,
+    .limit_del = rd_limit_del,
+    .controls = rd_controls,
     .wait = rd_wait,
 };

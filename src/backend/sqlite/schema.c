@@ -27,7 +27,7 @@
  * migration path is exercised by every test. A file with a newer version
  * than this build knows is refused.
  */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /*
  * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
@@ -69,6 +69,24 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "CREATE INDEX kv_expires ON kv(expires_ms);",
     /* 1 -> 2: when each job entered its queue (NULL for older rows). */
     "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
+    /* 2 -> 3: queue control (issue 15; control.c). The class of the job
+     * each worker holds, so that a task's running jobs are a count over
+     * workers (no write per job beyond the record reserve writes anyway);
+     * pauses (until_ms 0: until resumed); limits (0: none); and the start
+     * times of targets with a rate limit (a sliding window). */
+    "ALTER TABLE workers ADD COLUMN job_class TEXT;"
+    "CREATE INDEX workers_job_class ON workers(job_class)"
+    " WHERE job_class IS NOT NULL;"
+    "CREATE INDEX workers_job_queue ON workers(job_queue)"
+    " WHERE job_queue IS NOT NULL;"
+    "CREATE TABLE pauses(queue TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE limits(target TEXT PRIMARY KEY,"
+    " concurrency INTEGER NOT NULL, rate INTEGER NOT NULL,"
+    " window_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE starts(id INTEGER PRIMARY KEY, target TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL);"
+    "CREATE INDEX starts_target ON starts(target, at_ms);",
 };
 
 /* ---------------------------------------------------------- Whose file --- */

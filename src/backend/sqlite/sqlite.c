@@ -542,5 +542,10 @@ const st_backend_ops st_sqlite_ops = {
     .kv_expire = sq_kv_expire,
     .kv_incr = sq_kv_incr,
     .kv_scan = sq_kv_scan,
+    .pause = sq_pause,
+    .resume = sq_resume,
+    .limit_set = sq_limit_set,
+    .limit_del = sq_limit_del,
+    .controls = sq_controls,
     .wait = sq_wait,
 };

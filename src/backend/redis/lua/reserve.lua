@@ -39,6 +39,7 @@
 -- queue), so that no ack counts twice and no popped job is lost.
 
 --#include lib/jstr.lua
+--#include lib/control.lua
 
 -- Byte order, as JS sorts ASCII names; Lua's < would use strcoll(), and
 -- Redis sets LC_COLLATE from the environment.
@@ -55,6 +56,7 @@ local P, won, oc, idk, id = ARGV[1], ARGV[2], ARGV[5], ARGV[10], ARGV[11]
 local function suspect(v)
   return redis.call('EXISTS', P .. '@ST_CRASHES_PREFIX@' .. v)
 end
+local wname = string.sub(idk, #P + 17)
 local last = redis.call('GET', idk)
 if last and string.sub(last, 1, -2) == id then
   local flag, rec = string.sub(last, -1), redis.call('GET', won)
@@ -69,6 +71,7 @@ if last and string.sub(last, 1, -2) == id then
   if string.find(q, '%S') then qk = qk .. ':' .. q end
   redis.call('SADD', P .. 'queues', q)
   redis.call('LPUSH', qk, v)
+  ctl_release(wname)
   redis.call('DEL', won)
   redis.call('SET', idk, id .. 'n')
   return false
@@ -82,7 +85,10 @@ elseif oc == '4' then
   redis.call('LPUSH', ARGV[8], ARGV[9])
   redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[7])
 end
+if oc ~= '0' then ctl_release(wname) end
 if ARGV[12] == '1' then
+  local lim = redis.call('EXISTS', CP .. 'limits') == 1
+  local ctl = lim or redis.call('EXISTS', CP .. 'paused') == 1
   local n = tonumber(ARGV[13])
   local names, keys = {}, {}
   if n == 0 then
@@ -102,8 +108,17 @@ if ARGV[12] == '1' then
     -- pcall: a foreign key of another type must not abort the script
     -- after the held job's outcome was applied (it would be applied
     -- again by the caller's retry).
-    local v = redis.pcall('LPOP', keys[i])
+    local v, took = nil, {}
+    if ctl then
+      local h = redis.pcall('LINDEX', keys[i], 0)
+      if type(h) == 'string' and ctl_may(names[i], h, took, lim) then
+        v = redis.call('LPOP', keys[i])
+      end
+    else
+      v = redis.pcall('LPOP', keys[i])
+    end
     if type(v) == 'string' then
+      if ctl then ctl_take(took, wname, id) end
       local body, flag = v, 'r'
       if not pcall(cjson.decode, v) then body, flag = jstr(v), 'j' end
       redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..
