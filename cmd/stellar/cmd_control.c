@@ -116,10 +116,10 @@ int cmd_limit(cli *c)
         if (!n)
             return cli_notfound(c, "no limit on %s (see 'stellar limits')",
                                 target);
-        return result(c,
-                      json_pack("{s:s, s:I}", "target", target, "removed",
-                                (json_int_t)n),
-                      "removed the limit on %s", target);
+        return result(
+            c,
+            json_pack("{s:s, s:I}", "target", target, "removed", (json_int_t)n),
+            "removed the limit on %s", target);
     }
     if (!conc && !rate)
         return cli_usage(c, "give --concurrency N and/or --rate N/DURATION, "
@@ -130,13 +130,13 @@ int cmd_limit(cli *c)
     if ((rc = stellar_limit_set(c->h, target, &l, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
     stellar_rate_format(l.rate, l.window_ms, text, sizeof text);
-    return result(c,
-                  json_pack("{s:s, s:o, s:o}", "target", target, "concurrency",
-                            l.concurrency ? json_integer(l.concurrency)
-                                          : json_null(),
-                            "rate", l.rate ? json_string(text) : json_null()),
-                  "limit %s: concurrency %s, rate %s", target,
-                  conc ? conc : "-", l.rate ? text : "-");
+    return result(
+        c,
+        json_pack("{s:s, s:o, s:o}", "target", target, "concurrency",
+                  l.concurrency ? json_integer(l.concurrency) : json_null(),
+                  "rate", l.rate ? json_string(text) : json_null()),
+        "limit %s: concurrency %s, rate %s", target, conc ? conc : "-",
+        l.rate ? text : "-");
 }
 
 static int limits_table(cli *c, json_t *limits)
@@ -155,7 +155,8 @@ static int limits_table(cli *c, json_t *limits)
     json_object_foreach(limits, target, l)
     {
         char b1[64], b2[64], b3[64];
-        out_table_row(t, target, out_scalar(json_object_get(l, "concurrency"), b1),
+        out_table_row(t, target,
+                      out_scalar(json_object_get(l, "concurrency"), b1),
                       out_scalar(json_object_get(l, "running"), b2),
                       json_string_value(json_object_get(l, "rate")),
                       out_scalar(json_object_get(l, "started"), b3));

@@ -159,8 +159,8 @@ static json_t *controls_json(const redisReply *r)
             sscanf(v->str, "%lld %lld %lld", &conc, &rate, &window) != 3)
             continue;
         one = json_pack("{s:I, s:I, s:I, s:I, s:I}", "concurrency",
-                        (json_int_t)conc, "rate", (json_int_t)rate,
-                        "window_ms", (json_int_t)window, "running",
+                        (json_int_t)conc, "rate", (json_int_t)rate, "window_ms",
+                        (json_int_t)window, "running",
                         (json_int_t)int_at(ls, i + 2), "started",
                         (json_int_t)int_at(ls, i + 3));
         if (!one || json_object_set_new(limits, k->str, one) < 0) goto fail;

@@ -86,14 +86,13 @@ static int may_start(sq_conn *c, const st_worker_id *w, const char *queue,
     if ((rc = paused(c, queue, now_ms, e)) != 0) return rc < 0 ? rc : 0;
     if (strlen(queue) < sizeof klass) {
         snprintf(target, sizeof target, "queue:%s", queue);
-        rc = limit_allows(c, target, queue, S_USE_QUEUE, w->name, now_ms, st,
-                          e);
+        rc =
+            limit_allows(c, target, queue, S_USE_QUEUE, w->name, now_ms, st, e);
         if (rc <= 0) return rc;
     }
     if (st_payload_class(payload, klass, sizeof klass)) {
         snprintf(target, sizeof target, "task:%s", klass);
-        rc = limit_allows(c, target, klass, S_USE_TASK, w->name, now_ms, st,
-                          e);
+        rc = limit_allows(c, target, klass, S_USE_TASK, w->name, now_ms, st, e);
         if (rc <= 0) return rc;
     }
     return 1;
@@ -101,8 +100,8 @@ static int may_start(sq_conn *c, const st_worker_id *w, const char *queue,
 
 /* Looks at queue's head: 1 (with *id, r, st) if it may start, else 0. */
 static int try_queue(sq_conn *c, const st_worker_id *w, const char *queue,
-                     int64_t now_ms, int64_t *id, st_reserved *r,
-                     sq_starts *st, stellar_error *e)
+                     int64_t now_ms, int64_t *id, st_reserved *r, sq_starts *st,
+                     stellar_error *e)
 {
     sqlite3_stmt *s;
     char *payload;
@@ -127,8 +126,8 @@ static int try_queue(sq_conn *c, const st_worker_id *w, const char *queue,
     return rc;
 }
 
-int sq_ctl_head(sq_conn *c, const st_worker_id *w, int64_t now_ms,
-                int64_t *id, st_reserved *r, sq_starts *st, stellar_error *e)
+int sq_ctl_head(sq_conn *c, const st_worker_id *w, int64_t now_ms, int64_t *id,
+                st_reserved *r, sq_starts *st, stellar_error *e)
 {
     const char *const *q;
     json_t *names = NULL, *v;
@@ -256,7 +255,8 @@ static int limit_json(sq_conn *c, sqlite3_stmt *s, int64_t now_ms,
                       json_t *limits, stellar_error *e)
 {
     const char *target = (const char *)sqlite3_column_text(s, 0);
-    int64_t conc = sqlite3_column_int64(s, 1), rate = sqlite3_column_int64(s, 2);
+    int64_t conc = sqlite3_column_int64(s, 1),
+            rate = sqlite3_column_int64(s, 2);
     int64_t window = sqlite3_column_int64(s, 3), running = 0, started = 0;
     bool queue = strncmp(target, "queue:", 6) == 0;
     const char *name = strchr(target, ':') + 1;

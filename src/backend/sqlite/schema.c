@@ -30,6 +30,15 @@
 #define SCHEMA_VERSION 3
 
 /*
+ * The oldest version a read-only connection reads as it is (it cannot
+ * migrate): every statement but those of reserve reads a file of this
+ * version the same (version 3 only added control tables, which the
+ * controls op looks for, and a column no reader selects). Raise it when a
+ * migration changes what readers select.
+ */
+#define SCHEMA_READABLE 2
+
+/*
  * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
  * to a file that is not ours: ours has this id, or (made before the id
  * existed) our meta table with a schema_version, and is marked on open; an
@@ -214,6 +223,8 @@ static int migrate(sq_conn *c, void *arg, stellar_error *e)
 int sq_schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
 {
     if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
+    if (c->ro_why && v >= SCHEMA_READABLE && v < SCHEMA_VERSION)
+        return STELLAR_OK;
     if (c->ro_why)
         return st_fail(e, STELLAR_EBACKEND,
                        "sqlite open: %s has schema version %lld and this "
