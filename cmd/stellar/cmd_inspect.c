@@ -269,13 +269,12 @@ static int queues_table(cli *c, json_t *queues)
                 paused = when;
             }
         }
-        out_table_row(t, json_string_value(json_object_get(q, "queue")),
-                      out_scalar(json_object_get(q, "length"), buf),
-                      latency_cell(json_is_integer(lat)
-                                       ? json_integer_value(lat)
-                                       : -1,
-                                   cell),
-                      paused);
+        out_table_row(
+            t, json_string_value(json_object_get(q, "queue")),
+            out_scalar(json_object_get(q, "length"), buf),
+            latency_cell(json_is_integer(lat) ? json_integer_value(lat) : -1,
+                         cell),
+            paused);
     }
     return out_print(t);
 }

@@ -117,9 +117,8 @@
       " SET job_queue = excluded.job_queue,"                                   \
       " job_payload = excluded.job_payload,"                                   \
       " job_run_ms = excluded.job_run_ms, job_class = excluded.job_class")     \
-    X(WORKER_CLEAR,                                                            \
-      "UPDATE workers SET job_queue = NULL, job_payload = NULL,"               \
-      " job_run_ms = NULL, job_class = NULL WHERE name = ?1")                  \
+    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL, job_payload = NULL," \
+                    " job_run_ms = NULL, job_class = NULL WHERE name = ?1")    \
     X(WORKER_JOB, "SELECT job_queue, job_payload FROM workers"                 \
                   " WHERE name = ?1")                                          \
     X(WORKER_DEL, "DELETE FROM workers WHERE name = ?1")                       \
@@ -154,7 +153,7 @@
                   " AND (expires_ms IS NULL OR expires_ms > ?2)")              \
     X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
                  " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
-    /* Controls (control.c): ?1 a queue or a target. */                      \
+    /* Controls (control.c): ?1 a queue or a target. */                        \
     X(CTL_ANY, "SELECT EXISTS(SELECT 1 FROM pauses)"                           \
                " OR EXISTS(SELECT 1 FROM limits)")                             \
     X(CTL_TABLES, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"    \
@@ -288,8 +287,8 @@ int sq_ctl_any(sq_conn *c, stellar_error *e);
 /* The first job of w's queues that the controls let start at now_ms
  * (workers.c's head(), when sq_ctl_any): 1 with *id (and r, st filled if
  * not NULL), 0 if none, or an error. */
-int sq_ctl_head(sq_conn *c, const st_worker_id *w, int64_t now_ms,
-                int64_t *id, st_reserved *r, sq_starts *st, stellar_error *e);
+int sq_ctl_head(sq_conn *c, const st_worker_id *w, int64_t now_ms, int64_t *id,
+                st_reserved *r, sq_starts *st, stellar_error *e);
 /* Records the starts of st at now_ms and trims their windows. */
 int sq_ctl_started(sq_conn *c, const sq_starts *st, int64_t now_ms,
                    stellar_error *e);
@@ -378,7 +377,6 @@ int sq_limit_set(st_backend *b, const char *target, int64_t concurrency,
                  int64_t rate, int64_t window_ms, stellar_error *e);
 int sq_limit_del(st_backend *b, const char *target, int64_t *removed,
                  stellar_error *e);
-int sq_controls(st_backend *b, int64_t now_ms, json_t **out,
-                stellar_error *e);
+int sq_controls(st_backend *b, int64_t now_ms, json_t **out, stellar_error *e);
 
 #endif

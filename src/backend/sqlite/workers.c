@@ -229,9 +229,8 @@ int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
 {
     sq_conn *c = (sq_conn *)b;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    struct reserve_arg a = {w,           done,  now_ms,
-                            out != NULL, false, {NULL, NULL, 0, false},
-                            {0}};
+    struct reserve_arg a = {
+        w, done, now_ms, out != NULL, false, {NULL, NULL, 0, false}, {0}};
     int64_t id = 0;
     int rc;
 
