@@ -12,16 +12,14 @@ for i = 1, #p, 2 do
     ps[#ps + 1] = p[i + 1]
   end
 end
-local l = redis.call('HGETALL', CP .. 'limits')
-for i = 1, #l, 2 do
-  local t = l[i]
-  local c, r, w = ctl_limit(t)
+ctl_load()
+for t, l in pairs(ctl_lims) do
   ls[#ls + 1] = t
-  ls[#ls + 1] = l[i + 1]
+  ls[#ls + 1] = l[1] .. ' ' .. l[2] .. ' ' .. l[3]
   ls[#ls + 1] = redis.call('HLEN', CP .. 'permits:' .. t)
-  if c and r > 0 then
+  if l[2] > 0 then
     ls[#ls + 1] = redis.call('ZCOUNT', CP .. 'starts:' .. t,
-                             '(' .. (now - w), '+inf')
+                             '(' .. (now - l[3]), '+inf')
   else
     ls[#ls + 1] = 0
   end

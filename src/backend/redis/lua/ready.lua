@@ -7,15 +7,15 @@
 --#include lib/control.lua
 
 local P, n = ARGV[1], tonumber(ARGV[2])
-local lim = redis.call('EXISTS', CP .. 'limits') == 1
-local ctl = lim or redis.call('EXISTS', CP .. 'paused') == 1
+local pau = redis.call('EXISTS', CP .. 'paused') == 1
+local ctl = ctl_load() or pau
 local function ready(q, k)
   if not ctl then
     local len = redis.pcall('LLEN', k)
     return type(len) == 'number' and len > 0
   end
   local h = redis.pcall('LINDEX', k, 0)
-  return type(h) == 'string' and ctl_may(q, h, {}, lim)
+  return type(h) == 'string' and ctl_may(q, h, {}, pau)
 end
 if n == 0 then
   local names = redis.call('SMEMBERS', P .. 'queues')

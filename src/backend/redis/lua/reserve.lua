@@ -87,8 +87,9 @@ elseif oc == '4' then
 end
 if oc ~= '0' then ctl_release(wname) end
 if ARGV[12] == '1' then
-  local lim = redis.call('EXISTS', CP .. 'limits') == 1
-  local ctl = lim or redis.call('EXISTS', CP .. 'paused') == 1
+  local lim = ctl_load()
+  local pau = redis.call('EXISTS', CP .. 'paused') == 1
+  local ctl = lim or pau
   local n = tonumber(ARGV[13])
   local names, keys = {}, {}
   if n == 0 then
@@ -111,7 +112,7 @@ if ARGV[12] == '1' then
     local v, took = nil, {}
     if ctl then
       local h = redis.pcall('LINDEX', keys[i], 0)
-      if type(h) == 'string' and ctl_may(names[i], h, took, lim) then
+      if type(h) == 'string' and ctl_may(names[i], h, took, pau) then
         v = redis.call('LPOP', keys[i])
       end
     else

@@ -16,19 +16,26 @@ local function ctl_now()
   end
   return ctl_ms
 end
--- The limit of target t: concurrency, rate, window (numbers), or nil.
-local function ctl_limit(t)
-  local v = redis.call('HGET', CP .. 'limits', t)
-  if not v then return nil end
-  local c, r, w = string.match(v, '^(%d+) (%d+) (%d+)$')
-  if not c then return nil end
-  return tonumber(c), tonumber(r), tonumber(w)
+-- Every limit, read once per script call: ctl_lims[target] = {c, r, w}.
+-- Returns whether there is any.
+local ctl_lims
+local function ctl_load()
+  if not ctl_lims then
+    ctl_lims = {}
+    local l = redis.call('HGETALL', CP .. 'limits')
+    for i = 1, #l, 2 do
+      local c, r, w = string.match(l[i + 1], '^(%d+) (%d+) (%d+)$')
+      if c then ctl_lims[l[i]] = {tonumber(c), tonumber(r), tonumber(w)} end
+    end
+  end
+  return next(ctl_lims) ~= nil
 end
 -- Whether target t has room for one more start (no write); a limited t
 -- goes into took, for ctl_take.
 local function ctl_room(t, took)
-  local c, r, w = ctl_limit(t)
-  if not c then return true end
+  local l = ctl_lims[t]
+  if not l then return true end
+  local c, r, w = l[1], l[2], l[3]
   if c > 0 and redis.call('HLEN', CP .. 'permits:' .. t) >= c then
     return false
   end
@@ -39,18 +46,29 @@ local function ctl_room(t, took)
   took[#took + 1] = {t, c, r, w}
   return true
 end
--- Whether the job v at the head of queue q may start now: its queue is
--- not paused and no limit of its queue or its task is full.
-local function ctl_may(q, v, took, lim)
-  local u = redis.call('HGET', CP .. 'paused', q)
-  if u and (u == '0' or tonumber(u) > ctl_now()) then return false end
-  if not lim then return true end
-  if not ctl_room('queue:' .. q, took) then return false end
+-- The class of payload v: read straight off the payloads Stellar and
+-- node-resque write ({"class":"..." first), else decoded.
+local function ctl_class(v)
+  local c = string.match(v, '^{"class":"([^"\\]*)"')
+  if c then return c end
   local ok, j = pcall(cjson.decode, v)
   if ok and type(j) == 'table' and type(j.class) == 'string' then
-    return ctl_room('task:' .. j.class, took)
+    return j.class
   end
-  return true
+  return nil
+end
+-- Whether the job v at the head of queue q may start now: its queue is
+-- not paused (pau: a pause exists) and no limit of its queue or its task
+-- is full (ctl_load() first).
+local function ctl_may(q, v, took, pau)
+  if pau then
+    local u = redis.call('HGET', CP .. 'paused', q)
+    if u and (u == '0' or tonumber(u) > ctl_now()) then return false end
+  end
+  if next(ctl_lims) == nil then return true end
+  if not ctl_room('queue:' .. q, took) then return false end
+  local c = ctl_class(v)
+  return c == nil or ctl_room('task:' .. c, took)
 end
 -- Takes a permit and records a start for each limited target of took;
 -- uid makes the start's member unique.
@@ -66,18 +84,15 @@ local function ctl_take(took, name, uid)
     end
   end
 end
--- Releases every permit worker name holds; a limit that was full wakes
--- the waiting workers.
+-- Releases every permit worker name holds (one HDEL per limit); a limit
+-- that was full wakes the waiting workers.
 local function ctl_release(name)
-  if redis.call('EXISTS', CP .. 'limits') == 0 then return end
-  local ts = redis.call('HKEYS', CP .. 'limits')
-  for i = 1, #ts do
-    local pk = CP .. 'permits:' .. ts[i]
-    if redis.call('HDEL', pk, name) == 1 then
-      local c = ctl_limit(ts[i])
-      if c and c > 0 and redis.call('HLEN', pk) + 1 >= c then
-        redis.pcall('PUBLISH', CP .. 'wake', '*')
-      end
+  if not ctl_load() then return end
+  for t, l in pairs(ctl_lims) do
+    local pk = CP .. 'permits:' .. t
+    if l[1] > 0 and redis.call('HDEL', pk, name) == 1 and
+        redis.call('HLEN', pk) + 1 >= l[1] then
+      redis.pcall('PUBLISH', CP .. 'wake', '*')
     end
   end
 end
