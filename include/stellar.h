@@ -610,7 +610,8 @@ STELLAR_API void stellar_rate_format(int64_t n, int64_t window_ms, char *out,
  * (429, with Retry-After). Queue latency (latency_ms, the age of the
  * oldest job, as stellar_latency()) is real on SQLite and null on Redis,
  * where a Resque payload carries no enqueue time.
- *   GET  /api/queues                  {"<q>": {"length": n, "latency_ms"}}
+ *   GET  /api/queues                  {"<q>": {"length": n, "latency_ms",
+ *                                     "paused", "paused_until"}}
  *   GET  /api/queues/<q>              {"queue", "length"}
  *   GET  /api/queues/<q>/jobs?start=&stop=   stellar_queued()
  *   DELETE /api/queues/<q>            stellar_del_queue()
@@ -632,10 +633,15 @@ STELLAR_API void stellar_rate_format(int64_t n, int64_t window_ms, char *out,
  *                                     with "scheduled_at": [ms...]
  *   POST /api/enqueue                 body {task, params?, queue?, at?|in?}
  *   POST|DELETE /api/recurrent/<task> start / stop a periodic task
+ *   POST /api/queues/<q>/pause        body {} or {"for": ms}: stellar_pause()
+ *   POST /api/queues/<q>/resume       stellar_resume()
+ *   GET  /api/limits                  stellar_limits()
+ *   GET|PUT|DELETE /api/limits/<target>   one limit; PUT body
+ *        {"concurrency": n, "rate": "N/DURATION"} (either or both)
  * Path segments are percent-decoded one by one ("queues/a%2Fb").
  *
  * Security (docs/http.md lists every check): reads are GET/HEAD; changes
- * are POST/DELETE and need the header "X-Stellar-CSRF: 1" (and an Origin,
+ * are POST/PUT/DELETE and need the header "X-Stellar-CSRF: 1" (and an Origin,
  * if sent, equal to the server's own). With a token or a read token set,
  * every request must carry one: "Authorization: Bearer T", or the session
  * cookie that opening the dashboard's page as /?token=T sets (a random id
@@ -662,7 +668,7 @@ typedef struct stellar_http_options {
     size_t max_body; /* largest request body in bytes (413 past it);
                         0: 64 KiB */
     /* A token that may only read (borrowed; copied): GET and HEAD of the
-     * dashboard, /api/ and /metrics; a POST or DELETE answers 403
+     * dashboard, /api/ and /metrics; a POST, PUT or DELETE answers 403
      * EREADONLY. NULL or "": none. It must differ from token. With only a
      * read token set, nothing can be changed over HTTP. Off loopback, each
      * token set must be at least 16 characters (else EINVAL). */

@@ -231,7 +231,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
         if ((status = st_http_check_request(s, c, method, url, rs, &code, &msg,
                                             &retry_s)))
             return send_error(s, c, method, url, status, code, msg,
-                              status == 405 ? "GET, HEAD, POST, DELETE" : NULL,
+                              status == 405 ? "GET, HEAD, POST, PUT, DELETE" : NULL,
                               retry_s);
         return MHD_YES;
     }
