@@ -581,11 +581,12 @@ int main(int argc, char **argv)
         return cmd_sqlite_limit(argv[2], arg_long(argv[3], "N"));
     if (strcmp(cmd, "report") == 0 && argc == 4)
         return bench_report(argv[2], argv[3]);
-    fprintf(stderr,
-            "usage: stellar_bench enqueue|batch|process|process-limited|latency|"
-            "delayed URL N "
-            "ARG\n       stellar_bench load URL N\n"
-            "       stellar_bench sqlite-limit PATH N\n"
-            "       stellar_bench report RESULTS.jsonl OUT.json\n");
+    fprintf(
+        stderr,
+        "usage: stellar_bench enqueue|batch|process|process-limited|latency|"
+        "delayed URL N "
+        "ARG\n       stellar_bench load URL N\n"
+        "       stellar_bench sqlite-limit PATH N\n"
+        "       stellar_bench report RESULTS.jsonl OUT.json\n");
     return 2;
 }

@@ -220,14 +220,12 @@ int bench_report(const char *results, const char *out_json)
            "TaskProcessors is %s the unlimited rate on Redis and %s on "
            "SQLite (issue 15 asks for 0.8x or more).\n",
            a, b);
-    json_object_set_new(
-        ratios, "redis.process8lim_vs_process8",
-        num(median(all, "redis", "process8lim", "rate", NULL) /
-            median(all, "redis", "process8", "rate", NULL)));
-    json_object_set_new(
-        ratios, "sqlite.process8lim_vs_process8",
-        num(median(all, "sqlite", "process8lim", "rate", NULL) /
-            median(all, "sqlite", "process8", "rate", NULL)));
+    json_object_set_new(ratios, "redis.process8lim_vs_process8",
+                        num(median(all, "redis", "process8lim", "rate", NULL) /
+                            median(all, "redis", "process8", "rate", NULL)));
+    json_object_set_new(ratios, "sqlite.process8lim_vs_process8",
+                        num(median(all, "sqlite", "process8lim", "rate", NULL) /
+                            median(all, "sqlite", "process8", "rate", NULL)));
 
     json_object_set_new(out, "meta", meta);
     json_object_set_new(out, "runs", json_integer(runs));

@@ -487,8 +487,10 @@ STELLAR_API int stellar_del_delayed_at(stellar *h, int64_t ts_ms,
 STELLAR_API int stellar_del_all_delayed(stellar *h, int64_t *removed,
                                         stellar_error *e);
 
-/* {"queues": {"<q>": {"length": n, "latency_ms": ms or null}}, "workers":
- * <stellar_workers>}; latency_ms as stellar_latency(), null for -1. */
+/* {"queues": {"<q>": {"length": n, "latency_ms": ms or null, "paused":
+ * bool, "paused_until": ms or null}}, "workers": <stellar_workers>};
+ * latency_ms as stellar_latency(), null for -1; paused_until null when not
+ * paused or paused until resumed. */
 STELLAR_API int stellar_details(stellar *h, json_t **out, stellar_error *e);
 /* What one worker is doing: {"run_at": ms, "queue", "payload"} or null;
  * ENOTFOUND if no such worker. */
