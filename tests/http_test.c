@@ -1208,6 +1208,8 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
         {"stellar_workers_alive", "gauge"},
         {"stellar_recovered_jobs_total", "counter"},
         {"stellar_backend_up", "gauge"},
+        {"stellar_queue_paused", "gauge"},
+        {"stellar_limit_permits_in_use", "gauge"},
     };
     double prev;
 
@@ -1275,6 +1277,22 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     ASSERT_EQ(2, (int64_t)sample(&x, "stellar_failed_jobs", ""));
     ASSERT_TRUE(sample(&x, "stellar_scheduler_lag_seconds_count", "") >= 1);
     ASSERT_EQ(0, (int64_t)sample(&x, "stellar_recovered_jobs_total", ""));
+    ASSERT_EQ(0,
+              (int64_t)sample(&x, "stellar_queue_paused", "queue=\"default\""));
+
+    /* Issue 15: a paused queue and a limit's permits. */
+    {
+        stellar_limit l = {1, 0, 0};
+        ASSERT_OK(stellar_pause(h, "pa\"rk\\ed q", 0, &e), &e);
+        ASSERT_OK(stellar_limit_set(h, "task:echo", &l, &e), &e);
+    }
+    scrape(port, &x);
+    ASSERT_EQ(1, (int64_t)sample(&x, "stellar_queue_paused",
+                                 "queue=\"pa\\\"rk\\\\ed q\""));
+    ASSERT_EQ(0, (int64_t)sample(&x, "stellar_limit_permits_in_use",
+                                 "target=\"task:echo\""));
+    ASSERT_EQ(1, (int64_t)sample(&x, "stellar_limit_concurrency",
+                                 "target=\"task:echo\""));
 
     /* promtool's linter, where it is installed. */
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
