@@ -16,6 +16,8 @@
  *   queue.c   queues and delayed jobs
  *   worker.c  registration, pings and reserve
  *   clean.c   the workers listing and the dead-worker clean-up
+ *   control.c pauses and limits (issue 15); the check is in the scripts
+ *             (lua/lib/control.lua)
  *   stats.c   stats, the failed list, kv (locks)
  *   wake.c    the wake-up channel (the wait op)
  *   lua/      the scripts, embedded at build time (cmake/lua.cmake)

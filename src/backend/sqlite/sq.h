@@ -13,6 +13,8 @@
  *               its migrations
  *   queues.c    queues and the delayed set
  *   workers.c   workers, reserve, dead-worker clean-up, and wait
+ *   control.c   pauses and limits (issue 15), and the check reserve
+ *               makes before it takes a queue's head
  *   walwatch.c  the wake-up on a write to the WAL: inotify on Linux, a
  *               timed sleep elsewhere (a platform seam)
  *   stats.c     the stats counters and the failed list
