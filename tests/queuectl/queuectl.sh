@@ -125,6 +125,7 @@ max_overlap() {
 cd "$tmp"
 st new app >/dev/null || fail "stellar new app"
 jq '.tasks.stuckWorkerTimeout = 3000 | .tasks.shutdownTimeout = 1000
+    | .tasks.maxCrashes = 1
     | .tasks.timeout = 50 | del(.http)
     | .limits = {"task:cfg": {"concurrency": 1, "rate": "100/1m"}}' \
     app/stellar.json >app/s.json
@@ -271,7 +272,11 @@ wait_until 60000 ended_is after 1 ||
 started=$(grep '^after ' out/log | awk '{ print $4 }')
 [ $((started - pinged)) -ge 3000 ] ||
     fail "dead: the next job started $((started - pinged)) ms after the last ping, before stuckWorkerTimeout"
-wait_until 30000 ended_is hold 1 || fail "dead: the recovered hold job did not run again"
+# maxCrashes 1: the dead worker's job is failed as a poison pill, not run
+# again as a suspect in a forked child (such a child of the threaded ASan
+# build once hung here; that path is the faults suite's).
+wait_until 30000 sh -c "'$STELLAR_BIN' failed --json | jq -e 'map(select(.payload.class == \"hold\")) | length == 1' >/dev/null" ||
+    fail "dead: the held job is not in failed: $(st failed --json)"
 ok "a SIGKILLed worker's permit is freed after stuckWorkerTimeout"
 
 # The survivor stops cleanly.
