@@ -250,8 +250,7 @@ void a_read_only_sqlite_store_can_be_inspected(struct test_ctx *t)
     /* A file of schema 2 (before queue control) that this build may not
      * migrate still answers. */
     make_sqlite_file(path, "DROP TABLE pauses; DROP TABLE limits;"
-                           " DROP TABLE starts; DROP INDEX workers_job_class;"
-                           " DROP INDEX workers_job_queue;"
+                           " DROP TABLE starts;"
                            " ALTER TABLE workers DROP COLUMN job_class;"
                            " UPDATE meta SET value = '2'"
                            " WHERE key = 'schema_version';");

@@ -80,14 +80,12 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "ALTER TABLE jobs ADD COLUMN enqueued_ms INTEGER;",
     /* 2 -> 3: queue control (issue 15; control.c). The class of the job
      * each worker holds, so that a task's running jobs are a count over
-     * workers (no write per job beyond the record reserve writes anyway);
-     * pauses (until_ms 0: until resumed); limits (0: none); and the start
-     * times of targets with a rate limit (a sliding window). */
+     * workers (no write per job beyond the record reserve writes anyway;
+     * no index either: one row per worker is a short scan, and an index
+     * would be written on every reserve, limits or not); pauses (until_ms
+     * 0: until resumed); limits (0: none); and the start times of targets
+     * with a rate limit (a sliding window). */
     "ALTER TABLE workers ADD COLUMN job_class TEXT;"
-    "CREATE INDEX workers_job_class ON workers(job_class)"
-    " WHERE job_class IS NOT NULL;"
-    "CREATE INDEX workers_job_queue ON workers(job_queue)"
-    " WHERE job_queue IS NOT NULL;"
     "CREATE TABLE pauses(queue TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)"
     " WITHOUT ROWID;"
     "CREATE TABLE limits(target TEXT PRIMARY KEY,"
