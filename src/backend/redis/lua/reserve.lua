@@ -58,8 +58,17 @@ local function suspect(v)
 end
 local wname = string.sub(idk, #P + 17)
 local last = redis.call('GET', idk)
-if last and string.sub(last, 1, -2) == id then
-  local flag, rec = string.sub(last, -1), redis.call('GET', won)
+-- The id key: "<id><flag>", then "\n<target>" per permit the job holds.
+local lhead, lheld = last, nil
+if last then
+  local nl = string.find(last, '\n', 1, true)
+  if nl then lhead, lheld = string.sub(last, 1, nl - 1), string.sub(last, nl) end
+end
+if lheld then
+  for t in string.gmatch(lheld, '\n([^\n]+)') do ctl_rel[t] = true end
+end
+if last and string.sub(lhead, 1, -2) == id then
+  local flag, rec = string.sub(lhead, -1), redis.call('GET', won)
   if flag == 'n' or not rec then return false end
   local at = string.find(rec, ',"payload":', 1, true)
   if not at then return false end
@@ -71,7 +80,8 @@ if last and string.sub(last, 1, -2) == id then
   if string.find(q, '%S') then qk = qk .. ':' .. q end
   redis.call('SADD', P .. 'queues', q)
   redis.call('LPUSH', qk, v)
-  ctl_release(wname)
+  ctl_load()
+  ctl_drop(wname)
   redis.call('DEL', won)
   redis.call('SET', idk, id .. 'n')
   return false
@@ -85,7 +95,9 @@ elseif oc == '4' then
   redis.call('LPUSH', ARGV[8], ARGV[9])
   redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[7])
 end
-if oc ~= '0' then ctl_release(wname) end
+-- A held job ended: its permits (ctl_rel) are released below, unless the
+-- next job takes them over; nothing held, nothing to release.
+if oc == '0' then ctl_rel = {} end
 if ARGV[12] == '1' then
   local lim = ctl_load()
   local pau = redis.call('EXISTS', CP .. 'paused') == 1
@@ -119,17 +131,20 @@ if ARGV[12] == '1' then
       v = redis.pcall('LPOP', keys[i])
     end
     if type(v) == 'string' then
-      if ctl then ctl_take(took, wname, id) end
+      local held = ''
+      if ctl then held = ctl_take(took, wname, id) end
+      if next(ctl_rel) then ctl_load(); ctl_drop(wname) end
       local body, flag = v, 'r'
       if not pcall(cjson.decode, v) then body, flag = jstr(v), 'j' end
       redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..
                  ',"payload":' .. body .. ARGV[4])
-      redis.call('SET', idk, id .. flag)
+      redis.call('SET', idk, id .. flag .. held)
       return {names[i], v, suspect(v)}
     end
   end
 end
 if oc ~= '0' then
+  if next(ctl_rel) then ctl_load(); ctl_drop(wname) end
   redis.call('DEL', won)
   redis.call('SET', idk, id .. 'n')
 end

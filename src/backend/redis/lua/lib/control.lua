@@ -30,14 +30,20 @@ local function ctl_load()
   end
   return next(ctl_lims) ~= nil
 end
+-- ctl_rel: the targets whose permits the calling worker holds for the job
+-- it has just ended (reserve.lua), not yet released: its own permit does
+-- not count against it, and taking a job of the same target keeps it.
 -- Whether target t has room for one more start (no write); a limited t
 -- goes into took, for ctl_take.
+local ctl_rel = {}
 local function ctl_room(t, took)
   local l = ctl_lims[t]
   if not l then return true end
   local c, r, w = l[1], l[2], l[3]
-  if c > 0 and redis.call('HLEN', CP .. 'permits:' .. t) >= c then
-    return false
+  if c > 0 then
+    local n = redis.call('HLEN', CP .. 'permits:' .. t)
+    if ctl_rel[t] then n = n - 1 end
+    if n >= c then return false end
   end
   if r > 0 and redis.call('ZCOUNT', CP .. 'starts:' .. t,
                           '(' .. (ctl_now() - w), '+inf') >= r then
@@ -70,12 +76,21 @@ local function ctl_may(q, v, took, pau)
   local c = ctl_class(v)
   return c == nil or ctl_room('task:' .. c, took)
 end
--- Takes a permit and records a start for each limited target of took;
--- uid makes the start's member unique.
+-- Takes a permit and records a start for each limited target of took
+-- (a permit in ctl_rel is kept); uid makes the start's member unique.
+-- Returns the targets it holds permits of, each after a newline.
 local function ctl_take(took, name, uid)
+  local held = ''
   for i = 1, #took do
     local t, c, r, w = took[i][1], took[i][2], took[i][3], took[i][4]
-    if c > 0 then redis.call('HSET', CP .. 'permits:' .. t, name, 1) end
+    if c > 0 then
+      if ctl_rel[t] then
+        ctl_rel[t] = nil
+      else
+        redis.call('HSET', CP .. 'permits:' .. t, name, 1)
+      end
+      held = held .. '\n' .. t
+    end
     if r > 0 then
       local zk = CP .. 'starts:' .. t
       redis.call('ZREMRANGEBYSCORE', zk, '-inf', ctl_now() - w)
@@ -83,9 +98,23 @@ local function ctl_take(took, name, uid)
       redis.call('PEXPIRE', zk, w + 1000)
     end
   end
+  return held
 end
--- Releases every permit worker name holds (one HDEL per limit); a limit
--- that was full wakes the waiting workers.
+-- Releases the permits left in ctl_rel (a limit that was full wakes the
+-- waiting workers).
+local function ctl_drop(name)
+  for t in pairs(ctl_rel) do
+    local pk, l = CP .. 'permits:' .. t, ctl_lims and ctl_lims[t]
+    if redis.call('HDEL', pk, name) == 1 and l and l[1] > 0 and
+        redis.call('HLEN', pk) + 1 >= l[1] then
+      redis.pcall('PUBLISH', CP .. 'wake', '*')
+    end
+  end
+  ctl_rel = {}
+end
+-- Releases every permit worker name holds, whatever its record says (one
+-- HDEL per limit: the dead-worker clean-up); a limit that was full wakes
+-- the waiting workers.
 local function ctl_release(name)
   if not ctl_load() then return end
   for t, l in pairs(ctl_lims) do
