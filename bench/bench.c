@@ -8,6 +8,9 @@
  *   batch URL N BATCH       N jobs through stellar_enqueue_many, BATCH a call
  *   process URL N PROCS     N jobs queued first, then PROCS TaskProcessors
  *                           run them until the queue is empty
+ *   process-limited URL N PROCS   as process, with a concurrency limit
+ *                           on the task that never binds (issue 15: what
+ *                           the check in reserve costs)
  *   latency URL N PROCS     enqueue-to-start: one job at a time, queued by a
  *                           second handle (as another process would) while
  *                           PROCS processors sit idle
@@ -304,13 +307,16 @@ static int cmd_batch(const char *url, long n, long batch)
 
 /* ------------------------------------------------------------ Process --- */
 
-static int cmd_process(const char *url, long n, long procs)
+static int cmd_process(const char *url, long n, long procs, bool limited)
 {
     stellar *h = server(url, (int)procs, true);
+    stellar_limit lim = {1000000, 0, 0};
     stellar_error e;
     int64_t t0, t1;
     int rc;
 
+    if (limited && (rc = stellar_limit_set(h, "task:" TASK, &lim, &e)))
+        die("limit", rc, &e);
     fill(h, n);
     run.mode = M_COUNT;
     t0 = mono_us();
@@ -559,7 +565,10 @@ int main(int argc, char **argv)
                          arg_long(argv[4], "BATCH"));
     if (strcmp(cmd, "process") == 0 && argc == 5)
         return cmd_process(argv[2], arg_long(argv[3], "N"),
-                           arg_long(argv[4], "PROCS"));
+                           arg_long(argv[4], "PROCS"), false);
+    if (strcmp(cmd, "process-limited") == 0 && argc == 5)
+        return cmd_process(argv[2], arg_long(argv[3], "N"),
+                           arg_long(argv[4], "PROCS"), true);
     if (strcmp(cmd, "latency") == 0 && argc == 5)
         return cmd_latency(argv[2], arg_long(argv[3], "N"),
                            arg_long(argv[4], "PROCS"));
@@ -572,10 +581,12 @@ int main(int argc, char **argv)
         return cmd_sqlite_limit(argv[2], arg_long(argv[3], "N"));
     if (strcmp(cmd, "report") == 0 && argc == 4)
         return bench_report(argv[2], argv[3]);
-    fprintf(stderr,
-            "usage: stellar_bench enqueue|batch|process|latency|delayed URL N "
-            "ARG\n       stellar_bench load URL N\n"
-            "       stellar_bench sqlite-limit PATH N\n"
-            "       stellar_bench report RESULTS.jsonl OUT.json\n");
+    fprintf(
+        stderr,
+        "usage: stellar_bench enqueue|batch|process|process-limited|latency|"
+        "delayed URL N "
+        "ARG\n       stellar_bench load URL N\n"
+        "       stellar_bench sqlite-limit PATH N\n"
+        "       stellar_bench report RESULTS.jsonl OUT.json\n");
     return 2;
 }

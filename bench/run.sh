@@ -102,6 +102,8 @@ stellar_runs() { # sys
     for p in 1 4 8; do
         emit "$s" "process$p" "$("$BENCH" process "$(fresh "$s")" "$N" "$p")"
     done
+    # Issue 15: the same with a concurrency limit that never binds.
+    emit "$s" process8lim "$("$BENCH" process-limited "$(fresh "$s")" "$N" 8)"
     emit "$s" latency "$("$BENCH" latency "$(fresh "$s")" "$LAT_N" 8)"
     emit "$s" delayed "$("$BENCH" delayed "$(fresh "$s")" "$DELAYED_N" 8)"
 }

@@ -504,8 +504,10 @@ STELLAR_API int stellar_del_delayed_at(stellar *h, int64_t ts_ms,
 STELLAR_API int stellar_del_all_delayed(stellar *h, int64_t *removed,
                                         stellar_error *e);
 
-/* {"queues": {"<q>": {"length": n, "latency_ms": ms or null}}, "workers":
- * <stellar_workers>}; latency_ms as stellar_latency(), null for -1. */
+/* {"queues": {"<q>": {"length": n, "latency_ms": ms or null, "paused":
+ * bool, "paused_until": ms or null}}, "workers": <stellar_workers>};
+ * latency_ms as stellar_latency(), null for -1; paused_until null when not
+ * paused or paused until resumed. */
 STELLAR_API int stellar_details(stellar *h, json_t **out, stellar_error *e);
 /* What one worker is doing: {"run_at": ms, "queue", "payload"} or null;
  * ENOTFOUND if no such worker. */
@@ -608,6 +610,74 @@ STELLAR_API int stellar_schedules(stellar *h, json_t **out, stellar_error *e);
  */
 STELLAR_API int stellar_schedule_pause(stellar *h, const char *name,
                                        bool paused, stellar_error *e);
+/* ------------------------------------------------------ Queue control --- */
+/*
+ * Pauses and limits (issue 15), stored in the backend: they apply to every
+ * process sharing it at once, survive restarts and may be set from any
+ * machine. A Stellar TaskProcessor leaves a job held back by them where it
+ * is, in order (it looks at a queue's head and goes on to its other
+ * queues), and wakes when a permit frees or a queue is resumed. node-resque
+ * workers sharing a Redis do not know them (docs/compat.md).
+ *
+ * A TARGET is "queue:NAME" (every job of that queue) or "task:NAME" (every
+ * job of that task, in any queue). A job must pass the limits of both its
+ * queue and its task.
+ *   concurrency  at most N jobs of the target run at once. A running job
+ *                holds a permit, a lease on its working-on record: it is
+ *                released when the job succeeds, fails or is put back, and
+ *                with a dead worker's records (the dead-worker recovery,
+ *                after stuckWorkerTimeout).
+ *   rate         at most N jobs of the target start in any window of
+ *                DURATION: an exact sliding window over the start times
+ *                (SQLite: this machine's clock; Redis: the server's).
+ * All calls are thread-safe (each checks out a connection of its own).
+ */
+
+/* Pauses queue: no TaskProcessor takes a job from it, until
+ * stellar_resume() or, if for_ms > 0, until for_ms from now (it then
+ * resumes by itself; no process needs to run at that time). Jobs may still
+ * be enqueued to it and due delayed jobs still move into it; running jobs
+ * finish. for_ms 0: until resumed; < 0: EINVAL. */
+STELLAR_API int stellar_pause(stellar *h, const char *queue, int64_t for_ms,
+                              stellar_error *e);
+/* Lifts queue's pause, waking idle processors. *was_paused (may be NULL):
+ * whether it was paused. */
+STELLAR_API int stellar_resume(stellar *h, const char *queue, bool *was_paused,
+                               stellar_error *e);
+/* {"<queue>": until_ms or null (until resumed)} for every paused queue. */
+STELLAR_API int stellar_pauses(stellar *h, json_t **out, stellar_error *e);
+
+/* A limit: 0 in a field means none. rate > 0 needs window_ms > 0. */
+typedef struct stellar_limit {
+    int64_t concurrency; /* jobs running at once */
+    int64_t rate;        /* starts per window_ms */
+    int64_t window_ms;
+} stellar_limit;
+
+/* Sets (replaces) target's limit. EINVAL, naming the problem, for a bad
+ * target or a limit with neither field set. */
+STELLAR_API int stellar_limit_set(stellar *h, const char *target,
+                                  const stellar_limit *limit, stellar_error *e);
+/* Removes target's limit (its permits and start times go with it).
+ * *removed (may be NULL): 0 or 1. */
+STELLAR_API int stellar_limit_clear(stellar *h, const char *target,
+                                    int64_t *removed, stellar_error *e);
+/* Every limit with its use: {"<target>": {"concurrency": n or null,
+ * "rate": "N/DURATION" or null, "running": permits held, "started": starts
+ * in the current window}}. */
+STELLAR_API int stellar_limits(stellar *h, json_t **out, stellar_error *e);
+
+/* Checks a TARGET ("queue:NAME" or "task:NAME"): STELLAR_OK or EINVAL with
+ * a message. */
+STELLAR_API int stellar_target_check(const char *target, stellar_error *e);
+/* Parses a rate "N/DURATION" (N >= 1; DURATION a positive whole number
+ * with ms, s, m or h: "100/1m"). EINVAL with a message if it is not one. */
+STELLAR_API int stellar_rate_parse(const char *text, int64_t *n,
+                                   int64_t *window_ms, stellar_error *e);
+/* Writes a rate as stellar_rate_parse reads it, in the largest unit that
+ * divides window_ms ("100/1m"); out has room for cap bytes. */
+STELLAR_API void stellar_rate_format(int64_t n, int64_t window_ms, char *out,
+                                     size_t cap);
 
 /* --------------------------------------------------------------- HTTP --- */
 /*
@@ -624,7 +694,8 @@ STELLAR_API int stellar_schedule_pause(stellar *h, const char *name,
  * (429, with Retry-After). Queue latency (latency_ms, the age of the
  * oldest job, as stellar_latency()) is real on SQLite and null on Redis,
  * where a Resque payload carries no enqueue time.
- *   GET  /api/queues                  {"<q>": {"length": n, "latency_ms"}}
+ *   GET  /api/queues                  {"<q>": {"length": n, "latency_ms",
+ *                                     "paused", "paused_until"}}
  *   GET  /api/queues/<q>              {"queue", "length"}
  *   GET  /api/queues/<q>/jobs?start=&stop=   stellar_queued()
  *   DELETE /api/queues/<q>            stellar_del_queue()
@@ -649,10 +720,15 @@ STELLAR_API int stellar_schedule_pause(stellar *h, const char *name,
  *   GET  /api/schedules               stellar_schedules()
  *   POST /api/schedules/<name>/pause, /api/schedules/<name>/resume
  *                                     stellar_schedule_pause()
+ *   POST /api/queues/<q>/pause        body {} or {"for": ms}: stellar_pause()
+ *   POST /api/queues/<q>/resume       stellar_resume()
+ *   GET  /api/limits                  stellar_limits()
+ *   GET|PUT|DELETE /api/limits/<target>   one limit; PUT body
+ *        {"concurrency": n, "rate": "N/DURATION"} (either or both)
  * Path segments are percent-decoded one by one ("queues/a%2Fb").
  *
  * Security (docs/http.md lists every check): reads are GET/HEAD; changes
- * are POST/DELETE and need the header "X-Stellar-CSRF: 1" (and an Origin,
+ * are POST/PUT/DELETE and need the header "X-Stellar-CSRF: 1" (and an Origin,
  * if sent, equal to the server's own). With a token or a read token set,
  * every request must carry one: "Authorization: Bearer T", or the session
  * cookie that opening the dashboard's page as /?token=T sets (a random id
@@ -679,7 +755,7 @@ typedef struct stellar_http_options {
     size_t max_body; /* largest request body in bytes (413 past it);
                         0: 64 KiB */
     /* A token that may only read (borrowed; copied): GET and HEAD of the
-     * dashboard, /api/ and /metrics; a POST or DELETE answers 403
+     * dashboard, /api/ and /metrics; a POST, PUT or DELETE answers 403
      * EREADONLY. NULL or "": none. It must differ from token. With only a
      * read token set, nothing can be changed over HTTP. Off loopback, each
      * token set must be at least 16 characters (else EINVAL). */

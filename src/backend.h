@@ -287,6 +287,50 @@ struct st_backend_ops {
     /* Every record: {"<name>": {"last": ms or null, "paused": bool,
      * "seen": ms or null}}. */
     int (*sched_list)(st_backend *b, json_t **out, stellar_error *e);
+    /* ---------------------------------------------------- Controls --- */
+
+    /*
+     * Queue control (issue 15; the rules are control.c's). Stored in the
+     * backend so that every process sharing it obeys them; reserve (and
+     * wait) read them in the same atomic step as the pop:
+     *
+     *   pause       queue -> until (epoch ms; 0: until resumed). reserve
+     *               skips a queue paused at its call time (an expired pause
+     *               is absent), leaving its jobs where they are.
+     *   limit       target ("queue:NAME" or "task:NAME") -> concurrency
+     *               (0: none), rate per window_ms (0: none). reserve skips a
+     *               queue whose head job would exceed a limit of its queue
+     *               or its task. Concurrency counts the jobs of the target
+     *               held by workers (a permit, released in the same step
+     *               that clears the working-on record: done, clean_worker);
+     *               rate is a sliding window: at most rate starts in any
+     *               window_ms, by the backend's clock (Redis: the server's).
+     *
+     * Neither touches node-resque's keys. With no pause and no limit,
+     * reserve costs one cheap look more.
+     */
+    int (*pause)(st_backend *b, const char *queue, int64_t until_ms,
+                 stellar_error *e);
+    /* Lifts queue's pause and wakes its waiting workers. *removed: 1 if a
+     * live pause was there. */
+    int (*resume)(st_backend *b, const char *queue, int64_t *removed,
+                  stellar_error *e);
+    /* Sets (replaces) target's limit; concurrency and rate >= 0, window_ms
+     * > 0 when rate > 0. */
+    int (*limit_set)(st_backend *b, const char *target, int64_t concurrency,
+                     int64_t rate, int64_t window_ms, stellar_error *e);
+    /* Removes target's limit, its permits and its start times; wakes
+     * waiting workers. *removed: 0 or 1. */
+    int (*limit_del)(st_backend *b, const char *target, int64_t *removed,
+                     stellar_error *e);
+    /* {"paused": {"<queue>": until_ms or 0}, "limits": {"<target>":
+     *  {"concurrency": n, "rate": n, "window_ms": ms, "running": n,
+     *  "started": n}}}: live pauses at now_ms, and each limit with its use
+     * (running: permits held; started: starts in the current window). A
+     * store that predates controls (a read-only SQLite file of an older
+     * schema) answers with both empty. */
+    int (*controls)(st_backend *b, int64_t now_ms, json_t **out,
+                    stellar_error *e);
 
     /* -------------------------------------------------------- Wake --- */
 

@@ -147,6 +147,11 @@ typedef struct st_payload {
  * message if it is not JSON, not an object, lacks class, ... */
 int st_payload_parse(st_payload *p, const char *s, size_t n, stellar_error *e);
 void st_payload_clear(st_payload *p);
+/* The class of payload (NUL-terminated) copied into out (cap bytes): true,
+ * or false if it has none that fits (not JSON, no string class). Cheap for
+ * the payloads job.c writes ({"class":"..." first): reserve calls it on
+ * every job. */
+bool st_payload_class(const char *payload, char *out, size_t cap);
 
 /* The §2.6 failed entry; payload_raw is re-serialised when it parses. */
 char *st_failed_entry(const char *worker, const char *queue,

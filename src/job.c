@@ -83,6 +83,37 @@ int st_payload_parse(st_payload *p, const char *s, size_t n, stellar_error *e)
     return STELLAR_OK;
 }
 
+bool st_payload_class(const char *payload, char *out, size_t cap)
+{
+    static const char lead[] = "{\"class\":\"";
+    const char *p = payload, *c;
+    st_payload pl;
+    stellar_error e;
+    size_t n;
+    bool ok;
+
+    if (cap == 0) return false;
+    if (strncmp(p, lead, sizeof lead - 1) == 0) {
+        /* The fast path: a class without escapes, as st_name_check
+         * allows; anything else goes through the parser. */
+        p += sizeof lead - 1;
+        for (c = p; *c && *c != '"' && *c != '\\'; c++)
+            ;
+        if (*c == '"' && (size_t)(c - p) < cap) {
+            memcpy(out, p, (size_t)(c - p));
+            out[c - p] = '\0';
+            return true;
+        }
+    }
+    if (st_payload_parse(&pl, payload, strlen(payload), &e) != STELLAR_OK)
+        return false;
+    n = strlen(pl.klass);
+    ok = n < cap;
+    if (ok) memcpy(out, pl.klass, n + 1);
+    st_payload_clear(&pl);
+    return ok;
+}
+
 void st_payload_clear(st_payload *p)
 {
     json_decref(p->root);

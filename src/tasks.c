@@ -548,30 +548,43 @@ int stellar_del_all_delayed(stellar *h, int64_t *removed, stellar_error *e)
     return rc;
 }
 
-/* The queues' lengths and latencies on b. Names come from the store, as any
- * client wrote them: not checked against the name rule. */
+/* The queues' lengths, latencies and pauses on b. Names come from the
+ * store, as any client wrote them: not checked against the name rule. */
 static int queues_detail_on(st_backend *b, json_t **out, stellar_error *e)
 {
-    json_t *names = NULL, *queues;
+    json_t *names = NULL, *queues, *ctl = NULL, *paused;
     size_t i;
     int rc;
 
     *out = NULL;
     if ((rc = b->ops->queues(b, &names, e))) return rc;
+    if ((rc = b->ops->controls(b, st_now_ms(), &ctl, e))) {
+        json_decref(names);
+        return rc;
+    }
+    paused = json_object_get(ctl, "paused");
     if (!(queues = json_object()))
         rc = st_fail(e, STELLAR_ENOMEM, "details: out of memory");
     for (i = 0; rc == STELLAR_OK && i < json_array_size(names); i++) {
         const char *q = json_string_value(json_array_get(names, i));
+        json_t *p = json_object_get(paused, q);
         int64_t n = 0, age = -1;
         rc = b->ops->length(b, q, &n, e);
         if (rc == STELLAR_OK) rc = latency_on(b, q, &age, e);
+        /* paused_until: ms, or null (not paused, or until resumed). */
         if (rc == STELLAR_OK &&
             json_object_set_new(
                 queues, q,
-                json_pack("{s:I, s:o}", "length", (json_int_t)n, "latency_ms",
-                          age < 0 ? json_null() : json_integer(age))) < 0)
+                json_pack("{s:I, s:o, s:b, s:o}", "length", (json_int_t)n,
+                          "latency_ms",
+                          age < 0 ? json_null() : json_integer(age), "paused",
+                          p != NULL, "paused_until",
+                          p && json_integer_value(p) > 0
+                              ? json_integer(json_integer_value(p))
+                              : json_null())) < 0)
             rc = st_fail(e, STELLAR_ENOMEM, "details: out of memory");
     }
+    json_decref(ctl);
     json_decref(names);
     if (rc) {
         json_decref(queues);

@@ -548,7 +548,7 @@ config() {
   "redis": {
     "host": "127.0.0.1"'
     refused redis run
-    [[ "$ERR" == *"redis is not a setting of stellar (the top level has: tasks, http, schedules)" ]] ||
+    [[ "$ERR" == *"redis is not a setting of stellar (the top level has: tasks, http, schedules, limits)" ]] ||
         fail "unknown top-level key: $ERR"
     ok "a key stellar does not have: refused with file:line, by every command"
 

@@ -397,9 +397,10 @@ static void reads_answer_the_documents_of_the_c_api(struct test_ctx *t)
 
     ASSERT_OK(stellar_stats(h, &doc, &e), &e);
     ASSERT_DOC(get(port, "/api/stats"), doc);
-    ASSERT_DOC(
-        get(port, "/api/queues"),
-        json_pack("{s:{s:i}, s:{s:i}}", "q1", "length", 3, "q2", "length", 1));
+    ASSERT_DOC(get(port, "/api/queues"),
+               json_pack("{s:{s:i, s:b, s:n}, s:{s:i, s:b, s:n}}", "q1",
+                         "length", 3, "paused", 0, "paused_until", "q2",
+                         "length", 1, "paused", 0, "paused_until"));
     {
         const reply *r = get(port, "/api/queues");
         json_t *age =
@@ -558,7 +559,8 @@ state_changes_need_post_or_delete_and_the_csrf_header(struct test_ctx *t)
     ASSERT_ERROR(get(port, "/api/failed/retry-all"), 405, "EMETHOD");
     ASSERT_ERROR(del(port, "/api/stats", NULL), 405, "EMETHOD");
     ASSERT_STR_EQ("GET, HEAD", hdr(&last, "Allow"));
-    ASSERT_ERROR(req(port, "PUT", "/api/stats", NULL, NULL), 405, "EMETHOD");
+    ASSERT_ERROR(req(port, "PUT", "/api/stats", CSRF, NULL), 405, "EMETHOD");
+    ASSERT_STR_EQ("GET, HEAD", hdr(&last, "Allow"));
     ASSERT_ERROR(req(port, "OPTIONS", "/api/enqueue", NULL, NULL), 405,
                  "EMETHOD");
     ASSERT_ERROR(post(port, "/metrics", "{}"), 405, "EMETHOD");
@@ -1206,6 +1208,8 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
         {"stellar_workers_alive", "gauge"},
         {"stellar_recovered_jobs_total", "counter"},
         {"stellar_backend_up", "gauge"},
+        {"stellar_queue_paused", "gauge"},
+        {"stellar_limit_permits_in_use", "gauge"},
     };
     double prev;
 
@@ -1273,6 +1277,22 @@ static void metrics_are_prometheus_text_and_counters_move(struct test_ctx *t)
     ASSERT_EQ(2, (int64_t)sample(&x, "stellar_failed_jobs", ""));
     ASSERT_TRUE(sample(&x, "stellar_scheduler_lag_seconds_count", "") >= 1);
     ASSERT_EQ(0, (int64_t)sample(&x, "stellar_recovered_jobs_total", ""));
+    ASSERT_EQ(0,
+              (int64_t)sample(&x, "stellar_queue_paused", "queue=\"default\""));
+
+    /* Issue 15: a paused queue and a limit's permits. */
+    {
+        stellar_limit l = {1, 0, 0};
+        ASSERT_OK(stellar_pause(h, "pa\"rk\\ed q", 0, &e), &e);
+        ASSERT_OK(stellar_limit_set(h, "task:echo", &l, &e), &e);
+    }
+    scrape(port, &x);
+    ASSERT_EQ(1, (int64_t)sample(&x, "stellar_queue_paused",
+                                 "queue=\"pa\\\"rk\\\\ed q\""));
+    ASSERT_EQ(0, (int64_t)sample(&x, "stellar_limit_permits_in_use",
+                                 "target=\"task:echo\""));
+    ASSERT_EQ(1, (int64_t)sample(&x, "stellar_limit_concurrency",
+                                 "target=\"task:echo\""));
 
     /* promtool's linter, where it is installed. */
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
@@ -1701,6 +1721,90 @@ static void schedules_are_listed_paused_and_measured(struct test_ctx *t)
     finish(s, h);
 }
 
+/* Issue 15: pause and resume a queue, set, read and clear limits; the
+ * writes need the CSRF header and the admin token as every write does. */
+static void queues_are_paused_and_limits_set_over_http(struct test_ctx *t)
+{
+    stellar *h = open_app(t, 0, NULL);
+    stellar_http_options o = {0};
+    stellar_error e = {0};
+    stellar_http *s = NULL;
+    json_t *p = NULL;
+    int port;
+
+    enqueue(h, "echo", NULL, "q1");
+    o.listen = "127.0.0.1:0";
+    o.token = TOKEN;
+    o.read_token = READ_TOKEN;
+    ASSERT_OK(stellar_http_start(h, &o, &s, &e), &e);
+    port = stellar_http_port(s);
+
+    ASSERT_DOC(req(port, "POST", "/api/queues/q1/pause", CSRF BEARER, NULL),
+               json_pack("{s:s, s:b, s:n}", "queue", "q1", "paused", 1,
+                         "paused_until"));
+    ASSERT_STATUS(req(port, "GET", "/api/queues", BEARER, NULL), 200);
+    ASSERT_TRUE(json_is_true(
+        json_object_get(json_object_get(last.json, "q1"), "paused")));
+    ASSERT_STATUS(req(port, "POST", "/api/queues/q1/pause", CSRF BEARER,
+                      "{\"for\":60000}"),
+                  200);
+    ASSERT_TRUE(json_integer_value(json_object_get(last.json, "paused_until")) >
+                test_now_ms());
+    ASSERT_OK(stellar_pauses(h, &p, &e), &e);
+    ASSERT_TRUE(json_is_integer(json_object_get(p, "q1")));
+    json_decref(p);
+    ASSERT_ERROR(
+        req(port, "POST", "/api/queues/q1/pause", CSRF BEARER, "{\"for\":-1}"),
+        400, "EINVAL");
+    ASSERT_DOC(req(port, "POST", "/api/queues/q1/resume", CSRF BEARER, NULL),
+               json_pack("{s:s, s:b, s:b}", "queue", "q1", "paused", 0,
+                         "was_paused", 1));
+    ASSERT_OK(stellar_pauses(h, &p, &e), &e);
+    ASSERT_JSON_EQ("{}", p);
+    json_decref(p);
+
+    ASSERT_DOC(req(port, "PUT", "/api/limits/task:echo", CSRF BEARER,
+                   "{\"concurrency\":2,\"rate\":\"100/1m\"}"),
+               json_pack("{s:i, s:s, s:i, s:i}", "concurrency", 2, "rate",
+                         "100/1m", "running", 0, "started", 0));
+    ASSERT_DOC(req(port, "GET", "/api/limits/task:echo", BEARER, NULL),
+               json_pack("{s:i, s:s, s:i, s:i}", "concurrency", 2, "rate",
+                         "100/1m", "running", 0, "started", 0));
+    ASSERT_STATUS(req(port, "GET", "/api/limits", READ_BEARER, NULL), 200);
+    ASSERT_TRUE(json_object_get(last.json, "task:echo") != NULL);
+    ASSERT_ERROR(req(port, "PUT", "/api/limits/task:echo", CSRF BEARER,
+                     "{\"rate\":\"100/1x\"}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(req(port, "PUT", "/api/limits/sendEmail", CSRF BEARER,
+                     "{\"concurrency\":1}"),
+                 400, "EINVAL");
+    ASSERT_ERROR(req(port, "PUT", "/api/limits/task:echo", CSRF BEARER, "{}"),
+                 400, "EINVAL");
+    /* Writes: the CSRF header, the admin token. */
+    ASSERT_ERROR(req(port, "PUT", "/api/limits/task:echo", BEARER,
+                     "{\"concurrency\":1}"),
+                 403, "ECSRF");
+    ASSERT_ERROR(req(port, "PUT", "/api/limits/task:echo", CSRF READ_BEARER,
+                     "{\"concurrency\":1}"),
+                 403, "EREADONLY");
+    ASSERT_ERROR(
+        req(port, "POST", "/api/queues/q1/pause", CSRF READ_BEARER, NULL), 403,
+        "EREADONLY");
+    ASSERT_ERROR(req(port, "POST", "/api/queues/q1/pause", CSRF, NULL), 401,
+                 "EAUTH");
+    ASSERT_ERROR(
+        req(port, "DELETE", "/api/limits/task:echo", CSRF READ_BEARER, NULL),
+        403, "EREADONLY");
+    ASSERT_DOC(req(port, "DELETE", "/api/limits/task:echo", CSRF BEARER, NULL),
+               json_pack("{s:s, s:i}", "target", "task:echo", "removed", 1));
+    ASSERT_ERROR(
+        req(port, "DELETE", "/api/limits/task:echo", CSRF BEARER, NULL), 404,
+        "ENOTFOUND");
+    ASSERT_ERROR(req(port, "GET", "/api/limits/task:echo", BEARER, NULL), 404,
+                 "ENOTFOUND");
+    finish(s, h);
+}
+
 static const struct test tests[] = {
     TEST(reads_answer_the_documents_of_the_c_api, 0),
     TEST(enqueue_over_http_queues_and_runs_jobs, 0),
@@ -1721,5 +1825,6 @@ static const struct test tests[] = {
     TEST(a_request_head_must_arrive_within_the_deadline, 0),
     TEST(delayed_jobs_are_paged, 0),
     TEST(schedules_are_listed_paused_and_measured, 0),
+    TEST(queues_are_paused_and_limits_set_over_http, 0),
 };
 TEST_MAIN(tests)

@@ -323,8 +323,8 @@
     $('queues-list').hidden = queueName !== null;
     $('queue-detail').hidden = queueName === null;
     if (queueName !== null) return loadQueue();
-    const queues = await api('GET', 'queues');
-    if (!changed('queues', queues)) return;
+    const [queues, limits] = await Promise.all([api('GET', 'queues'), api('GET', 'limits')]);
+    if (!changed('queues', [queues, limits])) return;
     const rows = Object.keys(queues).map((q) =>
       el('tr', null,
         el('td', null, el('a', {href: '#queues/' + enc(q), class: 'mono'}, q)),
@@ -332,12 +332,34 @@
         queues[q].latency_ms === null
           ? el('td', {class: 'muted', title: queues[q].length ? 'unknown on Redis: Resque job payloads carry no enqueue time' : 'empty'}, '–')
           : el('td', {class: 'latency', title: 'age of the oldest job'}, dur(queues[q].latency_ms)),
+        /* Issue 15: paused (until a time, or until resumed). */
+        queues[q].paused
+          ? el('td', {class: 'paused'}, queues[q].paused_until === null ? 'paused' : el('span', null, 'paused, resumes ', timeEl(queues[q].paused_until)))
+          : el('td', {class: 'muted'}, 'no'),
         el('td', {class: 'actions'},
+          queues[q].paused
+            ? el('button', {type: 'button', onclick: () => act('Resumed ' + q, 'POST', 'queues/' + enc(q) + '/resume')}, 'Resume')
+            : el('button', {type: 'button', onclick: () => act('Paused ' + q, 'POST', 'queues/' + enc(q) + '/pause')}, 'Pause'),
           el('button', {type: 'button', class: 'danger', onclick: () => {
             if (confirm('Delete the queue "' + q + '" and its ' + queues[q].length + ' jobs?'))
               act('Deleted queue ' + q, 'DELETE', 'queues/' + enc(q));
           }}, 'Delete'))));
     fillTable($('queues-table'), rows, $('queues-empty'));
+    /* Limits with their use: running (permits held) and starts in the
+     * current rate window. */
+    const lrows = Object.keys(limits).map((t) => {
+      const l = limits[t];
+      return el('tr', null,
+        el('td', {class: 'mono'}, t),
+        el('td', {class: 'n'}, l.concurrency === null ? '–' : fmt(l.running) + ' / ' + fmt(l.concurrency)),
+        el('td', {class: 'n'}, l.rate === null ? '–' : fmt(l.started) + ' of ' + l.rate),
+        el('td', {class: 'actions'},
+          el('button', {type: 'button', class: 'danger', onclick: () => {
+            if (confirm('Remove the limit on "' + t + '"?'))
+              act('Removed the limit on ' + t, 'DELETE', 'limits/' + enc(t));
+          }}, 'Remove')));
+    });
+    fillTable($('limits-table'), lrows, $('limits-empty'));
   }
 
   async function loadQueue() {

@@ -77,7 +77,8 @@ int cli_config_fail(const cli *c, const char *key, const char *fmt, ...)
  * Any other key is refused, naming its line: a misspelt setting, or one of
  * the Stellar framework's that stellar does not have, must not look as if
  * it worked. */
-static const char *const top_keys[] = {"tasks", "http", "schedules", NULL};
+static const char *const top_keys[] = {"tasks", "http", "schedules", "limits",
+                                       NULL};
 static const char *const tasks_keys[] = {"backend",
                                          "queues",
                                          "maxTaskProcessors",

@@ -197,6 +197,14 @@ int cmd_dashboard(cli *c);
 
 /* cmd_schedules.c */
 int cmd_schedules(cli *c);
+/* cmd_control.c */
+int cmd_pause(cli *c);
+int cmd_resume(cli *c);
+int cmd_limit(cli *c);
+int cmd_limits(cli *c);
+/* Applies the app config's "limits" (stellar run, at start); needs c->h.
+ * Returns an exit code (a bad entry names its key). */
+int cli_apply_limits(cli *c);
 
 /* cmd_inspect.c */
 int cmd_details(cli *c);

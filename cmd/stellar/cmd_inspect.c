@@ -246,10 +246,11 @@ static const char *latency_cell(int64_t age_ms, char out[32])
 
 static int queues_table(cli *c, json_t *queues)
 {
-    out_table *t = out_table_new(3, "QUEUE", ">LENGTH", ">LATENCY");
+    out_table *t = out_table_new(4, "QUEUE", ">LENGTH", ">LATENCY", "PAUSED");
     json_t *q;
     size_t i;
 
+    (void)c;
     if (json_array_size(queues) == 0) {
         out_table_free(t);
         printf("no queues\n");
@@ -257,32 +258,82 @@ static int queues_table(cli *c, json_t *queues)
     }
     json_array_foreach(queues, i, q)
     {
-        stellar_error e = {0};
-        int64_t n = 0, age = -1;
-        char buf[32], lat[32];
-        int rc = stellar_length(c->h, json_string_value(q), &n, &e);
-        if (rc == STELLAR_OK)
-            rc = stellar_latency(c->h, json_string_value(q), &age, &e);
-        if (rc != STELLAR_OK) {
-            out_table_free(t);
-            return cli_error(c, rc, &e);
+        json_t *lat = json_object_get(q, "latency_ms");
+        json_t *until = json_object_get(q, "paused_until");
+        char buf[64], cell[32], when[48];
+        const char *paused = "no";
+
+        if (json_is_true(json_object_get(q, "paused"))) {
+            paused = "yes";
+            if (json_is_integer(until)) {
+                char rel[32];
+                out_rel(json_integer_value(until), st_now_ms(), rel);
+                snprintf(when, sizeof when, "until %s", rel); /* "in 3m" */
+                paused = when;
+            }
         }
-        snprintf(buf, sizeof buf, "%lld", (long long)n);
-        out_table_row(t, json_string_value(q), buf, latency_cell(age, lat));
+        out_table_row(
+            t, json_string_value(json_object_get(q, "queue")),
+            out_scalar(json_object_get(q, "length"), buf),
+            latency_cell(json_is_integer(lat) ? json_integer_value(lat) : -1,
+                         cell),
+            paused);
     }
     return out_print(t);
+}
+
+/* [{"queue", "length", "latency_ms" (null: unknown), "paused",
+ *   "paused_until" (ms, or null: until resumed or not paused)}]. */
+static int queues_doc(cli *c, json_t *names, json_t **out, stellar_error *e)
+{
+    json_t *pauses = NULL, *doc = json_array(), *q;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    if (!doc) return st_fail(e, STELLAR_ENOMEM, "out of memory");
+    if ((rc = stellar_pauses(c->h, &pauses, e)) != STELLAR_OK) goto fail;
+    json_array_foreach(names, i, q)
+    {
+        const char *name = json_string_value(q);
+        json_t *p = json_object_get(pauses, name);
+        int64_t n = 0, age = -1;
+
+        if ((rc = stellar_length(c->h, name, &n, e)) != STELLAR_OK ||
+            (rc = stellar_latency(c->h, name, &age, e)) != STELLAR_OK)
+            goto fail;
+        if (json_array_append_new(
+                doc, json_pack("{s:s, s:I, s:o, s:b, s:O}", "queue", name,
+                               "length", (json_int_t)n, "latency_ms",
+                               age >= 0 ? json_integer(age) : json_null(),
+                               "paused", p != NULL, "paused_until",
+                               p ? p : json_null())) < 0) {
+            rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
+            goto fail;
+        }
+    }
+    json_decref(pauses);
+    *out = doc;
+    return STELLAR_OK;
+fail:
+    json_decref(pauses);
+    json_decref(doc);
+    return rc;
 }
 
 int cmd_queues(cli *c)
 {
     stellar_error e = {0};
-    json_t *queues = NULL;
+    json_t *queues = NULL, *doc = NULL;
     int rc;
 
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
     if ((rc = stellar_queues(c->h, &queues, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return out_show(c, queues, queues_table);
+    rc = queues_doc(c, queues, &doc, &e);
+    json_decref(queues);
+    if (rc != STELLAR_OK) return cli_error(c, rc, &e);
+    return out_show(c, doc, queues_table);
 }
 
 int cmd_length(cli *c)

@@ -359,6 +359,7 @@ int cmd_run(cli *c)
              names.p ? names.p : "(none: add one with stellar makeTask)");
     json_decref(tasks);
     st_buf_free(&names);
+    if ((rc = cli_apply_limits(c)) != CLI_OK) goto done;
     if ((rc = stellar_start(c->h, &e)) != STELLAR_OK) {
         rc = cli_fail(c, "cannot start: %s",
                       e.msg[0] ? e.msg : stellar_strerror(rc));

@@ -143,6 +143,11 @@ const cli_cmd cli_commands[] = {
      NULL},
     {"queues", cmd_queues, "inspect", "", 0, 0, "",
      "list queues and how many jobs wait in each",
+     "LATENCY: how long the oldest job has waited; PAUSED: whether a\n"
+     "pause holds the queue (see `stellar pause`). --json prints\n"
+     "[{\"queue\", \"length\", \"latency_ms\", \"paused\", \"paused_until\"}]\n"
+     "(paused_until: ms, or null when not paused or paused until resumed).\n"
+     "\n"
      "Example:\n"
      "  stellar queues\n",
      NULL},
@@ -355,6 +360,54 @@ const cli_cmd cli_commands[] = {
      "\n"
      "Example:\n"
      "  stellar stopRecurrentJob sayHello\n",
+     NULL},
+    {"pause", cmd_pause, "manage", "for=", 1, 1, "QUEUE [--for MS]",
+     "stop every TaskProcessor taking jobs from a queue",
+     "A paused queue still accepts jobs, and due delayed jobs still move\n"
+     "into it, but no Stellar TaskProcessor (of any process sharing the\n"
+     "backend) takes a job from it; running jobs finish. The pause is\n"
+     "stored in the backend (node-resque workers do not know it).\n"
+     "\n"
+     "Options:\n"
+     "  --for MS   resume by itself after MS milliseconds\n"
+     "\n"
+     "Example:\n"
+     "  stellar pause emails --for 60000\n",
+     NULL},
+    {"resume", cmd_resume, "manage", "", 1, 1, "QUEUE",
+     "let TaskProcessors take jobs from a paused queue again",
+     "Example:\n"
+     "  stellar resume emails\n",
+     NULL},
+    {"limit", cmd_limit, "manage", "concurrency=,rate=,clear", 1, 1,
+     "TARGET [--concurrency N] [--rate N/DURATION] | --clear",
+     "set or clear a global concurrency or rate limit",
+     "Arguments:\n"
+     "  TARGET   queue:NAME (the jobs of a queue) or task:NAME (the jobs\n"
+     "           of a task, in any queue)\n"
+     "\n"
+     "Options:\n"
+     "  --concurrency N      at most N jobs of TARGET run at once, across\n"
+     "                       every process sharing the backend\n"
+     "  --rate N/DURATION    at most N jobs of TARGET start in any window of\n"
+     "                       DURATION (a sliding window); DURATION is a\n"
+     "                       number with ms, s, m or h\n"
+     "  --clear              remove the limit (exit code 3 if none)\n"
+     "\n"
+     "A job held back by a limit stays at the head of its queue; processors\n"
+     "go on to other queues. stellar.json may declare limits under\n"
+     "\"limits\", which `stellar run` applies at start.\n"
+     "\n"
+     "Example:\n"
+     "  stellar limit task:sendEmail --concurrency 2 --rate 100/1m\n",
+     NULL},
+    {"limits", cmd_limits, "inspect", "", 0, 0, "",
+     "list the concurrency and rate limits with their current use",
+     "RUNNING: the jobs of the target running now (permits held);\n"
+     "STARTED: the jobs that started in the current rate window.\n"
+     "\n"
+     "Example:\n"
+     "  stellar limits\n",
      NULL},
     {"delLock", cmd_del_lock, "manage", "", 1, 1, "NAME", "remove one lock",
      "Arguments:\n"

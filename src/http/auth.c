@@ -18,9 +18,9 @@
  *    and that address must then wait before its next try (250 ms, doubling
  *    per failure up to 30 s; 429 meanwhile, without checking): nothing
  *    sleeps, so no server thread is held.
- * 3. Methods: reads are GET/HEAD, changes POST/DELETE; anything else 405.
+ * 3. Methods: reads are GET/HEAD, changes POST/PUT/DELETE; else 405.
  *    The read token may only read: a change answers 403 (EREADONLY).
- * 4. CSRF: a POST or DELETE needs "X-Stellar-CSRF: 1", a header that a
+ * 4. CSRF: a POST, PUT or DELETE needs "X-Stellar-CSRF: 1", a header that a
  *    cross-site form cannot send and a cross-site script cannot send
  *    without a CORS preflight this server never grants; an Origin header,
  *    if present, must be this server's own (scheme://Host), and
@@ -243,7 +243,8 @@ int st_http_check_request(stellar_http *s, struct MHD_Connection *c,
                           const char *method, const char *url, req_state *rs,
                           const char **code, const char **msg, int *retry_s)
 {
-    bool change = strcmp(method, "POST") == 0 || strcmp(method, "DELETE") == 0;
+    bool change = strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+                  strcmp(method, "DELETE") == 0;
     bool read = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     const char *v;
 
@@ -325,8 +326,8 @@ int st_http_check_request(stellar_http *s, struct MHD_Connection *c,
     /* 3. Methods. */
     if (!change && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         *code = "EMETHOD";
-        *msg = "only GET and HEAD (to read), POST and DELETE (to change) are "
-               "served";
+        *msg = "only GET and HEAD (to read), POST, PUT and DELETE (to "
+               "change) are served";
         return 405;
     }
 
@@ -341,7 +342,7 @@ int st_http_check_request(stellar_http *s, struct MHD_Connection *c,
         v = header(c, CSRF_HEADER);
         if (!v || strcmp(v, "1") != 0) {
             *code = "ECSRF";
-            *msg = "a POST or DELETE needs the header X-Stellar-CSRF: 1";
+            *msg = "a POST, PUT or DELETE needs the header X-Stellar-CSRF: 1";
             return 403;
         }
         if ((v = header(c, "Sec-Fetch-Site")) &&

@@ -8,6 +8,8 @@
  * - gauges read from the backend at scrape time, the same for every
  *   process of a cluster: queue depth and latency, workers alive and busy,
  *   failed jobs, the last and next fire time of each cron schedule.
+ *   failed jobs, paused queues, and the permits each limit has in use
+ *   (issue 15).
  *   If the backend cannot be read, stellar_backend_up is 0 and those gauges
  *   are left out (the scrape still succeeds, so the counters are kept).
  *
@@ -75,14 +77,16 @@ static bool schedule_gauges(stellar *h, st_buf *b)
 /* Appends the backend gauges; false if the backend failed. */
 static bool backend_gauges(stellar *h, st_buf *b)
 {
-    json_t *doc = NULL, *queues, *workers, *q, *w;
+    json_t *doc = NULL, *limits = NULL, *queues, *workers, *q, *w;
     stellar_error e = {0};
     int64_t nfailed = 0, busy = 0;
     const char *name;
 
-    if (stellar_details(h, &doc, &e) || stellar_failed_count(h, &nfailed, &e)) {
+    if (stellar_details(h, &doc, &e) || stellar_failed_count(h, &nfailed, &e) ||
+        stellar_limits(h, &limits, &e)) {
         st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
         json_decref(doc);
+        json_decref(limits);
         return false;
     }
     queues = json_object_get(doc, "queues");
@@ -105,6 +109,32 @@ static bool backend_gauges(stellar *h, st_buf *b)
         st_prom_label_value(b, name);
         st_buf_printf(b, "\"} %.3f\n", (double)json_integer_value(age) / 1000);
     }
+    st_prom_family(b, "stellar_queue_paused", "gauge",
+                   "1 if no TaskProcessor takes jobs from the queue now "
+                   "(stellar pause), else 0.");
+    json_object_foreach(queues, name, q)
+    {
+        gauge_line(b, "stellar_queue_paused", "queue", name,
+                   json_is_true(json_object_get(q, "paused")));
+    }
+    st_prom_family(b, "stellar_limit_permits_in_use", "gauge",
+                   "Jobs of each limited target running now (concurrency "
+                   "permits held, every process).");
+    json_object_foreach(limits, name, q)
+    {
+        gauge_line(b, "stellar_limit_permits_in_use", "target", name,
+                   json_integer_value(json_object_get(q, "running")));
+    }
+    st_prom_family(b, "stellar_limit_concurrency", "gauge",
+                   "The concurrency limit of each target that has one.");
+    json_object_foreach(limits, name, q)
+    {
+        json_t *c = json_object_get(q, "concurrency");
+        if (json_is_integer(c))
+            gauge_line(b, "stellar_limit_concurrency", "target", name,
+                       json_integer_value(c));
+    }
+    json_decref(limits);
     json_object_foreach(workers, name, w)
     {
         if (json_is_object(json_object_get(w, "working_on"))) busy++;

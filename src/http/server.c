@@ -230,9 +230,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
          * "100 Continue" to a client that asked). */
         if ((status = st_http_check_request(s, c, method, url, rs, &code, &msg,
                                             &retry_s)))
-            return send_error(s, c, method, url, status, code, msg,
-                              status == 405 ? "GET, HEAD, POST, DELETE" : NULL,
-                              retry_s);
+            return send_error(
+                s, c, method, url, status, code, msg,
+                status == 405 ? "GET, HEAD, POST, PUT, DELETE" : NULL, retry_s);
         return MHD_YES;
     }
     if (*upload_size) {

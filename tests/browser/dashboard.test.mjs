@@ -181,6 +181,11 @@ test('params, queue names and errors with markup show as text and run nothing', 
   // The queue's latency: the age of its oldest job (SQLite knows it).
   const row = page.locator('#queues-table tr', {has: link});
   assert.match(await row.locator('td.latency').textContent(), /^\d+(s|m \d+s)$/);
+  // Issue 15: pause and resume from the queues view.
+  await row.getByRole('button', {name: 'Pause'}).click();
+  await row.locator('td.paused').waitFor();
+  await row.getByRole('button', {name: 'Resume'}).click();
+  await row.locator('td.paused').waitFor({state: 'detached'});
   await shot('queues-desktop');
   await link.click();
   await page.waitForSelector('#qd-table td');

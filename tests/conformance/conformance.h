@@ -176,6 +176,14 @@ int64_t latency(stellar *h, const char *queue);
     X(times_past_the_year_9999_are_refused_and_nothing_stored, 0)              \
     X(hooks_and_tasks_call_the_api_on_their_own_handle, 120)                   \
     X(a_slow_log_function_that_calls_back_does_not_stall_processors, 120)      \
+    X(a_paused_queue_is_held_back_in_place_and_resumed, 0)                     \
+    X(a_pause_with_an_until_time_ends_by_itself, 0)                            \
+    X(a_concurrency_limit_holds_permits_released_by_ack_fail_requeue, 0)       \
+    X(a_queue_limit_holds_its_queue_back_and_others_run, 0)                    \
+    X(a_dead_workers_permit_is_freed_by_its_clean_up, 0)                       \
+    X(a_rate_limit_is_an_exact_sliding_window, 0)                              \
+    X(controls_are_checked_and_listed_through_the_api, 0)                      \
+    X(processors_skip_a_paused_queue_and_run_it_after_resume, 0)               \
     X(stop_and_close_from_a_task_are_refused_not_a_hang, 60)                   \
     X(two_threads_stopping_at_once_stop_once, 60)                              \
     X(a_schedule_claims_each_tick_once_with_its_job, 0)                        \

@@ -139,7 +139,9 @@ void details_lists_queues_with_lengths_and_workers(struct test_ctx *t)
                     "latency_ms");
     json_object_del(json_object_get(json_object_get(d, "queues"), "b"),
                     "latency_ms");
-    ASSERT_JSON_EQ("{\"a\":{\"length\":2},\"b\":{\"length\":1}}",
+    ASSERT_JSON_EQ("{\"a\":{\"length\":2,\"paused\":false,\"paused_until\":"
+                   "null},\"b\":{\"length\":1,\"paused\":false,"
+                   "\"paused_until\":null}}",
                    json_object_get(d, "queues"));
     ASSERT_EQ(1, json_object_size(json_object_get(d, "workers")));
     w = json_object_get(json_object_get(d, "workers"), "host:42+1");

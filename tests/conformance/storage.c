@@ -86,7 +86,7 @@ void a_schema_1_sqlite_file_is_migrated_and_keeps_its_data(struct test_ctx *t)
                                      " 'schema_version'",
                                      -1, &st, NULL));
         ASSERT_EQ(SQLITE_ROW, sqlite3_step(st));
-        ASSERT_STR_EQ("3", (const char *)sqlite3_column_text(st, 0));
+        ASSERT_STR_EQ("4", (const char *)sqlite3_column_text(st, 0));
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
@@ -189,6 +189,13 @@ static int inspect_read_only(const char *url, const char *path, const char *dir)
         ASSERT_OK(stellar_stats(h, &stats, &e), &e);
         json_decref(stats);
         ASSERT_EQ(2, test_length(h, "q"));
+        /* Queue control reads too (a file of schema 2 has none). */
+        ASSERT_OK(stellar_pauses(h, &stats, &e), &e);
+        ASSERT_JSON_EQ("{}", stats);
+        json_decref(stats);
+        ASSERT_OK(stellar_limits(h, &stats, &e), &e);
+        ASSERT_JSON_EQ("{}", stats);
+        json_decref(stats);
         ASSERT_TRUE(stellar_enqueue(h, "record", "{}", "q", &e) < 0);
         test_note("a write: %s", e.msg);
         ASSERT_TRUE(strstr(e.msg, "read-only") != NULL);
@@ -238,6 +245,22 @@ void a_read_only_sqlite_store_can_be_inspected(struct test_ctx *t)
     /* Untouched: it opens read-write again, with its two jobs. */
     ASSERT_OK(stellar_open(&h, &o, &e), &e);
     ASSERT_EQ(2, test_length(h, "q"));
+    stellar_close(h);
+
+    /* A file of schema 2 (before queue control) that this build may not
+     * migrate still answers. */
+    make_sqlite_file(path, "DROP TABLE pauses; DROP TABLE limits;"
+                           " DROP TABLE starts;"
+                           " ALTER TABLE workers DROP COLUMN job_class;"
+                           " UPDATE meta SET value = '2'"
+                           " WHERE key = 'schema_version';");
+    ASSERT_EQ(0, chmod(path, 0444));
+    rc1 = inspect_read_only(url, path, dir);
+    ASSERT_EQ(0, chmod(path, 0644));
+    ASSERT_EQ(0, rc1);
+    /* Opened read-write, it is migrated to 3 again. */
+    ASSERT_OK(stellar_open(&h, &o, &e), &e);
+    ASSERT_OK(stellar_pause(h, "q", 0, &e), &e);
     stellar_close(h);
 }
 

@@ -16,6 +16,8 @@
  *   queue.c   queues and delayed jobs
  *   worker.c  registration, pings and reserve
  *   clean.c   the workers listing and the dead-worker clean-up
+ *   control.c pauses and limits (issue 15); the check is in the scripts
+ *             (lua/lib/control.lua)
  *   stats.c   stats, the failed list, kv (locks)
  *   wake.c    the wake-up channel (the wait op)
  *   lua/      the scripts, embedded at build time (cmake/lua.cmake)
@@ -37,6 +39,7 @@
  * from them, and the build fails if a name has no file or the reverse. */
 enum {
     RD_S_CLEAN,
+    RD_S_CONTROLS,
     RD_S_DEL_DELAYED,
     RD_S_DEL_DELAYED_AT,
     RD_S_FAILED_REMOVE,
@@ -219,6 +222,18 @@ int rd_get_many(rd_conn *b, char **keys, size_t n, redisReply **r,
                 stellar_error *e);
 
 /* ------------------------------------------------- The ops, per file --- */
+
+/* control.c */
+int rd_pause(st_backend *base, const char *queue, int64_t until_ms,
+             stellar_error *e);
+int rd_resume(st_backend *base, const char *queue, int64_t *removed,
+              stellar_error *e);
+int rd_limit_set(st_backend *base, const char *target, int64_t concurrency,
+                 int64_t rate, int64_t window_ms, stellar_error *e);
+int rd_limit_del(st_backend *base, const char *target, int64_t *removed,
+                 stellar_error *e);
+int rd_controls(st_backend *base, int64_t now_ms, json_t **out,
+                stellar_error *e);
 
 /* queue.c */
 int rd_push(st_backend *base, const char *queue, const char *const *payloads,

@@ -263,5 +263,10 @@ const st_backend_ops st_redis_ops = {
     .sched_claim = rd_sched_claim,
     .sched_set = rd_sched_set,
     .sched_list = rd_sched_list,
+    .pause = rd_pause,
+    .resume = rd_resume,
+    .limit_set = rd_limit_set,
+    .limit_del = rd_limit_del,
+    .controls = rd_controls,
     .wait = rd_wait,
 };

@@ -130,8 +130,10 @@ static int queues_ready(rd_conn *b, const st_worker_id *w, bool *ready,
             nq++;
     rd_script(b, &c, RD_S_READY);
     rd_arg_int(&c, (int64_t)nq);
-    for (i = 0; i < nq; i++)
+    for (i = 0; i < nq; i++) {
+        rd_arg(&c, w->queues[i]);
         rd_arg_own(&c, rd_key(b, "queue", w->queues[i], NULL));
+    }
     rc = rd_eval_reply(b, RD_S_READY, &c, true, &r, e);
     if (rc != STELLAR_OK) return rc;
     *ready = r->type == REDIS_REPLY_INTEGER && r->integer != 0;

@@ -70,8 +70,14 @@ static int list_body(sq_conn *c, void *arg, stellar_error *e)
 {
     json_t *all = arg, *one;
     sqlite3_stmt *s;
-    int rc = sq_prep(c, S_SCHED_LIST, &s, e, "");
+    int64_t have = 0;
+    int rc;
 
+    /* A read-only file of an older schema has no schedules. */
+    if ((rc = sq_int(c, S_HAS_TABLE, &have, e, "t", "schedules")) < 0)
+        return rc;
+    if (!have) return STELLAR_OK;
+    rc = sq_prep(c, S_SCHED_LIST, &s, e, "");
     while (rc >= 0 && (rc = sq_step(c, s, e)) == 1) {
         const char *name = (const char *)sqlite3_column_text(s, 0);
         if (!name) continue;

@@ -27,7 +27,17 @@
  * migration path is exercised by every test. A file with a newer version
  * than this build knows is refused.
  */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
+
+/*
+ * The oldest version a read-only connection reads as it is (it cannot
+ * migrate): every statement but those of reserve reads a file of this
+ * version the same (versions 3 and 4 only added the schedules and control
+ * tables, which sched_list and the controls op look for, and a column no
+ * reader selects). Raise it when a
+ * migration changes what readers select.
+ */
+#define SCHEMA_READABLE 2
 
 /*
  * PRAGMA application_id of a Stellar file ("Stel"). open() writes nothing
@@ -73,6 +83,22 @@ static const char *const migrations[SCHEMA_VERSION] = {
      * paused (0/1), the first sight. */
     ("CREATE TABLE schedules(name TEXT PRIMARY KEY, last_ms INTEGER,"
      " paused INTEGER NOT NULL DEFAULT 0, seen_ms INTEGER) WITHOUT ROWID;"),
+    /* 3 -> 4: queue control (issue 15; control.c). The class of the job
+     * each worker holds, so that a task's running jobs are a count over
+     * workers (no write per job beyond the record reserve writes anyway;
+     * no index either: one row per worker is a short scan, and an index
+     * would be written on every reserve, limits or not); pauses (until_ms
+     * 0: until resumed); limits (0: none); and the start times of targets
+     * with a rate limit (a sliding window). */
+    "ALTER TABLE workers ADD COLUMN job_class TEXT;"
+    "CREATE TABLE pauses(queue TEXT PRIMARY KEY, until_ms INTEGER NOT NULL)"
+    " WITHOUT ROWID;"
+    "CREATE TABLE limits(target TEXT PRIMARY KEY,"
+    " concurrency INTEGER NOT NULL, rate INTEGER NOT NULL,"
+    " window_ms INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE starts(id INTEGER PRIMARY KEY, target TEXT NOT NULL,"
+    " at_ms INTEGER NOT NULL);"
+    "CREATE INDEX starts_target ON starts(target, at_ms);",
 };
 
 /* ---------------------------------------------------------- Whose file --- */
@@ -200,6 +226,8 @@ static int migrate(sq_conn *c, void *arg, stellar_error *e)
 int sq_schema_init(sq_conn *c, int64_t v, bool marked, stellar_error *e)
 {
     if (v == SCHEMA_VERSION && (marked || c->ro_why)) return STELLAR_OK;
+    if (c->ro_why && v >= SCHEMA_READABLE && v < SCHEMA_VERSION)
+        return STELLAR_OK;
     if (c->ro_why)
         return st_fail(e, STELLAR_EBACKEND,
                        "sqlite open: %s has schema version %lld and this "

@@ -13,6 +13,8 @@
  *               its migrations
  *   queues.c    queues and the delayed set
  *   workers.c   workers, reserve, dead-worker clean-up, and wait
+ *   control.c   pauses and limits (issue 15), and the check reserve
+ *               makes before it takes a queue's head
  *   walwatch.c  the wake-up on a write to the WAL: inotify on Linux, a
  *               timed sleep elsewhere (a platform seam)
  *   stats.c     the stats counters and the failed list
@@ -112,12 +114,13 @@
                    " VALUES(?1, ?2, ?3) ON CONFLICT(name) DO UPDATE SET"       \
                    " ping_ms = excluded.ping_ms")                              \
     X(WORKER_TAKE,                                                             \
-      "INSERT INTO workers(name, queues, job_queue, job_payload, job_run_ms)"  \
-      " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(name) DO UPDATE SET"            \
-      " job_queue = excluded.job_queue, job_payload = excluded.job_payload,"   \
-      " job_run_ms = excluded.job_run_ms")                                     \
-    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL,"                     \
-                    " job_payload = NULL, job_run_ms = NULL WHERE name = ?1")  \
+      "INSERT INTO workers(name, queues, job_queue, job_payload, job_run_ms,"  \
+      " job_class) VALUES(?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO UPDATE" \
+      " SET job_queue = excluded.job_queue,"                                   \
+      " job_payload = excluded.job_payload,"                                   \
+      " job_run_ms = excluded.job_run_ms, job_class = excluded.job_class")     \
+    X(WORKER_CLEAR, "UPDATE workers SET job_queue = NULL, job_payload = NULL," \
+                    " job_run_ms = NULL, job_class = NULL WHERE name = ?1")    \
     X(WORKER_JOB, "SELECT job_queue, job_payload FROM workers"                 \
                   " WHERE name = ?1")                                          \
     X(WORKER_DEL, "DELETE FROM workers WHERE name = ?1")                       \
@@ -152,6 +155,36 @@
                   " AND (expires_ms IS NULL OR expires_ms > ?2)")              \
     X(KV_EXPIRE, "UPDATE kv SET expires_ms = nullif(?3, 0)"                    \
                  " WHERE key = ?1 AND (?2 IS NULL OR value = ?2)")             \
+    /* Controls (control.c): ?1 a queue or a target. */                        \
+    X(CTL_ANY, "SELECT EXISTS(SELECT 1 FROM pauses)"                           \
+               " OR EXISTS(SELECT 1 FROM limits)")                             \
+    /* Whether table ?1 exists (a read-only file of an older schema). */       \
+    X(HAS_TABLE, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"     \
+                 " AND name = ?1")                                             \
+    X(PAUSE_SET, "INSERT OR REPLACE INTO pauses(queue, until_ms)"              \
+                 " VALUES(?1, ?2)")                                            \
+    X(PAUSE_GET, "SELECT until_ms FROM pauses WHERE queue = ?1")               \
+    X(PAUSE_DEL, "DELETE FROM pauses WHERE queue = ?1")                        \
+    X(PAUSES, "SELECT queue, until_ms FROM pauses"                             \
+              " WHERE until_ms = 0 OR until_ms > ?1 ORDER BY queue")           \
+    X(LIMIT_SET, "INSERT OR REPLACE INTO limits(target, concurrency, rate,"    \
+                 " window_ms) VALUES(?1, ?2, ?3, ?4)")                         \
+    X(LIMIT_GET, "SELECT concurrency, rate, window_ms FROM limits"             \
+                 " WHERE target = ?1")                                         \
+    X(LIMIT_DEL, "DELETE FROM limits WHERE target = ?1")                       \
+    X(LIMITS, "SELECT target, concurrency, rate, window_ms FROM limits"        \
+              " ORDER BY target")                                              \
+    /* In use: the jobs of a target other workers than ?2 hold. */             \
+    X(USE_QUEUE, "SELECT count(*) FROM workers WHERE job_queue = ?1"           \
+                 " AND name <> ?2")                                            \
+    X(USE_TASK, "SELECT count(*) FROM workers WHERE job_class = ?1"            \
+                " AND name <> ?2")                                             \
+    X(STARTS_COUNT, "SELECT count(*) FROM starts WHERE target = ?1"            \
+                    " AND at_ms > ?2")                                         \
+    X(STARTS_ADD, "INSERT INTO starts(target, at_ms) VALUES(?1, ?2)")          \
+    X(STARTS_TRIM, "DELETE FROM starts WHERE target = ?1 AND at_ms <= ?2")     \
+    X(STARTS_DEL, "DELETE FROM starts WHERE target = ?1")                      \
+    X(JOB_QUEUES, "SELECT DISTINCT queue FROM jobs ORDER BY queue")            \
     X(KV_SCAN, "SELECT key, value, expires_ms FROM kv WHERE key >= ?1"         \
                " AND (?2 IS NULL OR key < ?2)"                                 \
                " AND (expires_ms IS NULL OR expires_ms > ?3) ORDER BY key")    \
@@ -249,6 +282,32 @@ bool sq_watch_open(sq_conn *c);
 enum sq_wake sq_watch_wait(sq_conn *c, int64_t ms);
 void sq_watch_close(sq_conn *c);
 
+/* ----------------------------------------------------------- control.c --- */
+
+/* The longest target ("queue:" or "task:" and a name of up to 256 bytes)
+ * reserve checks, NUL included; a class longer than a name may be has no
+ * task limit. */
+#define SQ_TARGET_MAX 272
+
+/* The rate-limited targets a reserve takes a job under: their starts are
+ * written in the same transaction (sq_ctl_started). */
+typedef struct sq_starts {
+    int n;
+    char target[2][SQ_TARGET_MAX];
+    int64_t window_ms[2];
+} sq_starts;
+
+/* Whether any pause or limit exists: 1, 0, or an error. */
+int sq_ctl_any(sq_conn *c, stellar_error *e);
+/* The first job of w's queues that the controls let start at now_ms
+ * (workers.c's head(), when sq_ctl_any): 1 with *id (and r, st filled if
+ * not NULL), 0 if none, or an error. */
+int sq_ctl_head(sq_conn *c, const st_worker_id *w, int64_t now_ms, int64_t *id,
+                st_reserved *r, sq_starts *st, stellar_error *e);
+/* Records the starts of st at now_ms and trims their windows. */
+int sq_ctl_started(sq_conn *c, const sq_starts *st, int64_t now_ms,
+                   stellar_error *e);
+
 /* ------------------------------------------- The operations (ops table) --- */
 
 /* open.c */
@@ -331,5 +390,16 @@ int sq_kv_incr(st_backend *b, const char *key, int64_t by, int64_t ttl_ms,
                int64_t *out, stellar_error *e);
 int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
                stellar_error *e);
+
+/* control.c */
+int sq_pause(st_backend *b, const char *queue, int64_t until_ms,
+             stellar_error *e);
+int sq_resume(st_backend *b, const char *queue, int64_t *removed,
+              stellar_error *e);
+int sq_limit_set(st_backend *b, const char *target, int64_t concurrency,
+                 int64_t rate, int64_t window_ms, stellar_error *e);
+int sq_limit_del(st_backend *b, const char *target, int64_t *removed,
+                 stellar_error *e);
+int sq_controls(st_backend *b, int64_t now_ms, json_t **out, stellar_error *e);
 
 #endif

@@ -545,5 +545,10 @@ const st_backend_ops st_sqlite_ops = {
     .sched_claim = sq_sched_claim,
     .sched_set = sq_sched_set,
     .sched_list = sq_sched_list,
+    .pause = sq_pause,
+    .resume = sq_resume,
+    .limit_set = sq_limit_set,
+    .limit_del = sq_limit_del,
+    .controls = sq_controls,
     .wait = sq_wait,
 };

@@ -106,17 +106,21 @@ int sq_ping(st_backend *b, const st_worker_id *const *ws, size_t n,
 }
 
 /*
- * Finds the first job of w's queues in priority order: 1 (with *id and, if
- * r is not NULL, copies of its queue and payload in r), 0 if every queue is
- * empty, or an error.
+ * Finds the first job of w's queues in priority order that no pause or limit
+ * holds back: 1 (with *id and, if r is not NULL, copies of its queue and
+ * payload in r, and in st the rate-limited targets it starts under), 0 if
+ * there is none, or an error.
  */
 static int head(sq_conn *c, const st_worker_id *w, int64_t *id, st_reserved *r,
-                stellar_error *e)
+                sq_starts *st, stellar_error *e)
 {
     const char *const *q;
     sqlite3_stmt *s;
     int rc;
 
+    /* Pauses and limits (control.c) may hold a head back. */
+    if ((rc = sq_ctl_any(c, e)) != 0)
+        return rc < 0 ? rc : sq_ctl_head(c, w, st_now_ms(), id, r, st, e);
     if (is_wildcard(w)) {
         if ((rc = sq_prep(c, S_JOB_HEAD_ANY, &s, e, "")) < 0) return rc;
         if ((rc = sq_step(c, s, e)) != 1) return rc;
@@ -181,6 +185,7 @@ struct reserve_arg {
     bool want;       /* reserve a job (the caller gave out) */
     bool found;      /* one was reserved, into got */
     st_reserved got; /* owned until handed out */
+    sq_starts st;    /* the rate-limited targets it starts under */
 };
 
 static int reserve_body(sq_conn *c, void *arg, stellar_error *e)
@@ -188,11 +193,13 @@ static int reserve_body(sq_conn *c, void *arg, stellar_error *e)
     struct reserve_arg *a = arg;
     const st_worker_id *w = a->w;
     int64_t id = 0, one;
+    char klass[SQ_TARGET_MAX];
     int rc;
 
     if ((rc = apply_done(c, w, a->done, e)) < 0) return rc;
+    a->st.n = 0;
     if (a->want) {
-        if ((rc = head(c, w, &id, &a->got, e)) < 0) return rc;
+        if ((rc = head(c, w, &id, &a->got, &a->st, e)) < 0) return rc;
         a->found = rc == 1;
     }
     if (!a->found) {
@@ -200,9 +207,15 @@ static int reserve_body(sq_conn *c, void *arg, stellar_error *e)
         return sq_exec(c, S_WORKER_CLEAR, e, "t", w->name);
     }
     if ((rc = sq_exec(c, S_JOB_DEL_ID, e, "i", id)) < 0) return rc;
-    rc = sq_exec(c, S_WORKER_TAKE, e, "tttti", w->name, queues_str(w),
-                 a->got.queue, a->got.payload, a->now_ms);
+    /* The class in the record is the job's permit under a task limit
+     * (control.c): counted while the record stands. */
+    rc = sq_exec(c, S_WORKER_TAKE, e, "ttttit", w->name, queues_str(w),
+                 a->got.queue, a->got.payload, a->now_ms,
+                 st_payload_class(a->got.payload, klass, sizeof klass) ? klass
+                                                                       : NULL);
     if (rc < 0) return rc;
+    if (a->st.n && (rc = sq_ctl_started(c, &a->st, st_now_ms(), e)) < 0)
+        return rc;
     /* Live as kv_get reads it: by the clock, not by now_ms (the caller's
      * stamp for the working-on record). */
     rc = sq_int(c, S_KV_SUSPECT, &one, e, "ti", a->got.payload, st_now_ms());
@@ -216,8 +229,8 @@ int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
 {
     sq_conn *c = (sq_conn *)b;
     enum st_outcome oc = done ? done->outcome : ST_DONE_NONE;
-    struct reserve_arg a = {w,           done,  now_ms,
-                            out != NULL, false, {NULL, NULL, 0, false}};
+    struct reserve_arg a = {
+        w, done, now_ms, out != NULL, false, {NULL, NULL, 0, false}, {0}};
     int64_t id = 0;
     int rc;
 
@@ -233,7 +246,7 @@ int sq_reserve(st_backend *b, const st_worker_id *w, const st_done *done,
     if (oc == ST_DONE_NONE) {
         if (!out) return STELLAR_OK;
         /* Idle polling: look without the write lock first. */
-        if ((rc = head(c, w, &id, NULL, e)) <= 0)
+        if ((rc = head(c, w, &id, NULL, NULL, e)) <= 0)
             return rc < 0 ? rc : no_job(w, e);
     }
     if ((rc = sq_txn(c, "reserve", SQ_WRITE, reserve_body, &a, e)) < 0) {
@@ -402,7 +415,8 @@ int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
     if (!w) return st_fail(e, STELLAR_EINVAL, "sqlite wait: no worker");
     watched = sq_watch_open(c);
     if ((rc = sq_int(c, S_DATA_VERSION, &seen, e, "")) < 0) return rc;
-    if ((rc = head(c, w, &id, NULL, e)) != 0) return rc < 0 ? rc : STELLAR_OK;
+    if ((rc = head(c, w, &id, NULL, NULL, e)) != 0)
+        return rc < 0 ? rc : STELLAR_OK;
     check_at = st_mono_ms() + WAIT_CHECK_MS;
     while ((now = st_mono_ms()) < deadline) {
         int64_t nap = watched ? check_at - now : WAIT_POLL_MS;
@@ -414,7 +428,7 @@ int sq_wait(st_backend *b, const st_worker_id *w, int64_t timeout_ms,
         check_at = now + (v == seen && why == SQ_WAKE_WAL ? 1 : WAIT_CHECK_MS);
         if (v == seen) continue;
         seen = v;
-        if ((rc = head(c, w, &id, NULL, e)) != 0)
+        if ((rc = head(c, w, &id, NULL, NULL, e)) != 0)
             return rc < 0 ? rc : STELLAR_OK;
     }
     return STELLAR_OK;

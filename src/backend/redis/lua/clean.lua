@@ -7,10 +7,12 @@
 -- working-on record was read, 0: none), that record, action ("0" none,
 -- "1" RPUSH failed a1 + INCR failed, "2" LPUSH a2 back to queue a1), a1,
 -- a2, then pairs of (workers-set member, queues string).
+-- The worker's permits (lib/control.lua) are released with its record.
 -- Returns 1, or -1 if a working-on record changed since it was read (the
 -- caller reads again and retries).
 
 --#include lib/prelude.lua
+--#include lib/control.lua
 
 local name, holder = ARGV[2], tonumber(ARGV[3])
 local npairs = (#ARGV - 7) / 2
@@ -29,6 +31,7 @@ elseif act == '2' then
   redis.call('LPUSH', key('queue', ARGV[6]), ARGV[7])
   redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[6])
 end
+ctl_release(name)
 redis.call('DEL', key('stat', 'failed', name),
            key('stat', 'processed', name), key('worker', 'ping', name),
            key('stellar', 'reserve', name))

@@ -39,6 +39,7 @@
 -- queue), so that no ack counts twice and no popped job is lost.
 
 --#include lib/jstr.lua
+--#include lib/control.lua
 
 -- Byte order, as JS sorts ASCII names; Lua's < would use strcoll(), and
 -- Redis sets LC_COLLATE from the environment.
@@ -55,9 +56,19 @@ local P, won, oc, idk, id = ARGV[1], ARGV[2], ARGV[5], ARGV[10], ARGV[11]
 local function suspect(v)
   return redis.call('EXISTS', P .. '@ST_CRASHES_PREFIX@' .. v)
 end
+local wname = string.sub(idk, #P + 17)
 local last = redis.call('GET', idk)
-if last and string.sub(last, 1, -2) == id then
-  local flag, rec = string.sub(last, -1), redis.call('GET', won)
+-- The id key: "<id><flag>", then "\n<target>" per permit the job holds.
+local lhead, lheld = last, nil
+if last then
+  local nl = string.find(last, '\n', 1, true)
+  if nl then lhead, lheld = string.sub(last, 1, nl - 1), string.sub(last, nl) end
+end
+if lheld then
+  for t in string.gmatch(lheld, '\n([^\n]+)') do ctl_rel[t] = true end
+end
+if last and string.sub(lhead, 1, -2) == id then
+  local flag, rec = string.sub(lhead, -1), redis.call('GET', won)
   if flag == 'n' or not rec then return false end
   local at = string.find(rec, ',"payload":', 1, true)
   if not at then return false end
@@ -69,6 +80,8 @@ if last and string.sub(last, 1, -2) == id then
   if string.find(q, '%S') then qk = qk .. ':' .. q end
   redis.call('SADD', P .. 'queues', q)
   redis.call('LPUSH', qk, v)
+  ctl_load()
+  ctl_drop(wname)
   redis.call('DEL', won)
   redis.call('SET', idk, id .. 'n')
   return false
@@ -82,7 +95,13 @@ elseif oc == '4' then
   redis.call('LPUSH', ARGV[8], ARGV[9])
   redis.pcall('PUBLISH', P .. 'stellar:wake', ARGV[7])
 end
+-- A held job ended: its permits (ctl_rel) are released below, unless the
+-- next job takes them over; nothing held, nothing to release.
+if oc == '0' then ctl_rel = {} end
 if ARGV[12] == '1' then
+  local lim = ctl_load()
+  local pau = redis.call('EXISTS', CP .. 'paused') == 1
+  local ctl = lim or pau
   local n = tonumber(ARGV[13])
   local names, keys = {}, {}
   if n == 0 then
@@ -102,18 +121,30 @@ if ARGV[12] == '1' then
     -- pcall: a foreign key of another type must not abort the script
     -- after the held job's outcome was applied (it would be applied
     -- again by the caller's retry).
-    local v = redis.pcall('LPOP', keys[i])
+    local v, took = nil, {}
+    if ctl then
+      local h = redis.pcall('LINDEX', keys[i], 0)
+      if type(h) == 'string' and ctl_may(names[i], h, took, pau) then
+        v = redis.call('LPOP', keys[i])
+      end
+    else
+      v = redis.pcall('LPOP', keys[i])
+    end
     if type(v) == 'string' then
+      local held = ''
+      if ctl then held = ctl_take(took, wname, id) end
+      if next(ctl_rel) then ctl_load(); ctl_drop(wname) end
       local body, flag = v, 'r'
       if not pcall(cjson.decode, v) then body, flag = jstr(v), 'j' end
       redis.call('SET', won, ARGV[3] .. jstr(names[i]) ..
                  ',"payload":' .. body .. ARGV[4])
-      redis.call('SET', idk, id .. flag)
+      redis.call('SET', idk, id .. flag .. held)
       return {names[i], v, suspect(v)}
     end
   end
 end
 if oc ~= '0' then
+  if next(ctl_rel) then ctl_load(); ctl_drop(wname) end
   redis.call('DEL', won)
   redis.call('SET', idk, id .. 'n')
 end
