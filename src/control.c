@@ -15,6 +15,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------ Parsing --- */
@@ -252,24 +253,38 @@ static json_t *limit_json(const json_t *l)
                      json_object_get(l, "started"));
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 int stellar_limits(stellar *h, json_t **out, stellar_error *e)
 {
-    json_t *doc = NULL, *res, *v;
-    const char *t;
+    json_t *doc = NULL, *res = NULL, *all, *v;
+    const char *t, **keys = NULL;
+    size_t n = 0, i;
     int rc;
 
     st_err_clear(e);
     *out = NULL;
     if ((rc = controls(h, &doc, e)) != STELLAR_OK) return rc;
-    if (!(res = json_object())) goto oom;
-    json_object_foreach(json_object_get(doc, "limits"), t, v)
-    {
-        if (json_object_set_new(res, t, limit_json(v)) < 0) goto oom;
-    }
+    /* In target order, whatever order the backend lists them in. */
+    all = json_object_get(doc, "limits");
+    if (!(res = json_object()) ||
+        !(keys = st_calloc(json_object_size(all) + 1, sizeof *keys)))
+        goto oom;
+    json_object_foreach(all, t, v) keys[n++] = t;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    for (i = 0; i < n; i++)
+        if (json_object_set_new(res, keys[i],
+                                limit_json(json_object_get(all, keys[i]))) < 0)
+            goto oom;
+    st_free(keys);
     json_decref(doc);
     *out = res;
     return STELLAR_OK;
 oom:
+    st_free(keys);
     json_decref(res);
     json_decref(doc);
     return st_fail(e, STELLAR_ENOMEM, "limits: out of memory");
