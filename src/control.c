@@ -115,17 +115,6 @@ void stellar_rate_format(int64_t n, int64_t window_ms, char *out, size_t cap)
 
 /* ------------------------------------------------------------- Calls --- */
 
-/* Runs `call` on a connection b checked out for it (as tasks.c). */
-#define WITH_CONN(h, b, call)                                                  \
-    do {                                                                       \
-        st_backend *b;                                                         \
-        rc = st_conn_get(h, &b, e);                                            \
-        if (rc == STELLAR_OK) {                                                \
-            rc = (call);                                                       \
-            st_conn_put(h, b);                                                 \
-        }                                                                      \
-    } while (0)
-
 /* The backend's controls document (backend.h). */
 static int controls(stellar *h, json_t **out, stellar_error *e)
 {

@@ -67,6 +67,20 @@ struct stellar {
 int st_conn_get(stellar *h, st_backend **out, stellar_error *e);
 void st_conn_put(stellar *h, st_backend *b);
 
+/* Runs `call` on a connection b checked out for it (the calling function
+ * has int rc and stellar_error *e); rc: its result, or the failure to get
+ * a connection. */
+#define WITH_CONN(h, b, call)                                                  \
+    do {                                                                       \
+        st_backend *b;                                                         \
+        st_err_clear(e);                                                       \
+        rc = st_conn_get(h, &b, e);                                            \
+        if (rc == STELLAR_OK) {                                                \
+            rc = (call);                                                       \
+            st_conn_put(h, b);                                                 \
+        }                                                                      \
+    } while (0)
+
 /* Wakes this handle's idle processors and scheduler, if started. */
 void st_wake(stellar *h);
 

@@ -201,19 +201,6 @@ int st_recurrent(stellar *h, st_backend *b, const st_task *t,
 
 /* --------------------------------------------------------- Inspection --- */
 
-/* Runs `call` on a connection b checked out for it; rc: its result, or
- * the failure to get a connection. */
-#define WITH_CONN(h, b, call)                                                  \
-    do {                                                                       \
-        st_backend *b;                                                         \
-        st_err_clear(e);                                                       \
-        rc = st_conn_get(h, &b, e);                                            \
-        if (rc == STELLAR_OK) {                                                \
-            rc = (call);                                                       \
-            st_conn_put(h, b);                                                 \
-        }                                                                      \
-    } while (0)
-
 int stellar_stats(stellar *h, json_t **out, stellar_error *e)
 {
     int rc;

@@ -3,8 +3,10 @@
 #
 #   $tmp        the suite's folder: removed when it passed (passed=1),
 #               else kept, with the last lines of each *.log in it shown
+#               (DEBUG lines left out)
 #   run_pid run2_pid redis_pid pids   processes killed (SIGKILL) at exit;
 #               wait_until fails at once when run_pid or run2_pid has died
+#   on_exit     called first at exit, if the suite defines it
 #   fail ok st now wait_until start_private_redis   below
 passed=0 run_pid="" run2_pid="" redis_pid="" pids=()
 
@@ -35,6 +37,7 @@ wait_until() {
 
 lib_cleanup() {
     local pid f
+    if declare -F on_exit >/dev/null; then on_exit || true; fi
     for pid in "$run_pid" "$run2_pid" "$redis_pid" "${pids[@]}"; do
         [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     done
@@ -45,7 +48,7 @@ lib_cleanup() {
     for f in "$tmp"/*.log; do
         [ -f "$f" ] || continue
         echo "--- last lines of ${f##*/} ---" >&2
-        tail -n 40 "$f" >&2
+        grep -v ' DEBUG ' "$f" | tail -n 40 >&2 || true
     done
     echo "(kept $tmp)" >&2
 }

@@ -148,6 +148,10 @@ int cli_load_tasks(cli *c);
 /* Prints v as compact JSON and a newline on stdout. Returns an exit code. */
 int out_json(const json_t *v);
 
+/* A change's result: doc (taken; NULL: out of memory) as JSON with --json,
+ * else the sentence fmt and a newline. Returns an exit code. */
+int out_result(cli *c, json_t *doc, const char *fmt, ...) STELLAR_PRINTF(3, 4);
+
 /* A text table. A header starting with '>' makes its column right-aligned.
  * Cells longer than the column limit (default 60 characters) are cut. */
 typedef struct out_table out_table;

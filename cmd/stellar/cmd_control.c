@@ -12,28 +12,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Prints doc with --json, else the line fmt; takes doc. */
-static int result(cli *c, json_t *doc, const char *fmt, ...)
-    STELLAR_PRINTF(3, 4);
-
-static int result(cli *c, json_t *doc, const char *fmt, ...)
-{
-    int rc = CLI_OK;
-    va_list ap;
-
-    if (!doc) return cli_fail(c, "out of memory");
-    if (c->json) {
-        rc = out_json(doc);
-    } else {
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-    }
-    json_decref(doc);
-    return rc;
-}
-
 /* ------------------------------------------------------ pause, resume --- */
 
 int cmd_pause(cli *c)
@@ -50,15 +28,15 @@ int cmd_pause(cli *c)
     if ((rc = stellar_pause(c->h, queue, for_ms, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
     if (for_ms)
-        return result(c,
-                      json_pack("{s:s, s:b, s:I}", "queue", queue, "paused", 1,
-                                "paused_until",
-                                (json_int_t)(st_now_ms() + for_ms)),
-                      "paused %s for %lld ms", queue, (long long)for_ms);
-    return result(c,
-                  json_pack("{s:s, s:b, s:n}", "queue", queue, "paused", 1,
-                            "paused_until"),
-                  "paused %s until resumed", queue);
+        return out_result(c,
+                          json_pack("{s:s, s:b, s:I}", "queue", queue, "paused",
+                                    1, "paused_until",
+                                    (json_int_t)(st_now_ms() + for_ms)),
+                          "paused %s for %lld ms", queue, (long long)for_ms);
+    return out_result(c,
+                      json_pack("{s:s, s:b, s:n}", "queue", queue, "paused", 1,
+                                "paused_until"),
+                      "paused %s until resumed", queue);
 }
 
 int cmd_resume(cli *c)
@@ -71,10 +49,10 @@ int cmd_resume(cli *c)
     if ((rc = cli_open(c, NULL, false)) != CLI_OK) return rc;
     if ((rc = stellar_resume(c->h, queue, &was, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
-    return result(c,
-                  json_pack("{s:s, s:b, s:b}", "queue", queue, "paused", 0,
-                            "was_paused", was),
-                  was ? "resumed %s" : "%s was not paused", queue);
+    return out_result(c,
+                      json_pack("{s:s, s:b, s:b}", "queue", queue, "paused", 0,
+                                "was_paused", was),
+                      was ? "resumed %s" : "%s was not paused", queue);
 }
 
 /* ------------------------------------------------------ limit, limits --- */
@@ -116,7 +94,7 @@ int cmd_limit(cli *c)
         if (!n)
             return cli_notfound(c, "no limit on %s (see 'stellar limits')",
                                 target);
-        return result(
+        return out_result(
             c,
             json_pack("{s:s, s:I}", "target", target, "removed", (json_int_t)n),
             "removed the limit on %s", target);
@@ -130,7 +108,7 @@ int cmd_limit(cli *c)
     if ((rc = stellar_limit_set(c->h, target, &l, &e)) != STELLAR_OK)
         return cli_error(c, rc, &e);
     stellar_rate_format(l.rate, l.window_ms, text, sizeof text);
-    return result(
+    return out_result(
         c,
         json_pack("{s:s, s:o, s:o}", "target", target, "concurrency",
                   l.concurrency ? json_integer(l.concurrency) : json_null(),

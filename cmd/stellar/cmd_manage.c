@@ -22,28 +22,6 @@
 #include <stdarg.h>
 #include <string.h>
 
-/* Prints doc (taking it) with --json, else the sentence. */
-static int result(cli *c, json_t *doc, const char *fmt, ...)
-    STELLAR_PRINTF(3, 4);
-
-static int result(cli *c, json_t *doc, const char *fmt, ...)
-{
-    int rc = CLI_OK;
-    va_list ap;
-
-    if (!doc) return cli_fail(c, "out of memory");
-    if (c->json) {
-        rc = out_json(doc);
-    } else {
-        va_start(ap, fmt);
-        vprintf(fmt, ap);
-        va_end(ap);
-        putchar('\n');
-    }
-    json_decref(doc);
-    return rc;
-}
-
 /* ---------------------------------------------------- del, delQueue --- */
 
 int cmd_del(cli *c)
@@ -82,12 +60,12 @@ int cmd_del(cli *c)
                             task, queue);
     rc = stellar_del(c->h, queue, task, params, count, &n, &e);
     if (rc != STELLAR_OK) return cli_error(c, rc, &e);
-    return result(c, json_pack("{s:I}", "removed", (json_int_t)n),
-                  "removed %lld job%s of %s from %s%s", (long long)n,
-                  n == 1 ? "" : "s", task, queue,
-                  n ? ""
-                    : " (params must be given as enqueued, member order "
-                      "included)");
+    return out_result(c, json_pack("{s:I}", "removed", (json_int_t)n),
+                      "removed %lld job%s of %s from %s%s", (long long)n,
+                      n == 1 ? "" : "s", task, queue,
+                      n ? ""
+                        : " (params must be given as enqueued, member order "
+                          "included)");
 }
 
 int cmd_del_queue(cli *c)
@@ -105,9 +83,9 @@ int cmd_del_queue(cli *c)
     if (rc == STELLAR_ENOTFOUND)
         return cli_notfound(c, "no queue named '%s'", queue);
     if (rc != STELLAR_OK) return cli_error(c, rc, &e);
-    return result(c, json_pack("{s:s, s:b}", "queue", queue, "deleted", 1),
-                  "deleted queue %s and its %lld job%s", queue, (long long)n,
-                  n == 1 ? "" : "s");
+    return out_result(c, json_pack("{s:s, s:b}", "queue", queue, "deleted", 1),
+                      "deleted queue %s and its %lld job%s", queue,
+                      (long long)n, n == 1 ? "" : "s");
 }
 
 /* ------------------------------------------------- Recurrent jobs --- */
@@ -129,8 +107,9 @@ int cmd_enqueue_recurrent(cli *c)
     if ((rc = open_with_tasks(c)) != CLI_OK) return rc;
     rc = stellar_enqueue_recurrent(c->h, task, &e);
     if (rc != STELLAR_OK) return cli_error(c, rc, &e);
-    return result(c, json_pack("{s:s, s:b}", "task", task, "enqueued", 1),
-                  "enqueued %s now; it repeats while `stellar run` runs", task);
+    return out_result(c, json_pack("{s:s, s:b}", "task", task, "enqueued", 1),
+                      "enqueued %s now; it repeats while `stellar run` runs",
+                      task);
 }
 
 int cmd_stop_recurrent(cli *c)
@@ -143,7 +122,7 @@ int cmd_stop_recurrent(cli *c)
     if ((rc = open_with_tasks(c)) != CLI_OK) return rc;
     rc = stellar_stop_recurrent(c->h, task, &n, &e);
     if (rc != STELLAR_OK) return cli_error(c, rc, &e);
-    return result(
+    return out_result(
         c, json_pack("{s:s, s:I}", "task", task, "removed", (json_int_t)n),
         "stopped %s: removed %lld queued or delayed cop%s", task, (long long)n,
         n == 1 ? "y" : "ies");
@@ -164,7 +143,7 @@ int cmd_del_lock(cli *c)
     if (!n)
         return cli_notfound(c, "no lock named '%s' (see 'stellar locks')",
                             name);
-    return result(
+    return out_result(
         c, json_pack("{s:s, s:I}", "lock", name, "removed", (json_int_t)n),
         "removed lock %s", name);
 }
@@ -243,9 +222,9 @@ static int failed_one(cli *c, bool retry)
                             "nothing done",
                             what);
     if (retry)
-        return result(c, json_pack("{s:i}", "retried", 1),
-                      "retried %s: it is queued again", what);
-    return result(c, json_pack("{s:i}", "removed", 1), "removed %s", what);
+        return out_result(c, json_pack("{s:i}", "retried", 1),
+                          "retried %s: it is queued again", what);
+    return out_result(c, json_pack("{s:i}", "removed", 1), "removed %s", what);
 }
 
 /* The state of a --all run. */
@@ -365,7 +344,7 @@ static int failed_all(cli *c, bool retry)
     if (rc != CLI_OK) goto done;
     /* Entries left because they failed again after our retry. */
     s.again = (int64_t)nleft - (int64_t)json_array_size(s.stuck);
-    rc = result(
+    rc = out_result(
         c,
         json_pack("{s:I}", retry ? "retried" : "removed", (json_int_t)s.done),
         "%s %lld failed job%s%s", retry ? "retried" : "removed",

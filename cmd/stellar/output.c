@@ -279,3 +279,22 @@ bool out_parse_time(const json_t *v, int64_t *ms)
     /* Date strings: JavaScript's toString(), ISO-8601, resque-retry's. */
     return json_is_string(v) && st_js_date_parse(json_string_value(v), ms);
 }
+
+/* The result of a change: doc with --json, else the sentence. */
+int out_result(cli *c, json_t *doc, const char *fmt, ...)
+{
+    int rc = CLI_OK;
+    va_list ap;
+
+    if (!doc) return cli_fail(c, "out of memory");
+    if (c->json) {
+        rc = out_json(doc);
+    } else {
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        putchar('\n');
+    }
+    json_decref(doc);
+    return rc;
+}

@@ -35,54 +35,19 @@ unset STELLAR_BACKEND
 backend=${1:?usage: queuectl.sh sqlite|redis}
 : "${STELLAR_BIN:?}"
 command -v jq >/dev/null 2>&1 || { echo "skip: jq is not on PATH"; exit 77; }
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/stellar-queuectl-XXXXXX")
+. "$(dirname "$0")/../lib.sh"
+suite_tmp queuectl
 app=$tmp/app
-pids=() redis_pid="" passed=0
 SLACK_MS=100
 
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
-    [ -f "$tmp/hold.pid" ] && kill -KILL "$(cat "$tmp/hold.pid")" 2>/dev/null || true
-    [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null || true
-    if [ "$passed" = 1 ]; then
-        rm -rf "$tmp"
-    else
-        for f in "$tmp"/run*.log; do
-            [ -f "$f" ] || continue
-            echo "--- last lines of $f ---" >&2
-            grep -v ' DEBUG ' "$f" | tail -n 30 >&2
-        done
-        echo "(kept $tmp)" >&2
-    fi
-}
-trap cleanup EXIT
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
-ok() { echo "ok - $*"; }
-st() { "$STELLAR_BIN" "$@"; }
-now() { local us=${EPOCHREALTIME/[.,]/}; NOW=$((10#$us / 1000)); }
-
-# wait_until TIMEOUT_MS COMMAND...: polls every 50 ms.
-wait_until() {
-    local deadline
-    now; deadline=$((NOW + $1)); shift
-    until "$@"; do
-        now; [ "$NOW" -le "$deadline" ] || return 1
-        sleep 0.05
-    done
+# The job that holds a permit when its worker is SIGKILLed (kill).
+on_exit() {
+    [ -f "$tmp/hold.pid" ] && kill -KILL "$(cat "$tmp/hold.pid")" 2>/dev/null
 }
 
 case $backend in
 sqlite) ;;
-redis)
-    command -v redis-server >/dev/null 2>&1 || { echo "skip: no redis-server"; exit 77; }
-    redis-server --port 0 --unixsocket "$tmp/redis.sock" --save '' \
-        --appendonly no >"$tmp/redis.log" 2>&1 &
-    redis_pid=$!
-    wait_until 10000 test -S "$tmp/redis.sock" || fail "redis-server did not start"
-    export STELLAR_BACKEND="redis+unix://$tmp/redis.sock"
-    ;;
+redis) start_private_redis ;;
 *) fail "unknown backend $backend" ;;
 esac
 
