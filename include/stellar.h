@@ -245,7 +245,7 @@ STELLAR_API int stellar_task_register_builtin(stellar *h, stellar_error *e);
 
 /*
  * Command tasks: a task whose run is an executable in any language, declared
- * by a JSON file (modules/<module>/tasks/<name>.json; docs/commands.md):
+ * by a JSON file (modules/<module>/tasks/<name>.json; docs/tasks.md):
  * {"name", "description", "command": [argv...], "queue", "frequency",
  * "timeout" (ms), "plugins", "pluginOptions", "env": {"K": "V"}}. The
  * command runs in the file's folder with the job's params (JSON) on its

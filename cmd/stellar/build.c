@@ -420,7 +420,7 @@ int cli_load_tasks(cli *c)
         st_free(so);
     }
     files_free(&files);
-    /* Command tasks: modules/<m>/tasks/<t>.json (docs/commands.md). */
+    /* Command tasks: modules/<m>/tasks/<t>.json (docs/tasks.md). */
     if (rc == CLI_OK && (rc = scan(c, &files, ".json")) != CLI_OK) return rc;
     for (i = 0; i < files.n; i++) {
         stellar_error e = {0};

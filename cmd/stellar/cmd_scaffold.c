@@ -206,7 +206,7 @@ static char *c_string(const char *s)
     "    .run = run,\n"                                                        \
     "};\n"
 
-/* --lang: command tasks (docs/commands.md). Each script reads the params
+/* --lang: command tasks (docs/tasks.md). Each script reads the params
  * from stdin, fails on purpose when they hold "fail": true, else succeeds;
  * %s is the task's name, in a comment. */
 #define PROTOCOL_DOC(c)                                                        \

@@ -481,7 +481,7 @@ const cli_cmd cli_commands[] = {
      "  --frequency MS       > 0 makes the task periodic (default 0)\n"
      "  --lang LANG          c (default), or python, node or sh: a command\n"
      "                       task, NAME.json and an executable script\n"
-     "                       beside it (docs/commands.md)\n"
+     "                       beside it (docs/tasks.md)\n"
      "\n"
      "Refuses to overwrite an existing file.\n"
      "\n"
