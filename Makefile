@@ -50,7 +50,7 @@ tsan:
 install: all
 	cmake --install $(BUILD)
 
-run: DEPS_FOR = build
+run: DEPS_FOR = run
 run: deps
 	$(cmake_build)
 	cd $(APP) && ../../$(BUILD)/stellar run

@@ -1,6 +1,8 @@
 #!/bin/sh
-# scripts/deps.sh check|install build|test: the Debian packages Stellar needs
-# to build (build), and to build and test it (test: also redis-server).
+# scripts/deps.sh check|install build|run|test: the Debian packages Stellar
+# needs to build (build), to run the example app (run: also python3, for its
+# Python task), and to build and test it (test: also redis-server and the
+# tools the suites use).
 #
 #   check    says which are missing and exits 1 if any is. `make` runs
 #            this: building never installs anything.
@@ -10,16 +12,18 @@
 #            here. `make deps` runs this; `make run` and `make test` call it.
 set -e
 usage() {
-    echo "usage: $0 check|install build|test" >&2
+    echo "usage: $0 check|install build|run|test" >&2
     exit 2
 }
 [ $# -eq 2 ] || usage
 mode=$1 what=$2
 case $mode in check | install) ;; *) usage ;; esac
-case $what in build | test) ;; *) usage ;; esac
+case $what in build | run | test) ;; *) usage ;; esac
 cd "$(dirname "$0")/.."
 
 pkgs="cmake gcc libc6-dev make pkg-config libjansson-dev libsqlite3-dev libhiredis-dev libmicrohttpd-dev"
+# python3: the example app's Python task (make run), the cron oracle test.
+[ "$what" != build ] && pkgs="$pkgs python3"
 # lua5.1: luac, for the syntax check of the Redis backend's Lua scripts.
 # jq: the command-task suite reads `stellar --json` output with it.
 [ "$what" = test ] && pkgs="$pkgs lua5.1 jq"

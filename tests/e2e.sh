@@ -155,6 +155,18 @@ example_app() {
         fail "appendLine did not write its line within 60 s"
     ok "enqueue appendLine: the line is in the file"
 
+    # The command tasks: checkDisk (shell, periodic) runs at the start and
+    # queues countWords (Python) with `stellar enqueue`, found through the
+    # folder `stellar run` adds to PATH (this test runs it by its path).
+    wait_until 30000 grep -qs '\[checkDisk\] [0-9]* MiB free in ' "$tmp/run.log" ||
+        fail "checkDisk logged no free space within 30 s: $(tail -n 20 "$tmp/run.log")"
+    wait_until 30000 grep -qs '\[countWords\] [0-9]* words in ' "$tmp/run.log" ||
+        fail "countWords (queued by checkDisk) logged nothing within 30 s: $(tail -n 20 "$tmp/run.log")"
+    st enqueue countWords '{"text":7}' || fail "stellar enqueue countWords"
+    wait_until 30000 eval 'grep -q "countWords needs params.text, a string" <<<"$(st failed --json)"' ||
+        fail "countWords with a bad text: not in failed with its stderr line: $(st failed --json)"
+    ok "the shell and Python command tasks run, queue follow-ups and fail with their stderr line"
+
     # enqueueIn 1500 must start 1.5 s later, and well under a second past
     # that (seen from here, through a polling loop: 2.5 s at most).
     now; t0=$NOW
@@ -218,7 +230,7 @@ example_app() {
         [ "$rc" = 2 ] || fail "stellar enqueue appendLine {} '$q': exit $rc, expected 2"
         case "$err" in *"queue name"*) ;; *) fail "enqueue to '$q': $err" ;; esac
     done
-    for ts in $(st timestamps --json | tr -d '[],'); do
+    for ts in $(st timestamps --json | tr '[],' '   '); do
         [ "$ts" -ge 0 ] && [ "$ts" -le 253402300799999 ] || fail "a refused job was delayed at $ts"
     done
     ok "bad JSON, negative delay, time past 9999, bad queue name, unknown flag: exit 2 with a one-line error"

@@ -18,8 +18,10 @@
 #include "cli.h"
 #include "internal.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -300,6 +302,35 @@ static int wait_and_stop(cli *c, const sigset_t *set)
     return CLI_OK;
 }
 
+/* Command tasks may run `stellar enqueue` for follow-ups (docs/tasks.md):
+ * this program's own folder goes at the end of PATH, which the commands
+ * inherit, unless PATH already names it. Earlier folders still come first,
+ * so a `stellar` installed there is the one found. Linux's /proc; elsewhere
+ * PATH is left as it is. Called before any thread starts (setenv). */
+static void path_add_self(void)
+{
+    char exe[PATH_MAX], *slash;
+    const char *path = getenv("PATH");
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    size_t len;
+    char *grown;
+
+    if (n <= 0) return;
+    exe[n] = '\0';
+    if (!(slash = strrchr(exe, '/'))) return;
+    *slash = '\0';
+    len = strlen(exe);
+    for (const char *p = path; p && *p;) {
+        const char *end = strchr(p, ':');
+        size_t plen = end ? (size_t)(end - p) : strlen(p);
+        if (plen == len && !memcmp(p, exe, len)) return;
+        p = end ? end + 1 : NULL;
+    }
+    grown = path && *path ? st_asprintf("%s:%s", path, exe) : st_strdup(exe);
+    if (grown) setenv("PATH", grown, 1);
+    st_free(grown);
+}
+
 int cmd_run(cli *c)
 {
     run_config r = {0};
@@ -324,6 +355,7 @@ int cmd_run(cli *c)
     if ((rc = resolve(c, &r)) != CLI_OK) goto done;
     if ((rc = cli_http_check(c, false)) != CLI_OK) goto done;
     if ((rc = cli_backend_resolve(c)) != CLI_OK) goto done;
+    path_add_self();
     /* Build first, with signals still default, so ^C ends a slow build. */
     if ((rc = cli_build_tasks(c)) != CLI_OK) goto done;
 
