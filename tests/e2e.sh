@@ -143,9 +143,7 @@ new_app() {
 # ------------------------------------------------------------ example_app ---
 example_app() {
     local app=$tmp/app out=$tmp/out.txt err rc t0 t1 t2 lines
-    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
-    cp -r "$STELLAR_SRC/examples/app" "$app"
-    rm -rf "$app"/stellar.db* "$app/.stellar"
+    copy_example_app "$app" all
     cd "$app"
 
     start_run "$app" --no-http
@@ -282,9 +280,7 @@ failed_count() { st failedCount; }
 
 manage() {
     local app=$tmp/app out=$tmp/out.txt p pb job T port body w cmd
-    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
-    cp -r "$STELLAR_SRC/examples/app" "$app"
-    rm -rf "$app"/stellar.db* "$app/.stellar"
+    copy_example_app "$app"
     cd "$app"
     p="{\"path\":\"$out\",\"line\":\"a\"}"
     pb="{\"path\":\"$out\",\"line\":\"b\"}"
@@ -585,9 +581,7 @@ config() {
 # second finds the address taken, says so in one line, and processes jobs.
 two_runs() {
     local app=$tmp/app out=$tmp/out.txt port body rc=0 err n pid
-    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
-    cp -r "$STELLAR_SRC/examples/app" "$app"
-    rm -rf "$app"/stellar.db* "$app/.stellar"
+    copy_example_app "$app"
     cd "$app"
 
     # The first takes a free port from the kernel (port 0 in stellar.json);

@@ -7,7 +7,7 @@
 #   run_pid run2_pid redis_pid pids   processes killed (SIGKILL) at exit;
 #               wait_until fails at once when run_pid or run2_pid has died
 #   on_exit     called first at exit, if the suite defines it
-#   fail ok st now wait_until start_private_redis   below
+#   fail ok st now wait_until start_private_redis copy_example_app   below
 passed=0 run_pid="" run2_pid="" redis_pid="" pids=()
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -68,4 +68,16 @@ start_private_redis() {
     redis_pid=$!
     wait_until 10000 test -S "$tmp/redis.sock" || fail "redis-server did not start"
     export STELLAR_BACKEND="redis+unix://$tmp/redis.sock"
+}
+
+# copy_example_app DEST [all]: a fresh copy of examples/app in DEST,
+# without its store or built tasks. Without "all" its command tasks are
+# left out: every 10 s the periodic checkDisk queues a countWords job,
+# which the suites that count jobs and failures exactly do not expect.
+copy_example_app() {
+    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
+    cp -r "$STELLAR_SRC/examples/app" "$1"
+    rm -rf "$1"/stellar.db* "$1/.stellar"
+    [ "${2:-}" = all ] ||
+        rm -f "$1"/modules/*/tasks/*.json "$1"/modules/*/tasks/*.py "$1"/modules/*/tasks/*.sh
 }

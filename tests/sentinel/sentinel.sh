@@ -256,9 +256,7 @@ delayed_runs() {
 # start_app: the example app on $URL, two `stellar run` of it.
 start_app() {
     local app=$tmp/app
-    [ -d "$STELLAR_SRC/examples/app" ] || fail "no examples/app"
-    cp -r "$STELLAR_SRC/examples/app" "$app"
-    rm -rf "$app"/stellar.db* "$app/.stellar"
+    copy_example_app "$app"
     printf '{\n  "tasks": {\n    "backend": "%s",\n    "queues": ["*"],\n    "maxTaskProcessors": 2,\n    "scheduler": true,\n    "timeout": 100\n  }\n}\n' \
         "$URL" >"$app/stellar.json"
     (cd "$app" && exec "$STELLAR_BIN" run) >"$tmp/run1.log" 2>&1 &
