@@ -290,14 +290,7 @@ static int controls_body(sq_conn *c, void *arg, stellar_error *e)
     if ((rc = sq_int(c, S_HAS_TABLE, &have, e, "t", "limits")) < 0) return rc;
     if (!have) return STELLAR_OK;
     if ((rc = sq_prep(c, S_PAUSES, &s, e, "i", a->now_ms)) < 0) return rc;
-    while ((rc = sq_step(c, s, e)) == 1) {
-        if (sq_jset(paused_j, (const char *)sqlite3_column_text(s, 0),
-                    sq_col_int(s, 1)) < 0) {
-            sqlite3_reset(s);
-            return sq_oom(c, e);
-        }
-    }
-    if (rc < 0) return rc;
+    if ((rc = sq_rows_into(c, s, paused_j, sq_row_int, e)) < 0) return rc;
     /* The use counts run while S_LIMITS is stepped: other statements. */
     if ((rc = sq_prep(c, S_LIMITS, &s, e, "")) < 0) return rc;
     while ((rc = sq_step(c, s, e)) == 1) {
