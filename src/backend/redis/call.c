@@ -98,6 +98,19 @@ int rd_cmd_strings(rd_conn *b, rd_cmd *c, json_t **out, stellar_error *e)
     return rc;
 }
 
+int rd_lrange(rd_conn *b, char *key, int64_t start, int64_t stop, json_t **out,
+              stellar_error *e)
+{
+    rd_cmd c;
+
+    rd_cmd_init(&c);
+    rd_arg(&c, "LRANGE");
+    rd_arg_own(&c, key);
+    rd_arg_int(&c, start);
+    rd_arg_int(&c, stop);
+    return rd_cmd_strings(b, &c, out, e);
+}
+
 int rd_smembers(rd_conn *b, char *key, redisReply **r, stellar_error *e)
 {
     rd_cmd c;

@@ -114,14 +114,9 @@ int rd_queued(st_backend *base, const char *queue, int64_t start, int64_t stop,
               json_t **payloads, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c;
 
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key(b, "queue", queue, NULL));
-    rd_arg_int(&c, start);
-    rd_arg_int(&c, stop);
-    return rd_cmd_strings(b, &c, payloads, e);
+    return rd_lrange(b, rd_key(b, "queue", queue, NULL), start, stop, payloads,
+                     e);
 }
 
 int rd_del(st_backend *base, const char *queue, const char *payload,
@@ -317,15 +312,9 @@ int rd_delayed_at(st_backend *base, int64_t ts_ms, json_t **payloads,
 {
     rd_conn *b = (rd_conn *)base;
     char s[24];
-    rd_cmd c;
 
     snprintf(s, sizeof s, "%lld", (long long)rd_ms_to_s(ts_ms));
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key1(b, "delayed:", s));
-    rd_arg(&c, "0");
-    rd_arg(&c, "-1");
-    return rd_cmd_strings(b, &c, payloads, e);
+    return rd_lrange(b, rd_key1(b, "delayed:", s), 0, -1, payloads, e);
 }
 
 int rd_del_delayed_at(st_backend *base, int64_t ts_ms, int64_t *removed,

@@ -194,6 +194,10 @@ int rd_cmd_string(rd_conn *b, rd_cmd *c, bool retry, char **out,
                   stellar_error *e);
 /* A list of strings, read-only (resent once): a JSON array. */
 int rd_cmd_strings(rd_conn *b, rd_cmd *c, json_t **out, stellar_error *e);
+/* LRANGE key start stop, read-only, as rd_cmd_strings; takes ownership of
+ * key (NULL: out of memory). */
+int rd_lrange(rd_conn *b, char *key, int64_t start, int64_t stop, json_t **out,
+              stellar_error *e);
 /* SMEMBERS key, read-only; takes ownership of key (NULL: out of memory).
  * *r: the reply, an array; free it with freeReplyObject(). */
 int rd_smembers(rd_conn *b, char *key, redisReply **r, stellar_error *e);

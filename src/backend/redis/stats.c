@@ -66,14 +66,8 @@ int rd_failed_range(st_backend *base, int64_t start, int64_t stop,
                     json_t **entries, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c;
 
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key(b, "failed", NULL));
-    rd_arg_int(&c, start);
-    rd_arg_int(&c, stop);
-    return rd_cmd_strings(b, &c, entries, e);
+    return rd_lrange(b, rd_key(b, "failed", NULL), start, stop, entries, e);
 }
 
 int rd_failed_remove(st_backend *base, const char *entry,
