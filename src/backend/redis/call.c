@@ -1,10 +1,11 @@
 /*
  * call.c: the typed calls the operations are written with: one command
  * whose reply must be an integer, a status, a string or a list of strings;
- * a script (EVALSHA, reloaded once on NOSCRIPT); MULTI/EXEC; SCAN; a batch
- * of GETs. Each checks the reply's type, turns an error reply into a
- * stellar_error with the same texts everywhere, and frees what it used, so
- * that an operation is its arguments and what it does with the answer.
+ * a script (EVALSHA, reloaded once on NOSCRIPT); MULTI/EXEC; SCAN, alone
+ * or with the values of the keys it finds; a batch of GETs. Each checks the
+ * reply's type, turns an error reply into a stellar_error with the same texts
+ * everywhere, and frees what it used, so that an operation is its arguments and
+ * what it does with the answer.
  */
 #include "rd.h"
 
