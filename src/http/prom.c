@@ -34,41 +34,48 @@ static void gauge_line(st_buf *b, const char *name, const char *label,
     st_buf_printf(b, " %lld\n", (long long)v);
 }
 
+/* A gauge family with a series per member of obj, labelled with its
+ * name: the member's field, an integer (divided by div) or a boolean (1
+ * or 0). A member whose field is not an integer is left out if skip. */
+static void member_gauges(st_buf *b, const char *name, const char *help,
+                          const char *label, json_t *obj, const char *field,
+                          int64_t div, bool skip)
+{
+    const char *key;
+    json_t *m;
+
+    st_prom_family(b, name, "gauge", help);
+    json_object_foreach(obj, key, m)
+    {
+        json_t *v = json_object_get(m, field);
+        if (skip && !json_is_integer(v)) continue;
+        gauge_line(b, name, label, key,
+                   json_is_boolean(v) ? json_is_true(v)
+                                      : json_integer_value(v) / div);
+    }
+}
+
 /* Per cron schedule: the last tick that queued a job (from the backend:
  * the same for every process) and the next fire time, in seconds since the
  * epoch, as Prometheus's *_timestamp_seconds gauges. A schedule that never
  * fired has no last series. */
 static bool schedule_gauges(stellar *h, st_buf *b)
 {
-    json_t *all = NULL, *s;
+    json_t *all = NULL;
     stellar_error e = {0};
-    const char *name;
 
     if (stellar_schedules(h, &all, &e)) {
         st_log(&h->log, STELLAR_LOG_WARN, "http: /metrics: %s", e.msg);
         return false;
     }
     if (json_object_size(all)) {
-        st_prom_family(b, "stellar_schedule_last_fire_timestamp_seconds",
-                       "gauge",
-                       "The last tick of each cron schedule that queued a "
-                       "job (every process).");
-        json_object_foreach(all, name, s)
-        {
-            json_t *v = json_object_get(s, "last");
-            if (json_is_integer(v))
-                gauge_line(b, "stellar_schedule_last_fire_timestamp_seconds",
-                           "schedule", name, json_integer_value(v) / 1000);
-        }
-        st_prom_family(b, "stellar_schedule_next_fire_timestamp_seconds",
-                       "gauge", "The next fire time of each cron schedule.");
-        json_object_foreach(all, name, s)
-        {
-            json_t *v = json_object_get(s, "next");
-            if (json_is_integer(v))
-                gauge_line(b, "stellar_schedule_next_fire_timestamp_seconds",
-                           "schedule", name, json_integer_value(v) / 1000);
-        }
+        member_gauges(b, "stellar_schedule_last_fire_timestamp_seconds",
+                      "The last tick of each cron schedule that queued a "
+                      "job (every process).",
+                      "schedule", all, "last", 1000, true);
+        member_gauges(b, "stellar_schedule_next_fire_timestamp_seconds",
+                      "The next fire time of each cron schedule.", "schedule",
+                      all, "next", 1000, true);
     }
     json_decref(all);
     return true;
@@ -91,13 +98,9 @@ static bool backend_gauges(stellar *h, st_buf *b)
     }
     queues = json_object_get(doc, "queues");
     workers = json_object_get(doc, "workers");
-    st_prom_family(b, "stellar_queue_depth", "gauge",
-                   "Jobs waiting in each queue (not counting delayed jobs).");
-    json_object_foreach(queues, name, q)
-    {
-        gauge_line(b, "stellar_queue_depth", "queue", name,
-                   json_integer_value(json_object_get(q, "length")));
-    }
+    member_gauges(b, "stellar_queue_depth",
+                  "Jobs waiting in each queue (not counting delayed jobs).",
+                  "queue", queues, "length", 1, false);
     st_prom_family(b, "stellar_queue_latency_seconds", "gauge",
                    "Age of the oldest job waiting in each queue (queues "
                    "whose age is known: not on Redis).");
@@ -109,31 +112,17 @@ static bool backend_gauges(stellar *h, st_buf *b)
         st_prom_label_value(b, name);
         st_buf_printf(b, "\"} %.3f\n", (double)json_integer_value(age) / 1000);
     }
-    st_prom_family(b, "stellar_queue_paused", "gauge",
-                   "1 if no TaskProcessor takes jobs from the queue now "
-                   "(stellar pause), else 0.");
-    json_object_foreach(queues, name, q)
-    {
-        gauge_line(b, "stellar_queue_paused", "queue", name,
-                   json_is_true(json_object_get(q, "paused")));
-    }
-    st_prom_family(b, "stellar_limit_permits_in_use", "gauge",
-                   "Jobs of each limited target running now (concurrency "
-                   "permits held, every process).");
-    json_object_foreach(limits, name, q)
-    {
-        gauge_line(b, "stellar_limit_permits_in_use", "target", name,
-                   json_integer_value(json_object_get(q, "running")));
-    }
-    st_prom_family(b, "stellar_limit_concurrency", "gauge",
-                   "The concurrency limit of each target that has one.");
-    json_object_foreach(limits, name, q)
-    {
-        json_t *c = json_object_get(q, "concurrency");
-        if (json_is_integer(c))
-            gauge_line(b, "stellar_limit_concurrency", "target", name,
-                       json_integer_value(c));
-    }
+    member_gauges(b, "stellar_queue_paused",
+                  "1 if no TaskProcessor takes jobs from the queue now "
+                  "(stellar pause), else 0.",
+                  "queue", queues, "paused", 1, false);
+    member_gauges(b, "stellar_limit_permits_in_use",
+                  "Jobs of each limited target running now (concurrency "
+                  "permits held, every process).",
+                  "target", limits, "running", 1, false);
+    member_gauges(b, "stellar_limit_concurrency",
+                  "The concurrency limit of each target that has one.",
+                  "target", limits, "concurrency", 1, true);
     json_decref(limits);
     json_object_foreach(workers, name, w)
     {

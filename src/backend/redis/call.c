@@ -1,13 +1,15 @@
 /*
  * call.c: the typed calls the operations are written with: one command
  * whose reply must be an integer, a status, a string or a list of strings;
- * a script (EVALSHA, reloaded once on NOSCRIPT); MULTI/EXEC; SCAN; a batch
- * of GETs. Each checks the reply's type, turns an error reply into a
- * stellar_error with the same texts everywhere, and frees what it used, so
- * that an operation is its arguments and what it does with the answer.
+ * a script (EVALSHA, reloaded once on NOSCRIPT); MULTI/EXEC; SCAN, alone
+ * or with the values of the keys it finds; a batch of GETs. Each checks the
+ * reply's type, turns an error reply into a stellar_error with the same texts
+ * everywhere, and frees what it used, so that an operation is its arguments and
+ * what it does with the answer.
  */
 #include "rd.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,6 +96,36 @@ int rd_cmd_strings(rd_conn *b, rd_cmd *c, json_t **out, stellar_error *e)
     if (rc != STELLAR_OK) return rc;
     rc = rd_strings_json(r, out, e);
     freeReplyObject(r);
+    return rc;
+}
+
+int rd_lrange(rd_conn *b, char *key, int64_t start, int64_t stop, json_t **out,
+              stellar_error *e)
+{
+    rd_cmd c;
+
+    rd_cmd_init(&c);
+    rd_arg(&c, "LRANGE");
+    rd_arg_own(&c, key);
+    rd_arg_int(&c, start);
+    rd_arg_int(&c, stop);
+    return rd_cmd_strings(b, &c, out, e);
+}
+
+int rd_smembers(rd_conn *b, char *key, redisReply **r, stellar_error *e)
+{
+    rd_cmd c;
+    int rc;
+
+    rd_cmd_init(&c);
+    rd_arg(&c, "SMEMBERS");
+    rd_arg_own(&c, key);
+    if ((rc = rd_cmd_reply(b, &c, true, r, e)) != STELLAR_OK) return rc;
+    if ((*r)->type != REDIS_REPLY_ARRAY) {
+        rc = rd_reply_fail(e, "SMEMBERS", *r);
+        freeReplyObject(*r);
+        *r = NULL;
+    }
     return rc;
 }
 
@@ -219,16 +251,34 @@ int rd_multi(rd_conn *b, rd_cmd *const *cv, size_t n, rd_cmd *after,
     return rc;
 }
 
-int rd_scan(rd_conn *b, const char *pattern, char ***keys, size_t *nkeys,
+int rd_multi_cmds(rd_conn *b, rd_cmd *cs, size_t n, redisReply **exec,
+                  stellar_error *e)
+{
+    rd_cmd *cv[RD_MULTI_CMDS];
+    size_t i;
+    int rc;
+
+    assert(n <= RD_MULTI_CMDS);
+    for (i = 0; i < n; i++)
+        cv[i] = &cs[i];
+    rc = rd_multi(b, cv, n, NULL, exec, e);
+    for (i = 0; i < n; i++)
+        rd_cmd_free(&cs[i]);
+    return rc;
+}
+
+int rd_scan(rd_conn *b, const char *head, char ***keys, size_t *nkeys,
             stellar_error *e)
 {
     char cursor[32] = "0";
+    char *pattern = rd_scan_pattern(b, head);
     char **v = NULL;
     size_t n = 0, cap = 0, i, j;
     int rc = STELLAR_OK;
 
     *keys = NULL;
     *nkeys = 0;
+    if (!pattern) return rd_oom(e);
     do {
         rd_cmd c;
         redisReply *r = NULL, *list;
@@ -271,6 +321,7 @@ int rd_scan(rd_conn *b, const char *pattern, char ***keys, size_t *nkeys,
         }
         freeReplyObject(r);
     } while (rc == STELLAR_OK && strcmp(cursor, "0") != 0);
+    st_free(pattern);
     if (rc != STELLAR_OK) {
         rd_free_strv(v, n);
         return rc;
@@ -304,4 +355,43 @@ int rd_get_many(rd_conn *b, char **keys, size_t n, redisReply **r,
     rc = rd_exchange(b, cv, n, r, true, e);
     rd_cmds_free(cs, cv, n);
     return rc;
+}
+
+int rd_scan_read(rd_conn *b, const char *head, bool ttl, char ***keys,
+                 size_t *nkeys, redisReply ***r, stellar_error *e)
+{
+    size_t per = ttl ? 2 : 1, n = 0, i;
+    rd_cmd *cs = NULL, **cv = NULL;
+    redisReply **rv = NULL;
+    char **k = NULL;
+    int rc;
+
+    *keys = NULL;
+    *nkeys = 0;
+    *r = NULL;
+    if ((rc = rd_scan(b, head, &k, &n, e)) != STELLAR_OK) return rc;
+    cs = rd_cmds_new(n * per, &cv);
+    rv = st_calloc(n * per + 1, sizeof *rv);
+    if (!cs || !rv) rc = rd_oom(e);
+    for (i = 0; rc == STELLAR_OK && i < n * per; i++) {
+        rd_arg(&cs[i], i % per ? "PTTL" : "GET");
+        rd_arg(&cs[i], k[i / per]);
+    }
+    if (rc == STELLAR_OK && n) rc = rd_exchange(b, cv, n * per, rv, true, e);
+    rd_cmds_free(cs, cv, n * per);
+    if (rc != STELLAR_OK) {
+        rd_scan_read_free(k, n, rv, ttl);
+        return rc;
+    }
+    *keys = k;
+    *nkeys = n;
+    *r = rv;
+    return STELLAR_OK;
+}
+
+void rd_scan_read_free(char **keys, size_t nkeys, redisReply **r, bool ttl)
+{
+    if (r) rd_free_replies(r, nkeys * (ttl ? 2 : 1));
+    st_free(r);
+    rd_free_strv(keys, nkeys);
 }

@@ -211,9 +211,8 @@ static bool ping_parse(const redisReply *r, bool *has, int64_t *ms, char **qs)
 static int worker_rows(rd_conn *b, const char *only, wrow **rows, size_t *nrows,
                        stellar_error *e)
 {
-    rd_cmd c;
     redisReply *r = NULL;
-    char *pat = NULL, **pk = NULL;
+    char **pk = NULL;
     size_t npk = 0, i, j, n = 0, cap;
     size_t skip = strlen(b->prefix) + strlen("worker:ping:");
     wrow *v = NULL;
@@ -221,19 +220,9 @@ static int worker_rows(rd_conn *b, const char *only, wrow **rows, size_t *nrows,
 
     *rows = NULL;
     *nrows = 0;
-    rd_cmd_init(&c);
-    rd_arg(&c, "SMEMBERS");
-    rd_arg_own(&c, rd_key(b, "workers", NULL));
-    rc = rd_cmd_reply(b, &c, true, &r, e);
+    rc = rd_smembers(b, rd_key(b, "workers", NULL), &r, e);
     if (rc != STELLAR_OK) return rc;
-    if (r->type != REDIS_REPLY_ARRAY) {
-        rc = rd_reply_fail(e, "SMEMBERS", r);
-        freeReplyObject(r);
-        return rc;
-    }
-    pat = rd_scan_pattern(b, "worker:ping:");
-    rc = pat ? rd_scan(b, pat, &pk, &npk, e) : rd_oom(e);
-    st_free(pat);
+    rc = rd_scan(b, "worker:ping:", &pk, &npk, e);
     cap = r->elements + npk;
     if (rc == STELLAR_OK && !(v = st_calloc(cap ? cap : 1, sizeof *v)))
         rc = rd_oom(e);

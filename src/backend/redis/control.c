@@ -42,16 +42,13 @@ int rd_pause(st_backend *base, const char *queue, int64_t until_ms,
 {
     rd_conn *b = (rd_conn *)base;
     rd_cmd c;
-    int rc;
 
     rd_cmd_init(&c);
     rd_arg(&c, "HSET");
     rd_arg_own(&c, rd_key(b, "stellar", "paused", NULL));
     rd_arg(&c, queue);
     rd_arg_int(&c, until_ms);
-    rc = rd_multi(b, (rd_cmd *[]){&c}, 1, NULL, NULL, e);
-    rd_cmd_free(&c);
-    return rc;
+    return rd_multi_cmds(b, &c, 1, NULL, e);
 }
 
 int rd_resume(st_backend *base, const char *queue, int64_t *removed,

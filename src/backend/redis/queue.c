@@ -86,17 +86,13 @@ int rd_queues(st_backend *base, json_t **names, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
     redisReply *r = NULL;
-    rd_cmd c;
     int rc;
 
     *names = NULL;
-    rd_cmd_init(&c);
-    rd_arg(&c, "SMEMBERS");
-    rd_arg_own(&c, rd_key(b, "queues", NULL));
-    rc = rd_cmd_reply(b, &c, true, &r, e);
+    rc = rd_smembers(b, rd_key(b, "queues", NULL), &r, e);
     if (rc != STELLAR_OK) return rc;
     /* Byte order, as JS sorts ASCII names. */
-    if (r->type == REDIS_REPLY_ARRAY && r->elements > 1)
+    if (r->elements > 1)
         qsort(r->element, r->elements, sizeof *r->element, cmp_reply_str);
     rc = rd_strings_json(r, names, e);
     freeReplyObject(r);
@@ -118,14 +114,9 @@ int rd_queued(st_backend *base, const char *queue, int64_t start, int64_t stop,
               json_t **payloads, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c;
 
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key(b, "queue", queue, NULL));
-    rd_arg_int(&c, start);
-    rd_arg_int(&c, stop);
-    return rd_cmd_strings(b, &c, payloads, e);
+    return rd_lrange(b, rd_key(b, "queue", queue, NULL), start, stop, payloads,
+                     e);
 }
 
 int rd_del(st_backend *base, const char *queue, const char *payload,
@@ -146,24 +137,19 @@ int rd_del_queue(st_backend *base, const char *queue, int64_t *removed,
                  stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd d, s;
-    rd_cmd *cv[2];
+    rd_cmd c[2], *d = &c[0], *s = &c[1];
     redisReply *x = NULL;
     int rc;
 
     /* node-resque's delQueue: MULTI; DEL queue:q; SREM queues q; EXEC. */
-    rd_cmd_init(&d);
-    rd_cmd_init(&s);
-    rd_arg(&d, "DEL");
-    rd_arg_own(&d, rd_key(b, "queue", queue, NULL));
-    rd_arg(&s, "SREM");
-    rd_arg_own(&s, rd_key(b, "queues", NULL));
-    rd_arg(&s, queue);
-    cv[0] = &d;
-    cv[1] = &s;
-    rc = rd_multi(b, cv, 2, NULL, &x, e);
-    rd_cmd_free(&d);
-    rd_cmd_free(&s);
+    rd_cmd_init(d);
+    rd_cmd_init(s);
+    rd_arg(d, "DEL");
+    rd_arg_own(d, rd_key(b, "queue", queue, NULL));
+    rd_arg(s, "SREM");
+    rd_arg_own(s, rd_key(b, "queues", NULL));
+    rd_arg(s, queue);
+    rc = rd_multi_cmds(b, c, 2, &x, e);
     if (rc != STELLAR_OK) return rc;
     if (removed)
         *removed = (x->element[0]->integer > 0 || x->element[1]->integer > 0);
@@ -253,15 +239,11 @@ int rd_scheduled_at(st_backend *base, const char *payload, json_t **ts_ms,
 {
     rd_conn *b = (rd_conn *)base;
     redisReply *r = NULL;
-    rd_cmd c;
     int rc;
 
     *ts_ms = NULL;
     /* SMEMBERS timestamps:<payload>: members "delayed:<s>". */
-    rd_cmd_init(&c);
-    rd_arg(&c, "SMEMBERS");
-    rd_arg_own(&c, rd_key1(b, "timestamps:", payload));
-    rc = rd_cmd_reply(b, &c, true, &r, e);
+    rc = rd_smembers(b, rd_key1(b, "timestamps:", payload), &r, e);
     if (rc != STELLAR_OK) return rc;
     rc = seconds_json(r, true, ts_ms, e);
     freeReplyObject(r);
@@ -272,16 +254,13 @@ int rd_scheduled_at(st_backend *base, const char *payload, json_t **ts_ms,
  * pattern needs the ':'; and only integer suffixes count). */
 static int delayed_seconds(rd_conn *b, char ***sv, size_t *n, stellar_error *e)
 {
-    char *pat = rd_scan_pattern(b, "delayed:");
     char **keys = NULL;
     size_t nk = 0, i, j = 0, skip = strlen(b->prefix) + strlen("delayed:");
     int rc;
 
     *sv = NULL;
     *n = 0;
-    if (!pat) return rd_oom(e);
-    rc = rd_scan(b, pat, &keys, &nk, e);
-    st_free(pat);
+    rc = rd_scan(b, "delayed:", &keys, &nk, e);
     if (rc != STELLAR_OK) return rc;
     for (i = 0; i < nk; i++) {
         int64_t s;
@@ -333,15 +312,9 @@ int rd_delayed_at(st_backend *base, int64_t ts_ms, json_t **payloads,
 {
     rd_conn *b = (rd_conn *)base;
     char s[24];
-    rd_cmd c;
 
     snprintf(s, sizeof s, "%lld", (long long)rd_ms_to_s(ts_ms));
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key1(b, "delayed:", s));
-    rd_arg(&c, "0");
-    rd_arg(&c, "-1");
-    return rd_cmd_strings(b, &c, payloads, e);
+    return rd_lrange(b, rd_key1(b, "delayed:", s), 0, -1, payloads, e);
 }
 
 int rd_del_delayed_at(st_backend *base, int64_t ts_ms, int64_t *removed,

@@ -194,6 +194,13 @@ int rd_cmd_string(rd_conn *b, rd_cmd *c, bool retry, char **out,
                   stellar_error *e);
 /* A list of strings, read-only (resent once): a JSON array. */
 int rd_cmd_strings(rd_conn *b, rd_cmd *c, json_t **out, stellar_error *e);
+/* LRANGE key start stop, read-only, as rd_cmd_strings; takes ownership of
+ * key (NULL: out of memory). */
+int rd_lrange(rd_conn *b, char *key, int64_t start, int64_t stop, json_t **out,
+              stellar_error *e);
+/* SMEMBERS key, read-only; takes ownership of key (NULL: out of memory).
+ * *r: the reply, an array; free it with freeReplyObject(). */
+int rd_smembers(rd_conn *b, char *key, redisReply **r, stellar_error *e);
 
 /* Starts a script call: EVALSHA <sha> 0 <prefix> (ARGV[1] = the prefix);
  * add its arguments, then run it with rd_eval_*. */
@@ -213,10 +220,22 @@ int rd_eval_int(rd_conn *b, int s, rd_cmd *c, bool retry, int64_t *out,
  */
 int rd_multi(rd_conn *b, rd_cmd *const *cv, size_t n, rd_cmd *after,
              redisReply **exec, stellar_error *e);
-/* SCAN MATCH pattern over the keyspace, read-only. *keys: sorted, without
- * repeats (SCAN may return a key twice); free with rd_free_strv(). */
-int rd_scan(rd_conn *b, const char *pattern, char ***keys, size_t *nkeys,
+/* rd_multi of cs[0..n) (n <= RD_MULTI_CMDS), which it then frees, as the
+ * rd_cmd_* calls do. */
+#define RD_MULTI_CMDS 4
+int rd_multi_cmds(rd_conn *b, rd_cmd *cs, size_t n, redisReply **exec,
+                  stellar_error *e);
+/* The keys that start with NS:<head> (SCAN MATCH), read-only. *keys:
+ * sorted, without repeats (SCAN may return a key twice); free with
+ * rd_free_strv(). */
+int rd_scan(rd_conn *b, const char *head, char ***keys, size_t *nkeys,
             stellar_error *e);
+/* rd_scan, then for each key its GET and, if ttl, its PTTL, in one round
+ * trip: (*r)[i * (1 + ttl)] the value (string or nil), the next its PTTL.
+ * Free both with rd_scan_read_free(). */
+int rd_scan_read(rd_conn *b, const char *head, bool ttl, char ***keys,
+                 size_t *nkeys, redisReply ***r, stellar_error *e);
+void rd_scan_read_free(char **keys, size_t nkeys, redisReply **r, bool ttl);
 /* GETs keys[0..n) in one round trip; r[i] is the reply (string or nil). */
 int rd_get_many(rd_conn *b, char **keys, size_t n, redisReply **r,
                 stellar_error *e);

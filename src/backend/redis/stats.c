@@ -12,7 +12,6 @@
 int rd_stats(st_backend *base, json_t **out, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    char *pat = rd_scan_pattern(b, "stat:");
     char **keys = NULL;
     size_t n = 0, i, skip = strlen(b->prefix) + strlen("stat:");
     redisReply **r = NULL;
@@ -20,11 +19,7 @@ int rd_stats(st_backend *base, json_t **out, stellar_error *e)
     int rc;
 
     *out = NULL;
-    if (!pat) return rd_oom(e);
-    rc = rd_scan(b, pat, &keys, &n, e);
-    st_free(pat);
-    if (rc == STELLAR_OK && !(r = st_calloc(n + 1, sizeof *r))) rc = rd_oom(e);
-    if (rc == STELLAR_OK) rc = rd_get_many(b, keys, n, r, e);
+    rc = rd_scan_read(b, "stat:", false, &keys, &n, &r, e);
     if (rc == STELLAR_OK && !(o = json_object())) rc = rd_oom(e);
     for (i = 0; rc == STELLAR_OK && i < n; i++) {
         const redisReply *x = rd_str_reply(r[i]);
@@ -35,9 +30,7 @@ int rd_stats(st_backend *base, json_t **out, stellar_error *e)
         if (json_object_set_new(o, keys[i] + skip, json_integer(val)) != 0)
             rc = rd_oom(e);
     }
-    if (r) rd_free_replies(r, n);
-    st_free(r);
-    rd_free_strv(keys, n);
+    rd_scan_read_free(keys, n, r, false);
     if (rc != STELLAR_OK) {
         json_decref(o);
         return rc;
@@ -73,14 +66,8 @@ int rd_failed_range(st_backend *base, int64_t start, int64_t stop,
                     json_t **entries, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c;
 
-    rd_cmd_init(&c);
-    rd_arg(&c, "LRANGE");
-    rd_arg_own(&c, rd_key(b, "failed", NULL));
-    rd_arg_int(&c, start);
-    rd_arg_int(&c, stop);
-    return rd_cmd_strings(b, &c, entries, e);
+    return rd_lrange(b, rd_key(b, "failed", NULL), start, stop, entries, e);
 }
 
 int rd_failed_remove(st_backend *base, const char *entry,
@@ -183,24 +170,21 @@ int rd_kv_incr(st_backend *base, const char *k, int64_t by, int64_t ttl_ms,
                int64_t *out, stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd i, x;
-    rd_cmd *cv[2];
+    rd_cmd c[2], *i = &c[0], *x = &c[1];
     redisReply *r = NULL;
     int rc;
 
-    rd_cmd_init(&i);
-    rd_cmd_init(&x);
-    rd_arg(&i, "INCRBY");
-    rd_arg_own(&i, rd_key1(b, k, ""));
-    rd_arg_int(&i, by);
-    rd_arg(&x, "PEXPIRE");
-    rd_arg_own(&x, rd_key1(b, k, ""));
-    rd_arg_int(&x, ttl_ms);
-    cv[0] = &i;
-    cv[1] = &x;
-    rc = rd_multi(b, cv, ttl_ms > 0 ? 2 : 1, NULL, &r, e);
-    rd_cmd_free(&i);
-    rd_cmd_free(&x);
+    rd_cmd_init(i);
+    rd_arg(i, "INCRBY");
+    rd_arg_own(i, rd_key1(b, k, ""));
+    rd_arg_int(i, by);
+    if (ttl_ms > 0) {
+        rd_cmd_init(x);
+        rd_arg(x, "PEXPIRE");
+        rd_arg_own(x, rd_key1(b, k, ""));
+        rd_arg_int(x, ttl_ms);
+    }
+    rc = rd_multi_cmds(b, c, ttl_ms > 0 ? 2 : 1, &r, e);
     if (rc != STELLAR_OK) return rc;
     if (out) *out = r->element[0]->integer;
     freeReplyObject(r);
@@ -211,29 +195,15 @@ int rd_kv_scan(st_backend *base, const char *prefix, json_t **out,
                stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    char *pat = rd_scan_pattern(b, prefix);
     char **keys = NULL;
     size_t n = 0, i, skip = strlen(b->prefix);
-    rd_cmd *cs = NULL, **cv = NULL;
     redisReply **r = NULL;
     json_t *o = NULL;
     int64_t now;
     int rc;
 
     *out = NULL;
-    if (!pat) return rd_oom(e);
-    rc = rd_scan(b, pat, &keys, &n, e);
-    st_free(pat);
-    if (rc == STELLAR_OK) {
-        cs = rd_cmds_new(n * 2, &cv);
-        r = st_calloc(n * 2 + 1, sizeof *r);
-        if (!cs || !r) rc = rd_oom(e);
-    }
-    for (i = 0; rc == STELLAR_OK && i < n * 2; i++) {
-        rd_arg(&cs[i], i % 2 ? "PTTL" : "GET");
-        rd_arg(&cs[i], keys[i / 2]);
-    }
-    if (rc == STELLAR_OK && n) rc = rd_exchange(b, cv, n * 2, r, true, e);
+    rc = rd_scan_read(b, prefix, true, &keys, &n, &r, e);
     now = st_now_ms();
     if (rc == STELLAR_OK && !(o = json_object())) rc = rd_oom(e);
     for (i = 0; rc == STELLAR_OK && i < n; i++) {
@@ -265,10 +235,7 @@ int rd_kv_scan(st_backend *base, const char *prefix, json_t **out,
             break;
         }
     }
-    if (r) rd_free_replies(r, n * 2);
-    rd_cmds_free(cs, cv, n * 2);
-    st_free(r);
-    rd_free_strv(keys, n);
+    rd_scan_read_free(keys, n, r, true);
     if (rc != STELLAR_OK) {
         json_decref(o);
         return rc;

@@ -70,72 +70,52 @@ int rd_worker_register(st_backend *base, const st_worker_id *w, int64_t now_ms,
                        stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd a, s, p, d;
-    rd_cmd *cv[4];
-    int rc;
+    rd_cmd c[4], *a = &c[0], *s = &c[1], *p = &c[2], *d = &c[3];
 
     /* node-resque's init: SADD workers, SET :started, ping. The DEL of a
      * working-on record left under this identity (node-resque's
      * forceCleanWorker leaves them behind) is ours: a worker that has just
      * registered holds no job; so is the DEL of the id of its last reserve
      * (lua/reserve.lua). */
-    rd_cmd_init(&a);
-    rd_cmd_init(&s);
-    rd_cmd_init(&p);
-    rd_cmd_init(&d);
-    rd_arg(&a, "SADD");
-    rd_arg_own(&a, rd_key(b, "workers", NULL));
-    rd_arg_own(&a, st_asprintf("%s:%s", w->name, w->queues_str));
-    rd_arg(&s, "SET");
-    rd_arg_own(&s,
-               rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
-    rd_arg_int(&s, rd_ms_to_s(now_ms));
-    rd_arg(&p, "SET");
-    rd_arg_own(&p, rd_key(b, "worker", "ping", w->name, NULL));
-    rd_arg_own(&p, ping_json(w, now_ms));
-    rd_arg(&d, "DEL");
-    rd_arg_own(&d, rd_key(b, "worker", w->name, w->queues_str, NULL));
-    rd_arg_own(&d, rd_key(b, "stellar", "reserve", w->name, NULL));
-    cv[0] = &a;
-    cv[1] = &s;
-    cv[2] = &p;
-    cv[3] = &d;
-    rc = rd_multi(b, cv, 4, NULL, NULL, e);
-    rd_cmd_free(&a);
-    rd_cmd_free(&s);
-    rd_cmd_free(&p);
-    rd_cmd_free(&d);
-    return rc;
+    rd_cmd_init(a);
+    rd_cmd_init(s);
+    rd_cmd_init(p);
+    rd_cmd_init(d);
+    rd_arg(a, "SADD");
+    rd_arg_own(a, rd_key(b, "workers", NULL));
+    rd_arg_own(a, st_asprintf("%s:%s", w->name, w->queues_str));
+    rd_arg(s, "SET");
+    rd_arg_own(s, rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
+    rd_arg_int(s, rd_ms_to_s(now_ms));
+    rd_arg(p, "SET");
+    rd_arg_own(p, rd_key(b, "worker", "ping", w->name, NULL));
+    rd_arg_own(p, ping_json(w, now_ms));
+    rd_arg(d, "DEL");
+    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, NULL));
+    rd_arg_own(d, rd_key(b, "stellar", "reserve", w->name, NULL));
+    return rd_multi_cmds(b, c, 4, NULL, e);
 }
 
 int rd_worker_unregister(st_backend *base, const st_worker_id *w,
                          stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd s, d;
-    rd_cmd *cv[2];
-    int rc;
+    rd_cmd c[2], *s = &c[0], *d = &c[1];
 
     /* Reference §4.6, with the five DELs as one, and our reserve id. */
-    rd_cmd_init(&s);
-    rd_cmd_init(&d);
-    rd_arg(&s, "SREM");
-    rd_arg_own(&s, rd_key(b, "workers", NULL));
-    rd_arg_own(&s, st_asprintf("%s:%s", w->name, w->queues_str));
-    rd_arg(&d, "DEL");
-    rd_arg_own(&d, rd_key(b, "worker", "ping", w->name, NULL));
-    rd_arg_own(&d, rd_key(b, "worker", w->name, w->queues_str, NULL));
-    rd_arg_own(&d,
-               rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
-    rd_arg_own(&d, rd_key(b, "stat", "failed", w->name, NULL));
-    rd_arg_own(&d, rd_key(b, "stat", "processed", w->name, NULL));
-    rd_arg_own(&d, rd_key(b, "stellar", "reserve", w->name, NULL));
-    cv[0] = &s;
-    cv[1] = &d;
-    rc = rd_multi(b, cv, 2, NULL, NULL, e);
-    rd_cmd_free(&s);
-    rd_cmd_free(&d);
-    return rc;
+    rd_cmd_init(s);
+    rd_cmd_init(d);
+    rd_arg(s, "SREM");
+    rd_arg_own(s, rd_key(b, "workers", NULL));
+    rd_arg_own(s, st_asprintf("%s:%s", w->name, w->queues_str));
+    rd_arg(d, "DEL");
+    rd_arg_own(d, rd_key(b, "worker", "ping", w->name, NULL));
+    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, NULL));
+    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
+    rd_arg_own(d, rd_key(b, "stat", "failed", w->name, NULL));
+    rd_arg_own(d, rd_key(b, "stat", "processed", w->name, NULL));
+    rd_arg_own(d, rd_key(b, "stellar", "reserve", w->name, NULL));
+    return rd_multi_cmds(b, c, 2, NULL, e);
 }
 
 int rd_ping(st_backend *base, const st_worker_id *const *ws, size_t n,

@@ -176,6 +176,17 @@ struct ctl_arg {
     int64_t removed;
 };
 
+/* Runs body on a in a write transaction named op. *removed (if not NULL):
+ * what body counted, or 0 if it failed. */
+static int ctl_txn(st_backend *b, const char *op, sq_body *body,
+                   struct ctl_arg *a, int64_t *removed, stellar_error *e)
+{
+    int rc = sq_txn((sq_conn *)b, op, SQ_WRITE, body, a, e);
+
+    if (removed) *removed = rc == STELLAR_OK ? a->removed : 0;
+    return rc;
+}
+
 static int pause_body(sq_conn *c, void *arg, stellar_error *e)
 {
     struct ctl_arg *a = arg;
@@ -186,7 +197,7 @@ int sq_pause(st_backend *b, const char *queue, int64_t until_ms,
              stellar_error *e)
 {
     struct ctl_arg a = {queue, until_ms, 0, 0, 0, 0};
-    return sq_txn((sq_conn *)b, "pause", SQ_WRITE, pause_body, &a, e);
+    return ctl_txn(b, "pause", pause_body, &a, NULL, e);
 }
 
 static int resume_body(sq_conn *c, void *arg, stellar_error *e)
@@ -203,9 +214,7 @@ int sq_resume(st_backend *b, const char *queue, int64_t *removed,
               stellar_error *e)
 {
     struct ctl_arg a = {queue, 0, 0, 0, 0, 0};
-    int rc = sq_txn((sq_conn *)b, "resume", SQ_WRITE, resume_body, &a, e);
-    if (removed) *removed = rc == STELLAR_OK ? a.removed : 0;
-    return rc;
+    return ctl_txn(b, "resume", resume_body, &a, removed, e);
 }
 
 static int limit_set_body(sq_conn *c, void *arg, stellar_error *e)
@@ -223,7 +232,7 @@ int sq_limit_set(st_backend *b, const char *target, int64_t concurrency,
                  int64_t rate, int64_t window_ms, stellar_error *e)
 {
     struct ctl_arg a = {target, 0, concurrency, rate, window_ms, 0};
-    return sq_txn((sq_conn *)b, "limit_set", SQ_WRITE, limit_set_body, &a, e);
+    return ctl_txn(b, "limit_set", limit_set_body, &a, NULL, e);
 }
 
 static int limit_del_body(sq_conn *c, void *arg, stellar_error *e)
@@ -240,9 +249,7 @@ int sq_limit_del(st_backend *b, const char *target, int64_t *removed,
                  stellar_error *e)
 {
     struct ctl_arg a = {target, 0, 0, 0, 0, 0};
-    int rc = sq_txn((sq_conn *)b, "limit_del", SQ_WRITE, limit_del_body, &a, e);
-    if (removed) *removed = rc == STELLAR_OK ? a.removed : 0;
-    return rc;
+    return ctl_txn(b, "limit_del", limit_del_body, &a, removed, e);
 }
 
 struct controls_arg {
@@ -290,14 +297,7 @@ static int controls_body(sq_conn *c, void *arg, stellar_error *e)
     if ((rc = sq_int(c, S_HAS_TABLE, &have, e, "t", "limits")) < 0) return rc;
     if (!have) return STELLAR_OK;
     if ((rc = sq_prep(c, S_PAUSES, &s, e, "i", a->now_ms)) < 0) return rc;
-    while ((rc = sq_step(c, s, e)) == 1) {
-        if (sq_jset(paused_j, (const char *)sqlite3_column_text(s, 0),
-                    sq_col_int(s, 1)) < 0) {
-            sqlite3_reset(s);
-            return sq_oom(c, e);
-        }
-    }
-    if (rc < 0) return rc;
+    if ((rc = sq_rows_into(c, s, paused_j, sq_row_int, e)) < 0) return rc;
     /* The use counts run while S_LIMITS is stepped: other statements. */
     if ((rc = sq_prep(c, S_LIMITS, &s, e, "")) < 0) return rc;
     while ((rc = sq_step(c, s, e)) == 1) {

@@ -197,11 +197,23 @@ int sq_kv_incr(st_backend *b, const char *key, int64_t by, int64_t ttl_ms,
     return rc;
 }
 
+/* One row of S_KV_SCAN as {"value", "expires"}, or NULL if out of memory. */
+static json_t *kv_json(sqlite3_stmt *s)
+{
+    json_t *one = json_object();
+
+    if (one && (sq_jset(one, "value", sq_col_str(s, 1)) < 0 ||
+                sq_jset(one, "expires", sq_col_int(s, 2)) < 0)) {
+        json_decref(one);
+        one = NULL;
+    }
+    return one;
+}
+
 int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
                stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
-    json_t *all = NULL, *one = NULL;
     sqlite3_stmt *s;
     size_t n = prefix ? strlen(prefix) : 0;
     char *upper = NULL;
@@ -219,29 +231,7 @@ int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
         upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
     }
     rc = sq_prep(c, S_KV_SCAN, &s, e, "tti", prefix, upper, st_now_ms());
-    if (rc < 0) goto fail;
-    if (!(all = json_object())) goto nomem;
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *key = (const char *)sqlite3_column_text(s, 0);
-        if (!key) continue;
-        if (!(one = json_object()) ||
-            sq_jset(one, "value", sq_col_str(s, 1)) < 0 ||
-            sq_jset(one, "expires", sq_col_int(s, 2)) < 0)
-            goto nomem;
-        rc = json_object_set_new(all, key, one);
-        one = NULL;
-        if (rc < 0) goto nomem;
-    }
-    if (rc < 0) goto fail;
-    st_free(upper);
-    *out = all;
-    return STELLAR_OK;
-nomem:
-    sqlite3_reset(s);
-    rc = sq_oom(c, e);
-fail:
-    json_decref(one);
-    json_decref(all);
+    if (rc >= 0) rc = sq_rows(c, s, true, kv_json, out, e);
     st_free(upper);
     return rc;
 }

@@ -66,9 +66,24 @@ int sq_sched_set(st_backend *b, const char *name, int paused, int64_t seen_ms,
     return sq_txn((sq_conn *)b, "sched_set", SQ_WRITE, set_body, &a, e);
 }
 
+/* One row of S_SCHED_LIST as {"last", "paused", "seen"}, or NULL if out of
+ * memory. */
+static json_t *sched_json(sqlite3_stmt *s)
+{
+    json_t *one = json_object();
+
+    if (one && (sq_jset(one, "last", sq_col_int(s, 1)) < 0 ||
+                sq_jset(one, "paused",
+                        json_boolean(sqlite3_column_int64(s, 2) != 0)) < 0 ||
+                sq_jset(one, "seen", sq_col_int(s, 3)) < 0)) {
+        json_decref(one);
+        one = NULL;
+    }
+    return one;
+}
+
 static int list_body(sq_conn *c, void *arg, stellar_error *e)
 {
-    json_t *all = arg, *one;
     sqlite3_stmt *s;
     int64_t have = 0;
     int rc;
@@ -77,24 +92,8 @@ static int list_body(sq_conn *c, void *arg, stellar_error *e)
     if ((rc = sq_int(c, S_HAS_TABLE, &have, e, "t", "schedules")) < 0)
         return rc;
     if (!have) return STELLAR_OK;
-    rc = sq_prep(c, S_SCHED_LIST, &s, e, "");
-    while (rc >= 0 && (rc = sq_step(c, s, e)) == 1) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        if (!name) continue;
-        if (!(one = json_object())) goto oom;
-        if (sq_jset(one, "last", sq_col_int(s, 1)) < 0 ||
-            sq_jset(one, "paused",
-                    json_boolean(sqlite3_column_int64(s, 2) != 0)) < 0 ||
-            sq_jset(one, "seen", sq_col_int(s, 3)) < 0) {
-            json_decref(one);
-            goto oom;
-        }
-        if (json_object_set_new(all, name, one) < 0) goto oom;
-    }
-    return rc;
-oom:
-    sqlite3_reset(s);
-    return sq_oom(c, e);
+    if ((rc = sq_prep(c, S_SCHED_LIST, &s, e, "")) < 0) return rc;
+    return sq_rows_into(c, s, arg, sched_json, e);
 }
 
 int sq_sched_list(st_backend *b, json_t **out, stellar_error *e)

@@ -257,6 +257,13 @@ int sq_txn(sq_conn *c, const char *op, enum sq_txn_kind kind, sq_body *body,
 json_t *sq_col_str(sqlite3_stmt *s, int col);
 json_t *sq_col_int(sqlite3_stmt *s, int col);
 int sq_jset(json_t *obj, const char *key, json_t *v);
+/* One row of a statement as a new JSON value, or NULL if out of memory. */
+typedef json_t *sq_row_fn(sqlite3_stmt *s);
+json_t *sq_row_int(sqlite3_stmt *s);
+int sq_rows_into(sq_conn *c, sqlite3_stmt *s, json_t *into, sq_row_fn *row,
+                 stellar_error *e);
+int sq_rows(sq_conn *c, sqlite3_stmt *s, bool keyed, sq_row_fn *row,
+            json_t **out, stellar_error *e);
 int sq_query_array(sq_conn *c, int id, bool ints, json_t **out,
                    stellar_error *e, const char *fmt, ...);
 int sq_range(sq_conn *c, const char *op, int count_id, int range_id,

@@ -395,32 +395,63 @@ int sq_jset(json_t *obj, const char *key, json_t *v)
     return v ? json_object_set_new(obj, key, v) : -1;
 }
 
-/* Runs a prepared, bound statement and appends column 0 of every row to a
- * new array: integers if ints, strings otherwise. */
-static int rows_array(sq_conn *c, sqlite3_stmt *s, bool ints, json_t **out,
-                      stellar_error *e)
+/* The value of a (key, integer) row: column 1 as sq_col_int reads it. */
+json_t *sq_row_int(sqlite3_stmt *s)
 {
-    json_t *arr = json_array();
+    return sq_col_int(s, 1);
+}
+
+static json_t *col0_int(sqlite3_stmt *s)
+{
+    return sq_col_int(s, 0);
+}
+
+static json_t *col0_str(sqlite3_stmt *s)
+{
+    return sq_col_str(s, 0);
+}
+
+/* Steps a prepared, bound statement to its end, adding row(s) for every
+ * row to into: to an object under the text of column 0 (rows whose column
+ * 0 is NULL are skipped), or to the end of an array. Resets s if it stops
+ * early; a NULL from row, or a failed add, is an allocation failure. */
+int sq_rows_into(sq_conn *c, sqlite3_stmt *s, json_t *into, sq_row_fn *row,
+                 stellar_error *e)
+{
+    bool keyed = json_is_object(into);
+    int rc;
+
+    while ((rc = sq_step(c, s, e)) == 1) {
+        const char *key = NULL;
+        json_t *v;
+        if (keyed && !(key = (const char *)sqlite3_column_text(s, 0))) continue;
+        if (!(v = row(s)) || (keyed ? json_object_set_new(into, key, v)
+                                    : json_array_append_new(into, v)) < 0) {
+            sqlite3_reset(s);
+            return sq_oom(c, e);
+        }
+    }
+    return rc;
+}
+
+/* sq_rows_into a new object (keyed) or array, in *out; *out stays NULL on
+ * failure. */
+int sq_rows(sq_conn *c, sqlite3_stmt *s, bool keyed, sq_row_fn *row,
+            json_t **out, stellar_error *e)
+{
+    json_t *all = keyed ? json_object() : json_array();
     int rc;
 
     *out = NULL;
-    if (!arr) {
+    if (!all) {
         sqlite3_reset(s);
         return sq_oom(c, e);
     }
-    while ((rc = sq_step(c, s, e)) == 1) {
-        json_t *v = ints ? sq_col_int(s, 0) : sq_col_str(s, 0);
-        if (!v || json_array_append_new(arr, v) < 0) {
-            sqlite3_reset(s);
-            rc = sq_oom(c, e);
-            break;
-        }
-    }
-    if (rc < 0) {
-        json_decref(arr);
+    if ((rc = sq_rows_into(c, s, all, row, e)) < 0) {
+        json_decref(all);
         return rc;
     }
-    *out = arr;
+    *out = all;
     return STELLAR_OK;
 }
 
@@ -437,7 +468,7 @@ int sq_query_array(sq_conn *c, int id, bool ints, json_t **out,
     rc = vprep(c, id, &s, e, fmt, ap);
     va_end(ap);
     if (rc < 0) return rc;
-    return rows_array(c, s, ints, out, e);
+    return sq_rows(c, s, false, ints ? col0_int : col0_str, out, e);
 }
 
 /* Redis LRANGE index rules on a list of len entries: negative counts from
@@ -481,7 +512,7 @@ static int range_body(sq_conn *c, void *arg, stellar_error *e)
                                 count)
                       : sq_prep(c, a->range_id, &s, e, "ii", offset, count);
         if (rc < 0) return rc;
-        return rows_array(c, s, false, &a->out, e);
+        return sq_rows(c, s, false, col0_str, &a->out, e);
     }
     return (a->out = json_array()) ? STELLAR_OK : sq_oom(c, e);
 }

@@ -15,31 +15,13 @@
 int sq_stats(st_backend *b, json_t **out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
-    json_t *all;
     sqlite3_stmt *s;
     int rc;
 
     c->op = "stats";
     *out = NULL;
     if ((rc = sq_prep(c, S_STATS, &s, e, "")) < 0) return rc;
-    if (!(all = json_object())) {
-        sqlite3_reset(s);
-        return sq_oom(c, e);
-    }
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *key = (const char *)sqlite3_column_text(s, 0);
-        if (key && sq_jset(all, key, sq_col_int(s, 1)) < 0) {
-            sqlite3_reset(s);
-            rc = sq_oom(c, e);
-            break;
-        }
-    }
-    if (rc < 0) {
-        json_decref(all);
-        return rc;
-    }
-    *out = all;
-    return STELLAR_OK;
+    return sq_rows(c, s, true, sq_row_int, out, e);
 }
 
 struct incr_arg {

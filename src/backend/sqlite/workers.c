@@ -290,31 +290,13 @@ static json_t *worker_json(sqlite3_stmt *s)
 int sq_workers(st_backend *b, json_t **out, stellar_error *e)
 {
     sq_conn *c = (sq_conn *)b;
-    json_t *all;
     sqlite3_stmt *s;
     int rc;
 
     c->op = "workers";
     *out = NULL;
     if ((rc = sq_prep(c, S_WORKERS, &s, e, "")) < 0) return rc;
-    if (!(all = json_object())) {
-        sqlite3_reset(s);
-        return sq_oom(c, e);
-    }
-    while ((rc = sq_step(c, s, e)) == 1) {
-        const char *name = (const char *)sqlite3_column_text(s, 0);
-        if (name && sq_jset(all, name, worker_json(s)) < 0) {
-            sqlite3_reset(s);
-            rc = sq_oom(c, e);
-            break;
-        }
-    }
-    if (rc < 0) {
-        json_decref(all);
-        return rc;
-    }
-    *out = all;
-    return STELLAR_OK;
+    return sq_rows(c, s, true, worker_json, out, e);
 }
 
 struct clean_arg {
