@@ -254,7 +254,7 @@ int rd_multi(rd_conn *b, rd_cmd *const *cv, size_t n, rd_cmd *after,
 int rd_multi_cmds(rd_conn *b, rd_cmd *cs, size_t n, redisReply **exec,
                   stellar_error *e)
 {
-    rd_cmd *cv[RD_MULTI_CMDS];
+    rd_cmd *cv[RD_MULTI_CMDS] = {0};
     size_t i;
     int rc;
 
