@@ -6,8 +6,10 @@
  * The file is checked as a C task is (name, description, queue, frequency
  * or cron and timezone, plugins), plus `command` (a non-empty array of
  * strings whose program must exist and be executable: known at load, so
- * said then), `timeout` (ms) and `env` (an object of strings). Any other
- * key is refused with the file and the key.
+ * said then), `timeout` (ms), `env` (an object of strings) and `limits`
+ * (resource limits, integers > 0: memoryMiB, cpuSeconds, openFiles). Any
+ * other key, in the file or in `limits`, is refused with the file and the
+ * key.
  */
 #include "command.h"
 
@@ -18,7 +20,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
 
 static void strv_free(char **v)
 {
@@ -54,24 +55,86 @@ int64_t st_command_timeout(const st_command *c)
     return c->timeout;
 }
 
-static const char *const known_keys[] = {
-    "name", "description", "queue",   "command",       "timeout", "frequency",
-    "cron", "timezone",    "plugins", "pluginOptions", "env",     NULL};
+const char *const st_limit_keys[ST_NLIMITS] = {"memoryMiB", "cpuSeconds",
+                                               "openFiles"};
+static const char *const limit_units[ST_NLIMITS] = {"MiB", "s", "files"};
+#define LIMIT_MAX ((int64_t)1 << 40) /* MiB of it still fit in an rlim_t */
 
-/* Whether prog (no '/') is an executable file in a folder of $PATH. */
-static bool on_path(const char *prog)
+bool st_command_has_limits(const st_command *c)
+{
+    for (size_t i = 0; i < ST_NLIMITS; i++)
+        if (c->limits[i]) return true;
+    return false;
+}
+
+json_t *st_command_limits_json(const st_command *c)
+{
+    json_t *o = NULL;
+    for (size_t i = 0; i < ST_NLIMITS; i++) {
+        if (!c->limits[i]) continue;
+        if ((!o && !(o = json_object())) ||
+            json_object_set_new(o, st_limit_keys[i],
+                                json_integer(c->limits[i]))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+static const char *const known_keys[] = {
+    "name",      "description", "queue",    "command", "timeout",
+    "frequency", "cron",        "timezone", "plugins", "pluginOptions",
+    "env",       "limits",      NULL};
+
+/* The file's "limits" object, v (not null), into c. */
+static int parse_limits(const char *path, json_t *v, st_command *c,
+                        stellar_error *e)
+{
+    const char *key;
+    json_t *n;
+    size_t i;
+
+    if (!json_is_object(v))
+        return st_fail(e, STELLAR_EINVAL,
+                       "%s: key 'limits' must be an object (of memoryMiB, "
+                       "cpuSeconds, openFiles)",
+                       path);
+    json_object_foreach(v, key, n)
+    {
+        for (i = 0; i < ST_NLIMITS; i++)
+            if (strcmp(key, st_limit_keys[i]) == 0) break;
+        if (i == ST_NLIMITS)
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'limits': '%s' is not a limit (memoryMiB, "
+                           "cpuSeconds, openFiles)",
+                           path, key);
+        if (!json_is_integer(n) || json_integer_value(n) < 1 ||
+            json_integer_value(n) > LIMIT_MAX)
+            return st_fail(e, STELLAR_EINVAL,
+                           "%s: key 'limits': '%s' must be an integer from 1 "
+                           "to %lld (%s)",
+                           path, key, (long long)LIMIT_MAX, limit_units[i]);
+        c->limits[i] = json_integer_value(n);
+    }
+    return STELLAR_OK;
+}
+
+char *st_command_which(const char *prog)
 {
     const char *path = getenv("PATH"), *p;
-    bool found = false;
+    char *found = NULL;
 
     if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
     for (p = path; !found;) {
         size_t n = strcspn(p, ":");
         char *f = st_asprintf("%.*s/%s", (int)n, n ? p : ".", prog);
         struct stat st;
-        found = f && stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
-                access(f, X_OK) == 0;
-        st_free(f);
+        if (f && stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
+            access(f, X_OK) == 0)
+            found = f;
+        else
+            st_free(f);
         if (!p[n]) break;
         p += n + 1;
     }
@@ -106,7 +169,7 @@ static int parse_spec(const char *path, json_t *doc, st_command *c,
                            "%s: key '%s' is not a property of a command task "
                            "(name, description, queue, command, timeout, "
                            "frequency, cron, timezone, plugins, "
-                           "pluginOptions, env)",
+                           "pluginOptions, env, limits)",
                            path, key);
     }
     if (!cmd)
@@ -156,6 +219,8 @@ static int parse_spec(const char *path, json_t *doc, st_command *c,
                 goto oom;
         }
     }
+    v = json_object_get(doc, "limits");
+    if (v && !json_is_null(v)) return parse_limits(path, v, c, e);
     return STELLAR_OK;
 oom:
     return st_fail(e, STELLAR_ENOMEM, "out of memory");
@@ -168,7 +233,10 @@ static int check_program(const char *path, st_command *c, stellar_error *e)
     struct stat st;
 
     if (!strchr(prog, '/')) {
-        if (!on_path(prog))
+        char *f = st_command_which(prog);
+        bool found = f != NULL;
+        st_free(f);
+        if (!found)
             return st_fail(e, STELLAR_EINVAL,
                            "%s: key 'command': '%s' is not found on PATH", path,
                            prog);
