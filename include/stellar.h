@@ -247,7 +247,8 @@ STELLAR_API int stellar_task_register_builtin(stellar *h, stellar_error *e);
  * Command tasks: a task whose run is an executable in any language, declared
  * by a JSON file (modules/<module>/tasks/<name>.json; docs/tasks.md):
  * {"name", "description", "command": [argv...], "queue", "frequency",
- * "timeout" (ms), "plugins", "pluginOptions", "env": {"K": "V"}}. The
+ * "timeout" (ms), "plugins", "pluginOptions", "env": {"K": "V"}, "limits":
+ * {"memoryMiB", "cpuSeconds", "openFiles"} (setrlimit)}. The
  * command runs in the file's folder with the job's params (JSON) on its
  * standard input and STELLAR_TASK, STELLAR_QUEUE, STELLAR_WORKER,
  * STELLAR_BACKEND and STELLAR_APP in its environment; exit status 0 is

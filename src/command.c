@@ -4,12 +4,9 @@
  * and supervises it, so that the pool, plugins, retries, periodic runs, the
  * poison-pill count and metrics treat it as any other task.
  *
+ * Loading the task file is taskfile.c's.
+ *
  * DESIGN
- * - Load: the file is checked as a C task is (name, description, queue,
- *   frequency or cron and timezone, plugins), plus `command` (a non-empty array
- * of strings whose program must exist and be executable: known at load, so said
- * then), `timeout` (ms) and `env` (an object of strings). Any other key is
- *   refused with the file and the key.
  * - Run: posix_spawn (vfork-fast, even from a big process) into a process
  *   group of its own, in the file's folder, signals unblocked and at their
  *   defaults (the daemon blocks SIGTERM and ignores SIGPIPE), every fd but
@@ -20,9 +17,18 @@
  *   cannot fill the disk, and the pipes are always drained, so it cannot
  *   stall the processor or the command. A pidfd (or a short poll) tells
  *   the exit, not the pipes' EOF, since a grandchild may hold them.
+ * - Limits: posix_spawn cannot set an rlimit, so a task with "limits" is
+ *   started by fork and execve instead (spawn_limited), the child doing
+ *   what posix_spawn's attributes do, then setrlimit, with async-signal-safe
+ *   calls only (the server has threads): the path, the rlimits and the
+ *   rest are made before the fork. A failure there comes back on a
+ *   close-on-exec pipe and reads as posix_spawn's would ("cannot start").
  * - Outcome: exit 0 is success; another status fails the job with the last
  *   non-empty stderr line (at most 1 KiB, made valid UTF-8) or "exit status
- *   N"; a signal is "killed by SIGNAME".
+ *   N"; a signal is "killed by SIGNAME", plus "(cpu limit N s)" when it is
+ *   the cpu limit's doing (SIGXCPU, or SIGKILL once the command had used
+ *   its cpuSeconds). Nothing is guessed for memory or files: running out
+ *   of them is the program's own error (a failed allocation or open).
  * - Timeout and stop: past the task's timeout, or once a stop has put the
  *   job back (st_api_abandoned: the pool's stop deadline), the whole
  *   process group gets SIGTERM, then SIGKILL after GRACE_MS; the group is
@@ -42,7 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,321 +64,6 @@ extern char **environ;
 #define GRACE_MS  2000 /* SIGTERM to SIGKILL */
 #define DRAIN_MS  200  /* output read after the exit, at most */
 #define CHUNK     65536
-
-struct st_command {
-    char **argv;     /* NULL-terminated */
-    char *exec_path; /* absolute if argv[0] has a '/'; else NULL: PATH */
-    char *dir;       /* the task file's folder (absolute): the cwd */
-    char *app_dir;   /* STELLAR_APP */
-    char **env;      /* "K=V" from the file's "env", NULL-terminated */
-    int64_t timeout; /* ms; 0: none */
-};
-
-/* ---------------------------------------------------------------- Spec --- */
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        st_free(v[i]);
-    st_free(v);
-}
-
-void st_command_free(st_command *c)
-{
-    if (!c) return;
-    strv_free(c->argv);
-    strv_free(c->env);
-    st_free(c->exec_path);
-    st_free(c->dir);
-    st_free(c->app_dir);
-    st_free(c);
-}
-
-json_t *st_command_argv_json(const st_command *c)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; a && c->argv[i]; i++)
-        if (json_array_append_new(a, json_string(c->argv[i]))) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
-}
-
-int64_t st_command_timeout(const st_command *c)
-{
-    return c->timeout;
-}
-
-static const char *const known_keys[] = {
-    "name", "description", "queue",   "command",       "timeout", "frequency",
-    "cron", "timezone",    "plugins", "pluginOptions", "env",     NULL};
-
-/* Whether prog (no '/') is an executable file in a folder of $PATH. */
-static bool on_path(const char *prog)
-{
-    const char *path = getenv("PATH"), *p;
-    bool found = false;
-
-    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
-    for (p = path; !found;) {
-        size_t n = strcspn(p, ":");
-        char *f = st_asprintf("%.*s/%s", (int)n, n ? p : ".", prog);
-        struct stat st;
-        found = f && stat(f, &st) == 0 && S_ISREG(st.st_mode) &&
-                access(f, X_OK) == 0;
-        st_free(f);
-        if (!p[n]) break;
-        p += n + 1;
-    }
-    return found;
-}
-
-static char *dir_of(const char *path)
-{
-    char *abs = realpath(path, NULL), *slash, *d;
-    if (!abs) return NULL;
-    slash = strrchr(abs, '/');
-    d = slash == abs ? st_strdup("/") : st_strndup(abs, (size_t)(slash - abs));
-    free(abs);
-    return d;
-}
-
-/* Fills c from the file's object; EINVAL names path and the key. */
-static int parse_spec(const char *path, json_t *doc, st_command *c,
-                      stellar_error *e)
-{
-    const char *key;
-    json_t *v, *cmd = json_object_get(doc, "command");
-    size_t i, n;
-
-    json_object_foreach(doc, key, v)
-    {
-        bool ok = false;
-        for (i = 0; known_keys[i]; i++)
-            ok = ok || strcmp(key, known_keys[i]) == 0;
-        if (!ok)
-            return st_fail(e, STELLAR_EINVAL,
-                           "%s: key '%s' is not a property of a command task "
-                           "(name, description, queue, command, timeout, "
-                           "frequency, cron, timezone, plugins, "
-                           "pluginOptions, env)",
-                           path, key);
-    }
-    if (!cmd)
-        return st_fail(e, STELLAR_EINVAL, "%s: key 'command' is required",
-                       path);
-    if (!json_is_array(cmd) || !(n = json_array_size(cmd)))
-        return st_fail(e, STELLAR_EINVAL,
-                       "%s: key 'command' must be a non-empty array of "
-                       "strings (the program and its arguments)",
-                       path);
-    if (!(c->argv = st_calloc(n + 1, sizeof *c->argv))) goto oom;
-    json_array_foreach(cmd, i, v)
-    {
-        if (!json_is_string(v) || (i == 0 && !*json_string_value(v)))
-            return st_fail(e, STELLAR_EINVAL,
-                           "%s: key 'command' must be a non-empty array of "
-                           "strings (item %zu is not)",
-                           path, i);
-        if (!(c->argv[i] = st_strdup(json_string_value(v)))) goto oom;
-    }
-    v = json_object_get(doc, "timeout");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0)
-            return st_fail(e, STELLAR_EINVAL,
-                           "%s: key 'timeout' must be an integer >= 0 (ms)",
-                           path);
-        c->timeout = json_integer_value(v);
-    }
-    v = json_object_get(doc, "env");
-    if (v && !json_is_null(v)) {
-        json_t *s;
-        if (!json_is_object(v))
-            return st_fail(e, STELLAR_EINVAL,
-                           "%s: key 'env' must be an object of strings", path);
-        c->env = st_calloc(json_object_size(v) + 1, sizeof *c->env);
-        if (!c->env) goto oom;
-        i = 0;
-        json_object_foreach(v, key, s)
-        {
-            if (!json_is_string(s) || !*key || strchr(key, '='))
-                return st_fail(e, STELLAR_EINVAL,
-                               "%s: key 'env': '%s' must be a name without "
-                               "'=' with a string value",
-                               path, key);
-            if (!(c->env[i++] =
-                      st_asprintf("%s=%s", key, json_string_value(s))))
-                goto oom;
-        }
-    }
-    return STELLAR_OK;
-oom:
-    return st_fail(e, STELLAR_ENOMEM, "out of memory");
-}
-
-/* The program must exist and be executable now: said at load. */
-static int check_program(const char *path, st_command *c, stellar_error *e)
-{
-    const char *prog = c->argv[0];
-    struct stat st;
-
-    if (!strchr(prog, '/')) {
-        if (!on_path(prog))
-            return st_fail(e, STELLAR_EINVAL,
-                           "%s: key 'command': '%s' is not found on PATH", path,
-                           prog);
-        return STELLAR_OK;
-    }
-    c->exec_path =
-        prog[0] == '/' ? st_strdup(prog) : st_asprintf("%s/%s", c->dir, prog);
-    if (!c->exec_path) return st_fail(e, STELLAR_ENOMEM, "out of memory");
-    if (stat(c->exec_path, &st) != 0)
-        return st_fail(e, STELLAR_EINVAL, "%s: key 'command': %s: %s", path,
-                       prog, strerror(errno));
-    if (!S_ISREG(st.st_mode) || access(c->exec_path, X_OK) != 0)
-        return st_fail(e, STELLAR_EINVAL,
-                       "%s: key 'command': %s is not an executable file "
-                       "(chmod +x it, or name its interpreter first)",
-                       path, prog);
-    return STELLAR_OK;
-}
-
-static int command_run(stellar_api *api, const json_t *params,
-                       stellar_next *next);
-
-int stellar_command_task_load(stellar *h, const char *path, const char *app_dir,
-                              stellar_error *e)
-{
-    st_command *c = st_calloc(1, sizeof *c);
-    stellar_task t = {0};
-    json_error_t jerr;
-    json_t *doc = NULL, *v;
-    char **plugins = NULL, *plugin_options = NULL;
-    int rc = STELLAR_OK;
-    size_t i;
-
-    st_err_clear(e);
-    if (!c) return st_fail(e, STELLAR_ENOMEM, "out of memory");
-    doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc) {
-        rc = st_fail(e, STELLAR_EINVAL, "%s:%d:%d: %s", path, jerr.line,
-                     jerr.column, jerr.text);
-        goto done;
-    }
-    if (!json_is_object(doc)) {
-        rc = st_fail(e, STELLAR_EINVAL, "%s: expected a JSON object", path);
-        goto done;
-    }
-    if (!(c->dir = dir_of(path))) {
-        rc = st_fail(e, STELLAR_EINVAL, "%s: %s", path, strerror(errno));
-        goto done;
-    }
-    if (app_dir) {
-        char *abs = realpath(app_dir, NULL);
-        c->app_dir = st_strdup(abs ? abs : app_dir);
-        free(abs);
-    } else {
-        c->app_dir = st_asprintf("%s/../..", c->dir); /* modules/<m>/tasks */
-        if (c->app_dir) {
-            char *abs = realpath(c->app_dir, NULL);
-            if (abs) {
-                st_free(c->app_dir);
-                c->app_dir = st_strdup(abs);
-                free(abs);
-            }
-        }
-    }
-    if (!c->app_dir) {
-        rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
-        goto done;
-    }
-    if ((rc = parse_spec(path, doc, c, e)) || (rc = check_program(path, c, e)))
-        goto done;
-
-        /* The properties a C task has, checked by the registry. */
-#define STR_KEY(k, field)                                                      \
-    v = json_object_get(doc, k);                                               \
-    if (v && !json_is_null(v) && !json_is_string(v)) {                         \
-        rc = st_fail(e, STELLAR_EINVAL, "%s: key '%s' must be a string", path, \
-                     k);                                                       \
-        goto done;                                                             \
-    }                                                                          \
-    t.field = json_string_value(v)
-    STR_KEY("name", name);
-    STR_KEY("description", description);
-    STR_KEY("queue", queue);
-    STR_KEY("cron", cron);
-    STR_KEY("timezone", timezone);
-#undef STR_KEY
-    v = json_object_get(doc, "frequency");
-    if (v && !json_is_null(v)) {
-        if (!json_is_integer(v)) {
-            rc = st_fail(e, STELLAR_EINVAL,
-                         "%s: key 'frequency' must be an integer (ms)", path);
-            goto done;
-        }
-        t.frequency = json_integer_value(v);
-    }
-    v = json_object_get(doc, "plugins");
-    if (v && !json_is_null(v)) {
-        json_t *p;
-        if (!json_is_array(v) ||
-            !(plugins = st_calloc(json_array_size(v) + 1, sizeof *plugins))) {
-            rc = json_is_array(v)
-                     ? st_fail(e, STELLAR_ENOMEM, "out of memory")
-                     : st_fail(e, STELLAR_EINVAL,
-                               "%s: key 'plugins' must be an array of names",
-                               path);
-            goto done;
-        }
-        json_array_foreach(v, i, p)
-        {
-            if (!json_is_string(p)) {
-                rc = st_fail(e, STELLAR_EINVAL,
-                             "%s: key 'plugins' must be an array of names",
-                             path);
-                goto done;
-            }
-            if (!(plugins[i] = st_strdup(json_string_value(p)))) {
-                rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
-                goto done;
-            }
-        }
-        t.plugins = (const char *const *)plugins;
-    }
-    v = json_object_get(doc, "pluginOptions");
-    if (v && !json_is_null(v)) {
-        if (!json_is_object(v)) {
-            rc = st_fail(e, STELLAR_EINVAL,
-                         "%s: key 'pluginOptions' must be an object", path);
-            goto done;
-        }
-        if (!(plugin_options = json_dumps(v, JSON_COMPACT))) {
-            rc = st_fail(e, STELLAR_ENOMEM, "out of memory");
-            goto done;
-        }
-        t.plugin_options = plugin_options;
-    }
-    t.run = command_run;
-    t.timeout = 0; /* the run enforces it, on the whole process group */
-    t.isolation = STELLAR_ISOLATION_THREAD; /* a command is its own process */
-    rc = st_task_register_command(h, &t, c, e);
-    if (rc == STELLAR_OK) {
-        c = NULL; /* the task owns it */
-    } else if (e) {
-        char msg[sizeof e->msg + PATH_MAX];
-        snprintf(msg, sizeof msg, "%s: %s", path, e->msg);
-        memcpy(e->msg, msg, sizeof e->msg - 1);
-        e->msg[sizeof e->msg - 1] = '\0';
-    }
-done:
-    strv_free(plugins);
-    free(plugin_options);
-    json_decref(doc);
-    st_command_free(c);
-    return rc;
-}
 
 /* ----------------------------------------------------------------- Run --- */
 
@@ -393,6 +84,7 @@ typedef struct run {
     int64_t dropped; /* lines not logged (over the rate) */
     int64_t noticed; /* ms of the last count of them logged */
     char last_err[ERROR_MAX + 1];
+    int64_t cpu_ms; /* the command's cpu time (user + system), at its end */
 } run;
 
 /* Makes s (n bytes) printable, valid UTF-8 in place: control characters
@@ -596,16 +288,153 @@ static void env_free(char **envp)
     st_free(envp);
 }
 
+/* ----------------------------------------------------- Spawn, limits --- */
+
+/* What the child of spawn_limited does, all made before the fork. */
+typedef struct plan {
+    const char *path;                /* for execve */
+    char *const *argv, *const *envp; /* borrowed */
+    const char *dir;                 /* the cwd */
+    int fds[3];                      /* become its stdin, stdout, stderr */
+    int report;                      /* write end of the report pipe */
+    int max_fd;                      /* without close_range: close below */
+    int resource[ST_NLIMITS];        /* RLIMIT_*, or -1: not set */
+    struct rlimit rl[ST_NLIMITS];
+} plan;
+
+/* Why the child did not reach its program: errno, and at which limit
+ * (-1: another step). */
+typedef struct report {
+    int limit;
+    int err;
+} report;
+
+/* The child, between fork and exec: async-signal-safe calls only (setrlimit
+ * and syscall are not on POSIX's list but are bare system calls in glibc
+ * and musl). Does not return. */
+static _Noreturn void child_exec(const plan *p)
+{
+    struct sigaction dfl;
+    report rep = {-1, 0};
+    sigset_t none;
+    ssize_t n;
+    int fd;
+
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) /* KILL, STOP, glibc's own: EINVAL */
+        sigaction(sig, &dfl, NULL);
+    if (setpgid(0, 0)) goto fail;
+    for (fd = 0; fd < 3; fd++) {
+        /* A dup2 onto itself would leave it close-on-exec. */
+        int r = p->fds[fd] == fd ? fcntl(fd, F_SETFD, 0) : dup2(p->fds[fd], fd);
+        if (r < 0) goto fail;
+    }
+    fd = 3; /* every fd from 3 closed, but the report's */
+#ifdef SYS_close_range
+    if ((p->report == 3 ||
+         syscall(SYS_close_range, 3u, (unsigned)p->report - 1, 0u) == 0) &&
+        syscall(SYS_close_range, (unsigned)p->report + 1, ~0u, 0u) == 0)
+        fd = p->max_fd; /* done: no loop */
+#endif
+    for (; fd < p->max_fd; fd++)
+        if (fd != p->report) close(fd);
+    if (chdir(p->dir)) goto fail;
+    for (rep.limit = 0; rep.limit < ST_NLIMITS; rep.limit++)
+        if (p->resource[rep.limit] >= 0 &&
+            setrlimit(p->resource[rep.limit], &p->rl[rep.limit]))
+            goto fail;
+    rep.limit = -1;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* handlers are defaults now */
+    execve(p->path, p->argv, p->envp);
+fail:
+    rep.err = errno;
+    n = write(p->report, &rep, sizeof rep); /* the parent reads it */
+    (void)n;
+    _exit(127);
+}
+
+/* spawn() for a command with limits: fork, set up, setrlimit, execve.
+ * *limit: the limit that could not be set, or -1. */
+static int spawn_limited(const st_command *c, char **envp, const int child[3],
+                         pid_t *pid, int *limit)
+{
+    static const int resources[ST_NLIMITS] = {RLIMIT_AS, RLIMIT_CPU,
+                                              RLIMIT_NOFILE};
+    plan p = {.argv = c->argv, .envp = envp, .dir = c->dir};
+    char *found = NULL;
+    report rep;
+    int rp[2], rc = 0;
+    sigset_t all, old;
+    ssize_t n = 0;
+
+    *limit = -1;
+    if (!(p.path = c->exec_path)) {
+        /* As posix_spawnp: the server's PATH. */
+        if (!(p.path = found = st_command_which(c->argv[0]))) return ENOENT;
+    }
+    for (int i = 0; i < ST_NLIMITS; i++) {
+        rlim_t n_max, v = (rlim_t)c->limits[i];
+        struct rlimit cur;
+        p.resource[i] = c->limits[i] ? resources[i] : -1;
+        if (!c->limits[i]) continue;
+        if (i == ST_LIMIT_MEMORY) v *= 1024 * 1024;
+        /* The hard limit too, or the command could raise its own; for the
+         * cpu 1 s more, so that SIGXCPU comes first and SIGKILL later. */
+        n_max = i == ST_LIMIT_CPU ? v + 1 : v;
+        if (getrlimit(resources[i], &cur) == 0 &&
+            cur.rlim_max != RLIM_INFINITY && cur.rlim_max < n_max &&
+            cur.rlim_max >= v)
+            n_max = cur.rlim_max;
+        p.rl[i] = (struct rlimit){v, n_max};
+    }
+    for (int fd = 0; fd < 3; fd++)
+        p.fds[fd] = child[fd];
+    p.max_fd = (int)sysconf(_SC_OPEN_MAX);
+    if (p.max_fd < 0 || p.max_fd > 1 << 20) p.max_fd = 1 << 20;
+    /* The three pipes were made first: this one's fds are above 2. */
+    if (pipe2(rp, O_CLOEXEC)) {
+        rc = errno;
+        st_free(found);
+        return rc;
+    }
+    p.report = rp[1];
+    /* No handler of the server's may run in the child before the reset. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    if ((*pid = fork()) == 0) child_exec(&p);
+    rc = *pid < 0 ? errno : 0;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(rp[1]);
+    /* EOF: the exec closed it. A report: the child gives up; reap it. */
+    while (!rc && (n = read(rp[0], &rep, sizeof rep)) < 0 && errno == EINTR)
+        ;
+    if (!rc && n == (ssize_t)sizeof rep) {
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        *limit = rep.limit;
+        rc = rep.err ? rep.err : EIO;
+    }
+    close(rp[0]);
+    st_free(found);
+    return rc;
+}
+
 /* Starts the command with its stdin, stdout and stderr on the three given
- * fds (the child's ends), in a process group of its own. */
+ * fds (the child's ends), in a process group of its own. *limit: as
+ * spawn_limited's. */
 static int spawn(const st_command *c, char **envp, const int child[3],
-                 pid_t *pid)
+                 pid_t *pid, int *limit)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     sigset_t none, all;
     int rc;
 
+    *limit = -1;
+    if (st_command_has_limits(c))
+        return spawn_limited(c, envp, child, pid, limit);
     if ((rc = posix_spawn_file_actions_init(&fa))) return rc;
     if ((rc = posix_spawnattr_init(&at))) {
         posix_spawn_file_actions_destroy(&fa);
@@ -660,11 +489,13 @@ static bool has_exited(pid_t pid)
 enum ending { END_EXIT, END_TIMEOUT, END_STOP };
 
 /* Supervises the started command until it ends: feeds stdin, logs output,
- * enforces the timeout and the stop. Returns how it ended; *status. */
+ * enforces the timeout and the stop. Returns how it ended; *status, and
+ * r->cpu_ms. */
 static enum ending supervise(run *r, const st_command *c, pid_t pid, int in_fd,
                              const char *input, size_t input_len, int *status)
 {
     int pidfd = open_pidfd(pid);
+    struct rusage ru;
     int64_t start = st_mono_ms(), killing = 0, exited_at = 0, next_check = 0;
     size_t off = 0;
     enum ending how = END_EXIT;
@@ -756,22 +587,36 @@ static enum ending supervise(run *r, const st_command *c, pid_t pid, int in_fd,
     }
     if (in_fd >= 0) close(in_fd);
     if (pidfd >= 0) close(pidfd);
-    while (waitpid(pid, status, 0) < 0) {
+    memset(&ru, 0, sizeof ru);
+    while (wait4(pid, status, 0, &ru) < 0) {
         if (errno != EINTR) {
             *status = -1; /* reaped elsewhere: unknown */
             break;
         }
     }
+    r->cpu_ms = (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+                (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
     return how;
 }
 
-static int command_run(stellar_api *api, const json_t *params,
-                       stellar_next *next)
+/* " (cpu limit N s)" when the signal sig that ended the command was the cpu
+ * limit's doing, else "". */
+static const char *limit_hit(const st_command *c, const run *r, int sig,
+                             char buf[64])
+{
+    int64_t cpu = c->limits[ST_LIMIT_CPU];
+    buf[0] = '\0';
+    if (cpu && (sig == SIGXCPU || (sig == SIGKILL && r->cpu_ms >= cpu * 1000)))
+        snprintf(buf, 64, " (cpu limit %lld s)", (long long)cpu);
+    return buf;
+}
+
+int st_command_run(stellar_api *api, const json_t *params, stellar_next *next)
 {
     const st_task *t = st_api_task_def(api);
     const st_command *c = t ? t->command : NULL;
     run *r = NULL;
-    char *input = NULL, **envp = NULL, sigbuf[32];
+    char *input = NULL, **envp = NULL, sigbuf[32], hit[64];
     int in[2] = {-1, -1}, out[2] = {-1, -1}, err[2] = {-1, -1}, status = 0;
     int rc = STELLAR_OK;
     sigset_t pipe_set, old;
@@ -806,10 +651,14 @@ static int command_run(stellar_api *api, const json_t *params,
         goto done;
     }
     {
-        int child[3] = {in[0], out[1], err[1]}, e;
-        if ((e = spawn(c, envp, child, &pid))) {
-            rc = stellar_fail(next, "cannot start %s: %s", c->argv[0],
-                              strerror(e));
+        int child[3] = {in[0], out[1], err[1]}, e, lim;
+        if ((e = spawn(c, envp, child, &pid, &lim))) {
+            rc = lim < 0
+                     ? stellar_fail(next, "cannot start %s: %s", c->argv[0],
+                                    strerror(e))
+                     : stellar_fail(next, "cannot start %s: limit %s %lld: %s",
+                                    c->argv[0], st_limit_keys[lim],
+                                    (long long)c->limits[lim], strerror(e));
             goto done;
         }
     }
@@ -839,8 +688,9 @@ static int command_run(stellar_api *api, const json_t *params,
     else if (status == -1)
         rc = stellar_fail(next, "exit status unknown (reaped elsewhere)");
     else if (WIFSIGNALED(status))
-        rc = stellar_fail(next, "killed by %s",
-                          sig_name(WTERMSIG(status), sigbuf));
+        rc = stellar_fail(next, "killed by %s%s",
+                          sig_name(WTERMSIG(status), sigbuf),
+                          limit_hit(c, r, WTERMSIG(status), hit));
     else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
         rc = r->last_err[0]
                  ? stellar_fail(next, "%s", r->last_err)

@@ -301,7 +301,10 @@ json_t *stellar_tasks_json(stellar *h)
                                   st_command_argv_json(t->command)) ||
               json_object_set_new(
                   json_array_get(arr, i), "timeout",
-                  json_integer(st_command_timeout(t->command)))))) {
+                  json_integer(st_command_timeout(t->command))))) ||
+            (t->command && st_command_has_limits(t->command) &&
+             json_object_set_new(json_array_get(arr, i), "limits",
+                                 st_command_limits_json(t->command)))) {
             json_decref(arr); /* out of memory: no half list */
             arr = NULL;
         }

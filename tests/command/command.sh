@@ -6,6 +6,13 @@
 #   failure     the last non-empty stderr line is the failed entry's error
 #   status      a command that writes no stderr: "exit status N"
 #   signal      a command killed by a signal: "killed by SIGUSR1"
+#   limits      "limits": a busy loop with cpuSeconds 1 dies of SIGXCPU
+#               ("(cpu limit 1 s)"), one that ignores it of SIGKILL a
+#               second later; openFiles and memoryMiB are the command's
+#               `ulimit -n` and `ulimit -v` (soft and hard); python3 past
+#               its memoryMiB fails with its own MemoryError; a limit
+#               above the kernel's fails with "cannot start"; `stellar
+#               tasks --json` shows them
 #   flood       20 MB of output, one 1 MB line, binary junk and a closed
 #               stdin: the job succeeds, the log stays small
 #   timeout     "timed out after N ms", and a grandchild `sleep` dies too
@@ -16,7 +23,8 @@
 #               goes back to its queue; a new `stellar run` runs it
 #   makeTask    the sh, python and node skeletons (those whose interpreter
 #               is installed) succeed, and fail on {"fail":true}
-#   bad         a bad task file stops `stellar run` naming file and key
+#   bad         a bad task file stops `stellar run` naming file and key,
+#               a bad "limits" too
 #
 # ctest passes STELLAR_BIN. Redis runs on a private redis-server on a unix
 # socket in the test's folder. Every wait polls with a generous deadline,
@@ -102,6 +110,17 @@ printf "\\001\\377\\376junk\\n"
 yes flood | head -c 20000000
 echo done >"$STELLAR_APP/out/flood.done"'
 task longrun ', "queue": "long"' 'echo $$ >"$STELLAR_APP/out/long.pid"; exec sleep 300'
+task cpuhog ', "timeout": 120000, "limits": {"cpuSeconds": 1}' 'while :; do :; done'
+task cpustubborn ', "timeout": 120000, "limits": {"cpuSeconds": 1}' 'trap "" XCPU; while :; do :; done'
+task nofile ', "limits": {"openFiles": 64}' 'cat >/dev/null
+[ "$(ulimit -n)/$(ulimit -H -n)" = 64/64 ] || { echo "ulimit -n: $(ulimit -n)/$(ulimit -H -n)" >&2; exit 1; }
+: >"$STELLAR_APP/out/nofile.ok"'
+task memcap ', "limits": {"memoryMiB": 512}' 'cat >/dev/null
+[ "$(ulimit -v)/$(ulimit -H -v)" = 524288/524288 ] || { echo "ulimit -v: $(ulimit -v)/$(ulimit -H -v)" >&2; exit 1; }
+: >"$STELLAR_APP/out/memcap.ok"'
+task memhog ', "limits": {"memoryMiB": 256}' 'exec python3 -c "b = bytearray(1 << 30)"'
+nr_open=$(cat /proc/sys/fs/nr_open 2>/dev/null || echo 1048576)
+task toomany ', "limits": {"openFiles": '$((nr_open + 1))'}' 'exit 0'
 
 langs=sh
 command -v python3 >/dev/null 2>&1 && langs="$langs python"
@@ -152,6 +171,33 @@ ok "death by signal: killed by SIGUSR1"
 grep -q 'WARN \[failer\] the real error' "$tmp/run.log" || fail "stderr not in the log"
 grep -q 'INFO \[exiter\] only stdout' "$tmp/run.log" || fail "stdout not in the log"
 ok "stdout and stderr lines are in the log with the task's name"
+
+# ------------------------------------------------------------- limits ---
+lim=$(st tasks --json | jq -c '[.[] | select(.name == "nofile" or .name == "failer") | .limits]')
+[ "$lim" = '[null,{"openFiles":64}]' ] || [ "$lim" = '[{"openFiles":64},null]' ] ||
+    fail "stellar tasks --json limits: $lim"
+for t in cpuhog cpustubborn nofile memcap toomany; do st enqueue $t '{}' >/dev/null; done
+command -v python3 >/dev/null 2>&1 && st enqueue memhog '{}' >/dev/null
+wait_until 90000 eval '[ "$(failed_of cpuhog)" = 1 ] && [ "$(failed_of cpustubborn)" = 1 ] && [ "$(failed_of toomany)" = 1 ]' ||
+    fail "failed entries: $(st failed --json)"
+[ "$(error_of cpuhog)" = "killed by SIGXCPU (cpu limit 1 s)" ] || fail "cpuhog's error: $(error_of cpuhog)"
+ok "cpuSeconds 1: a busy loop is killed by SIGXCPU (cpu limit 1 s), not by its timeout"
+[ "$(error_of cpustubborn)" = "killed by SIGKILL (cpu limit 1 s)" ] || fail "cpustubborn's error: $(error_of cpustubborn)"
+ok "cpuSeconds 1: a loop that ignores SIGXCPU is killed by SIGKILL (cpu limit 1 s)"
+[ "$(error_of toomany)" = "cannot start ./toomany.sh: limit openFiles $((nr_open + 1)): Operation not permitted" ] ||
+    fail "toomany's error: $(error_of toomany)"
+ok "a limit the kernel refuses: cannot start ./toomany.sh: limit openFiles $((nr_open + 1)): ..."
+wait_until 60000 eval '[ -e out/nofile.ok ] || [ "$(failed_of nofile)" != 0 ]' || fail "nofile did not run"
+wait_until 60000 eval '[ -e out/memcap.ok ] || [ "$(failed_of memcap)" != 0 ]' || fail "memcap did not run"
+[ "$(failed_of nofile)" = 0 ] || fail "openFiles: $(error_of nofile)"
+ok "openFiles 64: the command's ulimit -n is 64 (soft and hard)"
+[ "$(failed_of memcap)" = 0 ] || fail "memoryMiB: $(error_of memcap)"
+ok "memoryMiB 512: the command's ulimit -v is 524288 KiB (soft and hard)"
+if command -v python3 >/dev/null 2>&1; then
+    wait_until 60000 eval '[ "$(failed_of memhog)" = 1 ]' || fail "memhog did not fail"
+    [ "$(error_of memhog)" = "MemoryError" ] || fail "memhog's error: $(error_of memhog)"
+    ok "memoryMiB 256: python3 allocating 1 GiB fails with its own MemoryError"
+fi
 
 # ----------------------------------------------------------- makeTask ---
 for l in $langs; do
@@ -244,6 +290,17 @@ err=$(st run --no-http 2>&1 >/dev/null) && fail "stellar run accepted a script t
 printf '{"name": "bad", ' >modules/t/tasks/bad.json
 err=$(st run --no-http 2>&1 >/dev/null) && fail "stellar run accepted bad JSON"
 [[ $err == *"modules/t/tasks/bad.json:"* ]] || fail "bad JSON: $err"
+bad_limits() { # bad_limits LIMITS WANT: a "limits" refused, naming WANT
+    printf '{"name": "bad", "description": "d", "command": ["./bad.sh"], "limits": %s}\n' "$1" >modules/t/tasks/bad.json
+    err=$(st run --no-http 2>&1 >/dev/null) && fail "stellar run accepted \"limits\": $1"
+    [[ $err == *"modules/t/tasks/bad.json"*"$2"* ]] || fail "\"limits\": $1: $err"
+}
+chmod +x modules/t/tasks/bad.sh
+bad_limits '{"memory": 512}' "key 'limits': 'memory' is not a limit"
+bad_limits '{"cpuSeconds": "60"}' "'cpuSeconds' must be an integer"
+bad_limits '{"openFiles": 0}' "'openFiles' must be an integer"
+bad_limits '{"memoryMiB": 1.5}' "'memoryMiB' must be an integer"
+bad_limits '[512]' "key 'limits' must be an object"
 rm -f modules/t/tasks/bad.*
 ok "bad task files are refused naming the file and the key"
 
