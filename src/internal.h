@@ -23,7 +23,7 @@ char *st_strndup(const char *s, size_t n);
 void st_free(void *p);
 
 /*
- * The allocation-failure hook, for tests (tests/oom.c), compiled in always:
+ * The allocation-failure hook, for tests (tests/oom/), compiled in always:
  * disarmed, it costs one thread-local check per allocation.
  *
  * st_alloc_fail_after(n, repeat) arms it on the calling thread only: the

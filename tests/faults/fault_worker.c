@@ -1,6 +1,7 @@
 /*
- * fault_worker.c: a small program on libstellar for the fault tests
- * (tests/faults/faults.c) and the valgrind run (tests/faults/valgrind.sh).
+ * fault_worker.c: a small program on libstellar for the fault tests (the
+ * other files of tests/faults/) and the valgrind run
+ * (tests/faults/valgrind.sh).
  *
  *   fault_worker --url URL [--processors N] [--no-scheduler] [--stuck MS]
  *                [--max-crashes N] [--shutdown MS] [--log FILE]
