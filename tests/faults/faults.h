@@ -153,7 +153,7 @@ void note_failed(stellar *h);
     X(fork_isolation_fails_crashed_and_timed_out_jobs_only, 120)               \
     X(sigterm_lets_eight_running_jobs_finish, 120)                             \
     X(second_sigterm_puts_running_jobs_back, 120)                              \
-    X(bad_payloads_fail_clearly_and_the_worker_carries_on, 180)                \
+    X(bad_payloads_fail_clearly_and_the_worker_carries_on, 300)                \
     X(sqlite_busy_waits_with_a_bound_then_fails_clearly, 60)                   \
     X(full_disk_fails_enqueue_and_keeps_what_was_stored, 180)                  \
     X(file_size_limit_fails_enqueue_and_keeps_what_was_stored, 120)            \
