@@ -24,11 +24,12 @@
  *   rest are made before the fork. A failure there comes back on a
  *   close-on-exec pipe and reads as posix_spawn's would ("cannot start").
  * - Outcome: exit 0 is success; another status fails the job with the last
- *   non-empty stderr line (at most 1 KiB, made valid UTF-8) or "exit status
- *   N"; a signal is "killed by SIGNAME", plus "(cpu limit N s)" when it is
- *   the cpu limit's doing (SIGXCPU, or SIGKILL once the command had used
- *   its cpuSeconds). Nothing is guessed for memory or files: running out
- *   of them is the program's own error (a failed allocation or open).
+ *   non-empty stderr line (at most 900 bytes, made valid UTF-8) or "exit
+ *   status N"; a signal is "killed by SIGNAME", plus "(cpu limit N s)"
+ *   when it is the cpu limit's doing (SIGXCPU, or SIGKILL once the command
+ *   had used its cpuSeconds). Nothing is guessed for memory or files:
+ *   running out of them is the program's own error (a failed allocation or
+ *   open).
  * - Timeout and stop: past the task's timeout, or once a stop has put the
  *   job back (st_api_abandoned: the pool's stop deadline), the whole
  *   process group gets SIGTERM, then SIGKILL after GRACE_MS; the group is
@@ -57,7 +58,6 @@ extern char **environ;
 
 #define LINE_MAX_BYTES                                                         \
     900                /* a longer output line is cut (the log takes 1 KiB) */
-#define ERROR_MAX 1023 /* bytes of stderr kept for the failed entry */
 #define LOG_BURST 200  /* lines logged at once per run ... */
 #define LOG_RATE  50   /* ... then per second */
 #define NOTICE_MS 5000 /* the count of unlogged lines, at most every */
@@ -83,7 +83,8 @@ typedef struct run {
     int64_t refill;  /* ms of the last refill */
     int64_t dropped; /* lines not logged (over the rate) */
     int64_t noticed; /* ms of the last count of them logged */
-    char last_err[ERROR_MAX + 1];
+    /* The failed entry's error: the last non-empty stderr line. */
+    char last_err[LINE_MAX_BYTES + 1];
     int64_t cpu_ms; /* the command's cpu time (user + system), at its end */
 } run;
 
@@ -147,13 +148,10 @@ static void line_done(run *r, stream *s, bool cut)
         b++;
     if (b < n) {
         if (s->level == STELLAR_LOG_WARN) {
-            /* The last non-empty stderr line, at most ERROR_MAX bytes, cut
-             * at a character's start. */
-            size_t m = n < ERROR_MAX ? n : ERROR_MAX;
-            while (m < n && m && ((unsigned char)s->line[m] & 0xC0) == 0x80)
-                m--;
-            memcpy(r->last_err, s->line, m);
-            r->last_err[m] = '\0';
+            /* The last non-empty stderr line: already cut at
+             * LINE_MAX_BYTES and made valid UTF-8 (sanitize). */
+            memcpy(r->last_err, s->line, n);
+            r->last_err[n] = '\0';
         }
         if (cut) {
             char *l =

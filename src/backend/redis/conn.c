@@ -4,8 +4,12 @@
  * writer that sends a round trip's commands as RESP with MSG_NOSIGNAL; the
  * SIGPIPE guard for what hiredis writes itself; and rd_exchange(), the one
  * round trip every call goes through, which reconnects a dropped link once
- * and resends only read-only commands (a write that may have reached Redis
- * is never resent: the caller gets STELLAR_ECONNECT and decides).
+ * and resends only what is safe to repeat: read-only commands, and the
+ * writes whose callers say a second run is harmless (the schedule scripts:
+ * a claimed tick is found taken). Any other write that may have reached
+ * Redis is never resent: the caller gets STELLAR_ECONNECT and decides. A
+ * -READONLY reply (Sentinel: the server became a replica) means nothing
+ * was written, so that round trip goes again, to the new primary.
  */
 #include "rd.h"
 #include "sentinel.h"

@@ -434,6 +434,9 @@ static void *watch_main(void *arg)
                 if (ever) atomic_fetch_add(&w->epoch, 1);
                 ever = true;
                 redisSetTimeout(c, tv_ms(0));
+                /* A sentinel cut off without a reset: TCP keepalive ends
+                 * the link (about 30 s), and another sentinel is asked. */
+                redisEnableKeepAlive(c);
                 if (watch_listen(w, c)) {
                     redisFree(c);
                     return NULL;
