@@ -280,8 +280,12 @@ struct st_backend_ops {
                        const char *queue, const char *payload, bool *claimed,
                        stellar_error *e);
     /* Creates name's record if missing (not paused, no last tick); paused
-     * >= 0 sets the paused flag to it (0 or 1); seen_ms >= 0 sets the
-     * first-seen time if it is unset. */
+     * >= 0 sets the paused flag to it (0 or 1). seen_ms (-1: none) with
+     * paused -1 (a sync) is the first sight: sets seen if it is unset.
+     * With paused 0 (a resume) it is the resume's time: if the schedule
+     * was paused and has been seen (seen or last set), seen becomes the
+     * later of the two, in the same atomic step, so that the ticks of the
+     * pause are never counted as missed. Otherwise seen is left as is. */
     int (*sched_set)(st_backend *b, const char *name, int paused,
                      int64_t seen_ms, stellar_error *e);
     /* Every record: {"<name>": {"last": ms or null, "paused": bool,

@@ -18,12 +18,15 @@
  * stored was missed (no scheduler ran). A scheduler learns what was missed
  * when it syncs a schedule with the backend: at its start, and whenever
  * its own next tick is older than the grace (it was stalled). The base is
- * the schedule's last tick (or its first sight); the ticks after the base
- * and older than the grace are missed. "skip" queues nothing for them;
- * "once" claims the latest of them, with one job: as every claim is of a
- * real tick, two schedulers that sync at once still store one job. A
- * schedule with no record is seen for the first time: its first sight is
- * stored and it has missed nothing.
+ * the later of the schedule's last tick and its seen time (its first
+ * sight, or its last resume from a pause); the ticks after the base and
+ * older than the grace are missed. Ticks of a pause never are: resuming a
+ * paused schedule stores the resume's time as seen, in the same backend
+ * step as the flag (sched_set), and a sync while paused queues nothing.
+ * "skip" queues nothing for missed ticks; "once" claims the latest of
+ * them, with one job: as every claim is of a real tick, two schedulers
+ * that sync at once still store one job. A schedule with no record is seen
+ * for the first time: its first sight is stored and it has missed nothing.
  */
 #include "core.h"
 #include "cron.h"
@@ -170,10 +173,13 @@ int stellar_schedule_add(stellar *h, const stellar_schedule *s,
     return rc;
 }
 
+/* A resume passes its time (the clock the schedulers read ticks by): the
+ * ticks up to it were paused, not missed (see the top). */
 int st_schedule_set_paused(st_backend *b, const char *name, bool paused,
                            stellar_error *e)
 {
-    return b->ops->sched_set(b, name, paused ? 1 : 0, -1, e);
+    return b->ops->sched_set(b, name, paused ? 1 : 0, paused ? -1 : st_now_ms(),
+                             e);
 }
 
 /* A copy of the table's pointers (each schedule lives as long as h). */

@@ -188,10 +188,12 @@ int64_t latency(stellar *h, const char *queue);
     X(two_threads_stopping_at_once_stop_once, 60)                              \
     X(a_schedule_claims_each_tick_once_with_its_job, 0)                        \
     X(a_paused_schedule_claims_nothing_until_resumed, 0)                       \
+    X(a_resume_stores_its_time_so_paused_ticks_are_not_missed, 0)              \
     X(racing_connections_claim_each_tick_exactly_once, 60)                     \
     X(a_cron_schedule_queues_one_job_per_tick_across_handles, 60)              \
     X(missed_ticks_are_skipped_or_queued_once, 60)                             \
     X(a_new_schedule_has_missed_nothing, 60)                                   \
+    X(ticks_passed_while_paused_are_not_missed_at_resume, 60)                  \
     X(schedules_are_listed_paused_and_resumed, 0)                              \
     X(bad_schedules_are_refused_at_load_naming_the_field, 0)
 

@@ -2,8 +2,9 @@
  * schedules.c: cron schedules. The backend's claim of a tick (sched_claim:
  * once per tick, never an older or equal one, nothing while paused, atomic
  * with its job under racing connections), and the schedules of the API:
- * one job per tick across handles, missed ticks, pause, the recurrent
- * calls on a cron task, and what load-time validation refuses.
+ * one job per tick across handles, missed ticks, pause (whose ticks are
+ * never missed), the recurrent calls on a cron task, and what load-time
+ * validation refuses.
  */
 #include "conformance.h"
 
@@ -91,6 +92,42 @@ void a_paused_schedule_claims_nothing_until_resumed(struct test_ctx *t)
     st_backend_close(b);
 }
 
+/* A resume (paused 1 -> 0) stores its time as the schedule's seen: the
+ * ticks up to it were paused, not missed. Only a real resume of a schedule
+ * already seen moves it: a resume of a running schedule, or of one no
+ * scheduler has seen yet, leaves it as it was. */
+void a_resume_stores_its_time_so_paused_ticks_are_not_missed(struct test_ctx *t)
+{
+    st_backend *b = raw_open(t);
+    const char *p = "{\"class\":\"record\",\"queue\":\"crons\",\"args\":[{}]}";
+    stellar_error e = {0};
+    json_t *rec;
+
+    ASSERT_OK(b->ops->sched_set(b, "r", -1, 1000, &e), &e);
+    ASSERT_TRUE(claim(b, "r", 2000, p));
+    ASSERT_OK(b->ops->sched_set(b, "r", 1, -1, &e), &e);
+    ASSERT_OK(b->ops->sched_set(b, "r", 0, 9000, &e), &e);
+    rec = record_of(b, "r");
+    ASSERT_JSON_EQ("{\"last\":2000,\"paused\":false,\"seen\":9000}", rec);
+    json_decref(rec);
+    /* Resuming a schedule that is not paused accounts for nothing. */
+    ASSERT_OK(b->ops->sched_set(b, "r", 0, 12000, &e), &e);
+    /* A later sight does not replace it either. */
+    ASSERT_OK(b->ops->sched_set(b, "r", -1, 15000, &e), &e);
+    rec = record_of(b, "r");
+    ASSERT_JSON_EQ("{\"last\":2000,\"paused\":false,\"seen\":9000}", rec);
+    json_decref(rec);
+    /* The claim's compare-and-set is unchanged: any later tick. */
+    ASSERT_TRUE(claim(b, "r", 3000, p));
+    /* Never seen by a scheduler: its first sight is still to come. */
+    ASSERT_OK(b->ops->sched_set(b, "n", 1, -1, &e), &e);
+    ASSERT_OK(b->ops->sched_set(b, "n", 0, 9000, &e), &e);
+    rec = record_of(b, "n");
+    ASSERT_JSON_EQ("{\"last\":null,\"paused\":false,\"seen\":null}", rec);
+    json_decref(rec);
+    st_backend_close(b);
+}
+
 #define RACERS     4
 #define RACE_TICKS 60
 
@@ -146,6 +183,7 @@ void racing_connections_claim_each_tick_exactly_once(struct test_ctx *t)
 static pthread_mutex_t ticks_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t ticks[256];
 static int nticks, nmissed;
+static char missed_by[64]; /* the schedule of the last missed-tick job */
 
 static void tick_log(void *ud, int level, const char *msg)
 {
@@ -154,7 +192,11 @@ static void tick_log(void *ud, int level, const char *msg)
     if (!at || strncmp(msg, "schedule '", 10) != 0) return;
     pthread_mutex_lock(&ticks_mu);
     if (nticks < 256) ticks[nticks++] = strtoll(at + 10, NULL, 10);
-    if (strstr(msg, "for every missed tick")) nmissed++;
+    if (strstr(msg, "for every missed tick")) {
+        nmissed++;
+        snprintf(missed_by, sizeof missed_by, "%.*s",
+                 (int)strcspn(msg + 10, "'"), msg + 10);
+    }
     pthread_mutex_unlock(&ticks_mu);
 }
 
@@ -171,6 +213,7 @@ static void ticks_reset(void)
 {
     pthread_mutex_lock(&ticks_mu);
     nticks = nmissed = 0;
+    missed_by[0] = '\0';
     pthread_mutex_unlock(&ticks_mu);
 }
 
@@ -296,6 +339,45 @@ void a_new_schedule_has_missed_nothing(struct test_ctx *t)
     rec = record_of(b, "fresh");
     ASSERT_TRUE(json_integer_value(json_object_get(rec, "seen")) >= now - 1000);
     json_decref(rec);
+    stellar_close(h);
+    st_backend_close(b);
+}
+
+/* Two "once" schedules whose last tick is a minute old. "paused" is
+ * paused, then resumed now through the API (the backend keeps the flag,
+ * not when it was set: for the missed ticks, it was paused since its last
+ * tick): its ticks up to the resume were skipped, not missed, so its start
+ * queues no catch-up job. "downed" was resumed 30 s ago (the time given to
+ * the backend) and then no scheduler ran: the ticks since its resume were
+ * missed, one job. */
+void ticks_passed_while_paused_are_not_missed_at_resume(struct test_ctx *t)
+{
+    st_backend *b = raw_open(t);
+    const char *p =
+        "{\"class\":\"record\",\"queue\":\"elsewhere\",\"args\":[]}";
+    int64_t now = test_now_ms(), old = (now / 1000 - 60) * 1000;
+    stellar_error e = {0};
+    stellar *h;
+
+    ticks_reset();
+    ASSERT_OK(b->ops->sched_set(b, "paused", -1, old - 1000, &e), &e);
+    ASSERT_OK(b->ops->sched_set(b, "downed", -1, old - 1000, &e), &e);
+    ASSERT_TRUE(claim(b, "paused", old, p));
+    ASSERT_TRUE(claim(b, "downed", old, p));
+    ASSERT_OK(b->ops->sched_set(b, "downed", 1, -1, &e), &e);
+    ASSERT_OK(b->ops->sched_set(b, "downed", 0, now - 30000, &e), &e);
+    h = open_sched(t);
+    add(h, "paused", "* * * * * *", STELLAR_MISSED_ONCE);
+    add(h, "downed", "* * * * * *", STELLAR_MISSED_ONCE);
+    ASSERT_OK(stellar_schedule_pause(h, "paused", true, &e), &e);
+    ASSERT_OK(stellar_schedule_pause(h, "paused", false, &e), &e);
+    start(h);
+    ASSERT_WAIT(ticks_logged() >= 4, 20000);
+    stellar_stop(h, -1);
+    pthread_mutex_lock(&ticks_mu);
+    ASSERT_EQ(1, nmissed);
+    ASSERT_STR_EQ("downed", missed_by);
+    pthread_mutex_unlock(&ticks_mu);
     stellar_close(h);
     st_backend_close(b);
 }

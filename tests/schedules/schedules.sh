@@ -12,6 +12,9 @@
 #   missed    a downtime longer than the grace: "missed": "once" queues one
 #             job for all the missed ticks, "skip" none; ticks within the
 #             grace before the start are late, not missed, and run
+#   paused    a "once" schedule paused (while running) over that downtime,
+#             resumed just before the start: its paused ticks are skipped,
+#             not missed, so no catch-up job
 #
 # Each process logs "schedule 'NAME': queued TASK on QUEUE for tick MS" for
 # every tick it claimed (src/schedule.c): the test maps each job to its tick
@@ -104,12 +107,16 @@ line="$(cat) $(date +%s%3N)"
 echo "$line" >>"$STELLAR_APP/out.txt"
 SH
 chmod +x "$app/modules/t/tasks/probe.sh"
-# HTTP off; two every-2-seconds schedules, one per missed-tick policy.
+# HTTP off; two every-2-seconds schedules, one per missed-tick policy, and
+# "held" (on its own queue, out of the counts of three), paused for the
+# downtime of missed.
 jq '.tasks.shutdownTimeout = 5000 | del(.http) | .schedules = {
   "fast": {"cron": "*/2 * * * * *", "timezone": "UTC", "task": "probe",
            "params": {"s": "fast"}},
   "catchup": {"cron": "*/2 * * * * *", "timezone": "Europe/Berlin",
-              "task": "probe", "params": {"s": "catchup"}, "missed": "once"}}' \
+              "task": "probe", "params": {"s": "catchup"}, "missed": "once"},
+  "held": {"cron": "*/2 * * * * *", "timezone": "UTC", "task": "probe",
+           "params": {"s": "held"}, "queue": "held", "missed": "once"}}' \
     "$app/stellar.json" >"$app/s.json"
 mv "$app/s.json" "$app/stellar.json"
 st schedules >/dev/null || fail "stellar schedules: $(st schedules 2>&1)"
@@ -194,6 +201,9 @@ killed_at=$(ticks fast "$tmp"/run-*.log | tail -n 1)
 # The others go on: wait for three more ticks after the kill.
 after_kill() { [ "$(ticks fast "$tmp"/run-*.log | tail -n 1)" -ge $((killed_at + 6000)) ]; }
 wait_until 60000 after_kill || fail "leader: no tick after the leader was killed"
+# held is paused while its schedulers run, for the downtime of missed.
+st schedules pause held >/dev/null || fail "paused: stellar schedules pause held"
+now; paused_at=$NOW
 for n in 1 2 3; do [ "$n" = "$leader" ] || stop_run "$n"; done
 check_ticks fast leader "$tmp"/run-*.log
 ok "leader: process $leader killed after tick $killed_at; $NTICKS ticks, each queued once, none lost"
@@ -205,6 +215,8 @@ last_catchup=$(ticks catchup "$tmp"/run-*.log | tail -n 1)
 rm -f "$tmp"/run-*.log
 # Every scheduler is down for longer than the grace plus a few ticks.
 sleep $(((GRACE_MS + 6000) / 1000))
+now; resumed_at=$NOW
+st schedules resume held >/dev/null || fail "paused: stellar schedules resume held"
 now; started=$NOW
 start_run 1
 after_start() { [ "$(ticks fast "$tmp/run-1.log" | tail -n 1)" -ge $((started + 2000)) ]; }
@@ -229,6 +241,19 @@ first_fast=$(ticks fast "$log" | head -n 1)
 [ $((first_fast - last_fast)) -gt 4000 ] ||
     fail "missed: no downtime gap in fast's ticks ($last_fast, then $first_fast)"
 ok "missed: 'once' queued one job (tick $m) for the ticks missed since $last_fast; 'skip' none"
+
+# --------------------------------------------------------------- paused ---
+# held's ticks from the pause to the resume (just before the start) were
+# skipped: no catch-up job for them, and no tick of theirs queued.
+held_once=$(grep -c "schedule 'held': queued .* for every missed tick" "$log" || true)
+[ "$held_once" = 0 ] ||
+    fail "paused: held queued a catch-up job for the ticks of its pause: $(grep "schedule 'held'" "$log" | head -n 1)"
+for t in $(ticks held "$log"); do
+    [ "$t" -gt "$resumed_at" ] ||
+        fail "paused: held queued tick $t, from its pause ($paused_at to $resumed_at)"
+done
+[ -n "$(ticks held "$log")" ] || fail "paused: held queued no tick after its resume"
+ok "paused: held paused from $paused_at to $resumed_at, no catch-up job; $(ticks held "$log" | wc -l) ticks after"
 
 passed=1
 echo "all schedule scenarios passed ($backend)"

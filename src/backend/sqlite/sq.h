@@ -193,11 +193,18 @@
       "INSERT INTO schedules(name, last_ms) VALUES(?1, ?2)"                    \
       " ON CONFLICT(name) DO UPDATE SET last_ms = excluded.last_ms"            \
       " WHERE paused = 0 AND (last_ms IS NULL OR last_ms < excluded.last_ms)") \
+    /* ?2 -1 (a sync): ?3 is the first sight, kept once set. ?2 0 (a resume):  \
+     * ?3 is its time, stored if the schedule was paused and has been seen,    \
+     * so that its paused ticks are not missed. SET reads the old row. */      \
     X(SCHED_SET,                                                               \
       "INSERT INTO schedules(name, paused, seen_ms)"                           \
-      " VALUES(?1, max(?2, 0), nullif(?3, -1)) ON CONFLICT(name) DO UPDATE"    \
+      " VALUES(?1, max(?2, 0), CASE WHEN ?2 < 0 THEN nullif(?3, -1) END)"      \
+      " ON CONFLICT(name) DO UPDATE"                                           \
       " SET paused = CASE WHEN ?2 >= 0 THEN ?2 ELSE paused END,"               \
-      " seen_ms = coalesce(seen_ms, nullif(?3, -1))")                          \
+      " seen_ms = CASE WHEN ?2 < 0 THEN coalesce(seen_ms, nullif(?3, -1))"     \
+      " WHEN ?2 = 0 AND ?3 >= 0 AND paused = 1"                                \
+      " AND coalesce(seen_ms, last_ms) IS NOT NULL"                            \
+      " THEN max(coalesce(seen_ms, ?3), ?3) ELSE seen_ms END")                 \
     X(SCHED_LIST, "SELECT name, last_ms, paused, seen_ms FROM schedules"       \
                   " ORDER BY name")
 
