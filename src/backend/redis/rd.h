@@ -48,11 +48,13 @@ enum {
     RD_S_PROMOTE,
     RD_S_PUSH_AT,
     RD_S_READY,
+    RD_S_REGISTER,
     RD_S_REPLACE,
     RD_S_RESERVE,
     RD_S_SCHED_CLAIM,
     RD_S_SCHED_LIST,
     RD_S_SCHED_SET,
+    RD_S_UNREGISTER,
     RD_S_COUNT
 };
 
