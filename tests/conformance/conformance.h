@@ -177,7 +177,7 @@ int64_t latency(stellar *h, const char *queue);
     X(hooks_and_tasks_call_the_api_on_their_own_handle, 120)                   \
     X(a_slow_log_function_that_calls_back_does_not_stall_processors, 120)      \
     X(a_paused_queue_is_held_back_in_place_and_resumed, 0)                     \
-    X(a_pause_with_an_until_time_ends_by_itself, 0)                            \
+    X(a_pause_for_a_while_ends_by_itself, 0)                                   \
     X(a_concurrency_limit_holds_permits_released_by_ack_fail_requeue, 0)       \
     X(a_queue_limit_holds_its_queue_back_and_others_run, 0)                    \
     X(a_dead_workers_permit_is_freed_by_its_clean_up, 0)                       \
