@@ -298,9 +298,11 @@ struct st_backend_ops {
      * backend so that every process sharing it obeys them; reserve (and
      * wait) read them in the same atomic step as the pop:
      *
-     *   pause       queue -> until (epoch ms; 0: until resumed). reserve
-     *               skips a queue paused at its call time (an expired pause
-     *               is absent), leaving its jobs where they are.
+     *   pause       queue -> until (epoch ms; 0: until resumed), by the
+     *               backend's clock, the one its check reads (Redis: the
+     *               server's). reserve skips a queue paused at its call
+     *               time (an expired pause is absent), leaving its jobs
+     *               where they are.
      *   limit       target ("queue:NAME" or "task:NAME") -> concurrency
      *               (0: none), rate per window_ms (0: none). reserve skips a
      *               queue whose head job would exceed a limit of its queue
@@ -313,7 +315,9 @@ struct st_backend_ops {
      * Neither touches node-resque's keys. With no pause and no limit,
      * reserve costs one cheap look more.
      */
-    int (*pause)(st_backend *b, const char *queue, int64_t until_ms,
+    /* Pauses queue until resumed (for_ms 0) or for for_ms > 0 from now by
+     * the backend's clock (until = its now + for_ms). */
+    int (*pause)(st_backend *b, const char *queue, int64_t for_ms,
                  stellar_error *e);
     /* Lifts queue's pause and wakes its waiting workers. *removed: 1 if a
      * live pause was there. */

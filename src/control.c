@@ -128,7 +128,6 @@ static int controls(stellar *h, json_t **out, stellar_error *e)
 int stellar_pause(stellar *h, const char *queue, int64_t for_ms,
                   stellar_error *e)
 {
-    int64_t until = 0;
     int rc;
 
     st_err_clear(e);
@@ -137,13 +136,11 @@ int stellar_pause(stellar *h, const char *queue, int64_t for_ms,
         return st_fail(e, STELLAR_EINVAL,
                        "pause %s: --for must be >= 0 ms (got %lld)", queue,
                        (long long)for_ms);
-    if (for_ms > 0) {
-        if (for_ms > INT64_MAX / 2)
-            return st_fail(e, STELLAR_EINVAL, "pause %s: --for is too long",
-                           queue);
-        until = st_now_ms() + for_ms;
-    }
-    WITH_CONN(h, b, b->ops->pause(b, queue, until, e));
+    if (for_ms > INT64_MAX / 2)
+        return st_fail(e, STELLAR_EINVAL, "pause %s: --for is too long", queue);
+    /* The backend adds for_ms to the clock its check reads (Redis: the
+     * server's), so a client whose clock is off pauses for as long. */
+    WITH_CONN(h, b, b->ops->pause(b, queue, for_ms, e));
     return rc;
 }
 

@@ -177,10 +177,14 @@ int64_t latency(stellar *h, const char *queue);
     X(hooks_and_tasks_call_the_api_on_their_own_handle, 120)                   \
     X(a_slow_log_function_that_calls_back_does_not_stall_processors, 120)      \
     X(a_paused_queue_is_held_back_in_place_and_resumed, 0)                     \
-    X(a_pause_with_an_until_time_ends_by_itself, 0)                            \
+    X(a_pause_for_a_while_ends_by_itself, 0)                                   \
     X(a_concurrency_limit_holds_permits_released_by_ack_fail_requeue, 0)       \
     X(a_queue_limit_holds_its_queue_back_and_others_run, 0)                    \
     X(a_dead_workers_permit_is_freed_by_its_clean_up, 0)                       \
+    X(a_limit_cleared_and_set_again_while_a_job_runs_still_binds, 0)           \
+    X(a_job_that_outlived_its_permit_takes_a_new_one_for_its_next_job, 0)      \
+    X(a_worker_unregistered_while_holding_a_permit_frees_it, 0)                \
+    X(a_permit_of_a_worker_no_longer_registered_does_not_count, 0)             \
     X(a_rate_limit_is_an_exact_sliding_window, 0)                              \
     X(controls_are_checked_and_listed_through_the_api, 0)                      \
     X(processors_skip_a_paused_queue_and_run_it_after_resume, 0)               \

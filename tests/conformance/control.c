@@ -150,31 +150,42 @@ void a_paused_queue_is_held_back_in_place_and_resumed(struct test_ctx *t)
     st_backend_close(b);
 }
 
-void a_pause_with_an_until_time_ends_by_itself(struct test_ctx *t)
+void a_pause_for_a_while_ends_by_itself(struct test_ctx *t)
 {
     st_backend *b = raw_open(t);
     stellar_error e = {0};
     struct wk w;
     char got[64];
     json_t *c;
+    int64_t until, t0;
 
     push(b, "a", "record", 1);
     wk_init(t, &w, "host:1+1", "a", NULL);
-    /* Expired already: absent, listed nowhere. */
-    ASSERT_OK(b->ops->pause(b, "a", st_now_ms() - 1, &e), &e);
+    /* Over already: absent, listed nowhere. */
+    ASSERT_OK(b->ops->pause(b, "a", 1, &e), &e);
+    test_sleep_ms(20);
     c = controls_of(b);
     ASSERT_JSON_EQ("{}", json_object_get(c, "paused"));
     json_decref(c);
     take(&w, NULL, got);
     ASSERT_STR_EQ("record:1", got);
 
-    /* A second from now: held, then taken with no one resuming it. */
+    /* A second: held, then taken with no one resuming it. Its until time
+     * is the backend's clock plus the second (Redis: the server's, here
+     * on this machine). */
     push(b, "a", "record", 2);
-    ASSERT_OK(b->ops->pause(b, "a", st_now_ms() + 1000, &e), &e);
+    t0 = st_now_ms();
+    ASSERT_OK(b->ops->pause(b, "a", 1000, &e), &e);
+    c = controls_of(b);
+    until =
+        json_integer_value(json_object_get(json_object_get(c, "paused"), "a"));
+    json_decref(c);
+    ASSERT_TRUE(until >= t0 + 1000 - 50 && until <= st_now_ms() + 1000 + 50);
     take(&w, &ok_done, got);
     ASSERT_STR_EQ("", got);
     ASSERT_WAIT((take(&w, NULL, got), got[0] != '\0'), 10000);
     ASSERT_STR_EQ("record:2", got);
+    ASSERT_TRUE(st_now_ms() - t0 >= 1000 - 50);
     wk_close(&w);
     st_backend_close(b);
 }
@@ -305,6 +316,200 @@ void a_dead_workers_permit_is_freed_by_its_clean_up(struct test_ctx *t)
     wk_close(&w1);
     wk_close(&w2);
     st_backend_close(b);
+}
+
+/* A limit cleared and set again while a job of its target runs: the job
+ * took no permit under the new limit (Redis; SQLite counts it), and when
+ * it ends its worker must not go on to the next job without one. */
+void a_limit_cleared_and_set_again_while_a_job_runs_still_binds(
+    struct test_ctx *t)
+{
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    struct wk wa, wb;
+    char got[64];
+    int64_t removed = 0;
+    bool b_holds;
+    int i;
+
+    for (i = 1; i <= 4; i++)
+        push(b, "a", "record", i);
+    ASSERT_OK(b->ops->limit_set(b, "queue:a", 1, 0, 0, &e), &e);
+    wk_init(t, &wa, "host:1+1", "a", NULL);
+    wk_init(t, &wb, "host:1+2", "a", NULL);
+    take(&wa, NULL, got);
+    ASSERT_STR_EQ("record:1", got);
+    ASSERT_OK(b->ops->limit_del(b, "queue:a", &removed, &e), &e);
+    ASSERT_EQ(1, removed);
+    ASSERT_OK(b->ops->limit_set(b, "queue:a", 1, 0, 0, &e), &e);
+    /* Redis: wa's job holds no permit of the new limit, so wb takes one;
+     * SQLite: wa's job counts, the limit is full. */
+    take(&wb, NULL, got);
+    b_holds = got[0] != '\0';
+    ASSERT_EQ(is_redis(t), b_holds);
+
+    /* wa's job ends: with wb's running, the limit of 1 is full. */
+    take(&wa, &ok_done, got);
+    ASSERT_STR_EQ(b_holds ? "" : "record:2", got);
+    ASSERT_EQ(1, use_of(b, "queue:a", "running"));
+    /* Whoever holds the permit goes on; the other is held back. */
+    if (b_holds) {
+        take(&wb, &ok_done, got);
+        ASSERT_STR_EQ("record:3", got);
+        take(&wa, NULL, got);
+        ASSERT_STR_EQ("", got);
+    } else {
+        take(&wa, &ok_done, got);
+        ASSERT_STR_EQ("record:3", got);
+        take(&wb, NULL, got);
+        ASSERT_STR_EQ("", got);
+    }
+    ASSERT_EQ(1, use_of(b, "queue:a", "running"));
+    wk_close(&wa);
+    wk_close(&wb);
+    st_backend_close(b);
+}
+
+/* The same with room left: the job that outlived its permit ends, and its
+ * worker's next job takes a permit of the new limit (it is counted). */
+void a_job_that_outlived_its_permit_takes_a_new_one_for_its_next_job(
+    struct test_ctx *t)
+{
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    struct wk wa, wb, wc;
+    char got[64];
+    int i;
+
+    for (i = 1; i <= 5; i++)
+        push(b, "a", "record", i);
+    ASSERT_OK(b->ops->limit_set(b, "task:record", 1, 0, 0, &e), &e);
+    wk_init(t, &wa, "host:1+1", "a", NULL);
+    wk_init(t, &wb, "host:1+2", "a", NULL);
+    wk_init(t, &wc, "host:1+3", "a", NULL);
+    take(&wa, NULL, got);
+    ASSERT_STR_EQ("record:1", got);
+    ASSERT_OK(b->ops->limit_del(b, "task:record", NULL, &e), &e);
+    ASSERT_OK(b->ops->limit_set(b, "task:record", 2, 0, 0, &e), &e);
+    take(&wb, NULL, got);
+    ASSERT_STR_EQ("record:2", got);
+    take(&wa, &ok_done, got);
+    ASSERT_STR_EQ("record:3", got);
+    ASSERT_EQ(2, use_of(b, "task:record", "running"));
+    take(&wc, NULL, got);
+    ASSERT_STR_EQ("", got);
+    /* And it is released when that job ends. */
+    take(&wa, &ok_done, got);
+    ASSERT_STR_EQ("record:4", got);
+    take(&wa, &ok_done, got);
+    ASSERT_STR_EQ("record:5", got);
+    ASSERT_OK(wa.b->ops->reserve(wa.b, &wa.id, &ok_done, st_now_ms(), NULL, &e),
+              &e);
+    ASSERT_EQ(1, use_of(b, "task:record", "running"));
+    wk_close(&wa);
+    wk_close(&wb);
+    wk_close(&wc);
+    st_backend_close(b);
+}
+
+/* A worker that goes away holding a permit (its final ack failed, then
+ * it unregistered) does not keep it. */
+void a_worker_unregistered_while_holding_a_permit_frees_it(struct test_ctx *t)
+{
+    st_backend *b = raw_open(t);
+    stellar_error e = {0};
+    struct wk w1, w2;
+    char got[64];
+
+    push(b, "a", "record", 1);
+    push(b, "a", "record", 2);
+    ASSERT_OK(b->ops->limit_set(b, "task:record", 1, 0, 0, &e), &e);
+    wk_init(t, &w1, "host:1+1", "a", NULL);
+    wk_init(t, &w2, "host:1+2", "a", NULL);
+    take(&w1, NULL, got);
+    ASSERT_STR_EQ("record:1", got);
+    take(&w2, NULL, got);
+    ASSERT_STR_EQ("", got);
+    ASSERT_OK(w1.b->ops->worker_unregister(w1.b, &w1.id, &e), &e);
+    ASSERT_EQ(0, use_of(b, "task:record", "running"));
+    take(&w2, NULL, got);
+    ASSERT_STR_EQ("record:2", got);
+    wk_close(&w1);
+    wk_close(&w2);
+    st_backend_close(b);
+}
+
+#ifdef STELLAR_HAVE_REDIS
+/* One command on the test's redis-server, raw (argv, argc). */
+static void raw_redis(const struct test_ctx *t, int argc, const char **argv)
+{
+    const char *path = t->url + strlen("redis+unix://"), *at;
+    redisContext *c;
+    redisReply *r = NULL;
+
+    /* The socket (after the ACL test's user, if any); as the default user,
+     * which may do anything. */
+    if ((at = strchr(path, '@'))) path = at + 1;
+    c = redisConnectUnix(path);
+    ASSERT_TRUE(c != NULL && !c->err);
+    r = redisCommandArgv(c, argc, argv, NULL);
+    ASSERT_TRUE(r != NULL && r->type != REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+    redisFree(c);
+}
+#endif
+
+/* node-resque's forceCleanWorker removes a dead Stellar worker's records
+ * (it knows nothing of permits): a permit of a worker that is no longer
+ * registered does not count. Redis only: SQLite counts the workers'
+ * records. */
+void a_permit_of_a_worker_no_longer_registered_does_not_count(
+    struct test_ctx *t)
+{
+#ifdef STELLAR_HAVE_REDIS
+    st_backend *b;
+    stellar_error e = {0};
+    struct wk w1, w2;
+    char got[64];
+    const char *srem[] = {"SREM", "resque:workers", "host:1+1:a"};
+    const char *del[] = {"DEL", "resque:worker:ping:host:1+1",
+                         "resque:worker:host:1+1:a",
+                         "resque:worker:host:1+1:a:started"};
+
+    if (!is_redis(t)) SKIP("node-resque's workers set");
+    b = raw_open(t);
+    push(b, "a", "record", 1);
+    push(b, "a", "record", 2);
+    push(b, "a", "record", 3);
+    ASSERT_OK(b->ops->limit_set(b, "task:record", 1, 0, 0, &e), &e);
+    wk_init(t, &w1, "host:1+1", "a", NULL);
+    wk_init(t, &w2, "host:1+2", "a", NULL);
+    take(&w1, NULL, got);
+    ASSERT_STR_EQ("record:1", got);
+    take(&w2, NULL, got);
+    ASSERT_STR_EQ("", got);
+    /* forceCleanWorker's writes, as node-resque makes them. */
+    raw_redis(t, 3, srem);
+    raw_redis(t, 4, del);
+    /* The check looks for such permits at most once a second. */
+    ASSERT_WAIT((take(&w2, NULL, got), got[0] != '\0'), 5000);
+    ASSERT_STR_EQ("record:2", got);
+    ASSERT_EQ(1, use_of(b, "task:record", "running"));
+    /* The live worker's permit is not pruned: still full. */
+    {
+        struct wk w3;
+        wk_init(t, &w3, "host:1+3", "a", NULL);
+        take(&w3, NULL, got);
+        ASSERT_STR_EQ("", got);
+        wk_close(&w3);
+    }
+    wk_close(&w1);
+    wk_close(&w2);
+    st_backend_close(b);
+#else
+    (void)t;
+    SKIP("node-resque's workers set");
+#endif
 }
 
 void a_rate_limit_is_an_exact_sliding_window(struct test_ctx *t)

@@ -37,18 +37,17 @@ static int run_and_wake(rd_conn *b, rd_cmd *c, rd_cmd *c2, const char *queue,
     return rc;
 }
 
-int rd_pause(st_backend *base, const char *queue, int64_t until_ms,
+int rd_pause(st_backend *base, const char *queue, int64_t for_ms,
              stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
     rd_cmd c;
 
-    rd_cmd_init(&c);
-    rd_arg(&c, "HSET");
-    rd_arg_own(&c, rd_key(b, "stellar", "paused", NULL));
+    /* The until time is the server's (lua/pause.lua), as the check's. */
+    rd_script(b, &c, RD_S_PAUSE);
     rd_arg(&c, queue);
-    rd_arg_int(&c, until_ms);
-    return rd_multi_cmds(b, &c, 1, NULL, e);
+    rd_arg_int(&c, for_ms);
+    return rd_eval_int(b, RD_S_PAUSE, &c, true, NULL, e);
 }
 
 int rd_resume(st_backend *base, const char *queue, int64_t *removed,

@@ -45,14 +45,17 @@ enum {
     RD_S_FAILED_REMOVE,
     RD_S_KV_DEL,
     RD_S_KV_EXPIRE,
+    RD_S_PAUSE,
     RD_S_PROMOTE,
     RD_S_PUSH_AT,
     RD_S_READY,
+    RD_S_REGISTER,
     RD_S_REPLACE,
     RD_S_RESERVE,
     RD_S_SCHED_CLAIM,
     RD_S_SCHED_LIST,
     RD_S_SCHED_SET,
+    RD_S_UNREGISTER,
     RD_S_COUNT
 };
 
@@ -243,7 +246,7 @@ int rd_get_many(rd_conn *b, char **keys, size_t n, redisReply **r,
 /* ------------------------------------------------- The ops, per file --- */
 
 /* control.c */
-int rd_pause(st_backend *base, const char *queue, int64_t until_ms,
+int rd_pause(st_backend *base, const char *queue, int64_t for_ms,
              stellar_error *e);
 int rd_resume(st_backend *base, const char *queue, int64_t *removed,
               stellar_error *e);

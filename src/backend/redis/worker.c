@@ -70,52 +70,48 @@ int rd_worker_register(st_backend *base, const st_worker_id *w, int64_t now_ms,
                        stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c[4], *a = &c[0], *s = &c[1], *p = &c[2], *d = &c[3];
+    rd_cmd c;
 
     /* node-resque's init: SADD workers, SET :started, ping. The DEL of a
      * working-on record left under this identity (node-resque's
      * forceCleanWorker leaves them behind) is ours: a worker that has just
      * registered holds no job; so is the DEL of the id of its last reserve
-     * (lua/reserve.lua). */
-    rd_cmd_init(a);
-    rd_cmd_init(s);
-    rd_cmd_init(p);
-    rd_cmd_init(d);
-    rd_arg(a, "SADD");
-    rd_arg_own(a, rd_key(b, "workers", NULL));
-    rd_arg_own(a, st_asprintf("%s:%s", w->name, w->queues_str));
-    rd_arg(s, "SET");
-    rd_arg_own(s, rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
-    rd_arg_int(s, rd_ms_to_s(now_ms));
-    rd_arg(p, "SET");
-    rd_arg_own(p, rd_key(b, "worker", "ping", w->name, NULL));
-    rd_arg_own(p, ping_json(w, now_ms));
-    rd_arg(d, "DEL");
-    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, NULL));
-    rd_arg_own(d, rd_key(b, "stellar", "reserve", w->name, NULL));
-    return rd_multi_cmds(b, c, 4, NULL, e);
+     * (lua/reserve.lua), and the release of permits held under its name
+     * (lua/register.lua). */
+    rd_script(b, &c, RD_S_REGISTER);
+    rd_arg(&c, w->name);
+    rd_arg_own(&c, st_asprintf("%s:%s", w->name, w->queues_str));
+    rd_arg_own(&c,
+               rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
+    rd_arg_int(&c, rd_ms_to_s(now_ms));
+    rd_arg_own(&c, rd_key(b, "worker", "ping", w->name, NULL));
+    rd_arg_own(&c, ping_json(w, now_ms));
+    rd_arg_own(&c, rd_key(b, "worker", w->name, w->queues_str, NULL));
+    rd_arg_own(&c, rd_key(b, "stellar", "reserve", w->name, NULL));
+    return rd_eval_int(b, RD_S_REGISTER, &c, true, NULL, e);
 }
 
 int rd_worker_unregister(st_backend *base, const st_worker_id *w,
                          stellar_error *e)
 {
     rd_conn *b = (rd_conn *)base;
-    rd_cmd c[2], *s = &c[0], *d = &c[1];
+    rd_cmd c;
 
-    /* Reference §4.6, with the five DELs as one, and our reserve id. */
-    rd_cmd_init(s);
-    rd_cmd_init(d);
-    rd_arg(s, "SREM");
-    rd_arg_own(s, rd_key(b, "workers", NULL));
-    rd_arg_own(s, st_asprintf("%s:%s", w->name, w->queues_str));
-    rd_arg(d, "DEL");
-    rd_arg_own(d, rd_key(b, "worker", "ping", w->name, NULL));
-    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, NULL));
-    rd_arg_own(d, rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
-    rd_arg_own(d, rd_key(b, "stat", "failed", w->name, NULL));
-    rd_arg_own(d, rd_key(b, "stat", "processed", w->name, NULL));
-    rd_arg_own(d, rd_key(b, "stellar", "reserve", w->name, NULL));
-    return rd_multi_cmds(b, c, 2, NULL, e);
+    /* Reference §4.6, with the five DELs as one, our reserve id, and the
+     * release of the worker's permits, whose only record is that id
+     * (lua/unregister.lua): a worker whose final ack failed leaves holding
+     * them. */
+    rd_script(b, &c, RD_S_UNREGISTER);
+    rd_arg(&c, w->name);
+    rd_arg_own(&c, st_asprintf("%s:%s", w->name, w->queues_str));
+    rd_arg_own(&c, rd_key(b, "worker", "ping", w->name, NULL));
+    rd_arg_own(&c, rd_key(b, "worker", w->name, w->queues_str, NULL));
+    rd_arg_own(&c,
+               rd_key(b, "worker", w->name, w->queues_str, "started", NULL));
+    rd_arg_own(&c, rd_key(b, "stat", "failed", w->name, NULL));
+    rd_arg_own(&c, rd_key(b, "stat", "processed", w->name, NULL));
+    rd_arg_own(&c, rd_key(b, "stellar", "reserve", w->name, NULL));
+    return rd_eval_int(b, RD_S_UNREGISTER, &c, true, NULL, e);
 }
 
 int rd_ping(st_backend *base, const st_worker_id *const *ws, size_t n,

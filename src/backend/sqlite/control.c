@@ -193,10 +193,11 @@ static int pause_body(sq_conn *c, void *arg, stellar_error *e)
     return sq_exec(c, S_PAUSE_SET, e, "ti", a->name, a->until_ms);
 }
 
-int sq_pause(st_backend *b, const char *queue, int64_t until_ms,
-             stellar_error *e)
+int sq_pause(st_backend *b, const char *queue, int64_t for_ms, stellar_error *e)
 {
-    struct ctl_arg a = {queue, until_ms, 0, 0, 0, 0};
+    /* This machine's clock, the one the check reads (as for rates). */
+    struct ctl_arg a = {queue, for_ms > 0 ? st_now_ms() + for_ms : 0, 0, 0, 0,
+                        0};
     return ctl_txn(b, "pause", pause_body, &a, NULL, e);
 }
 

@@ -406,7 +406,7 @@ int sq_kv_scan(st_backend *b, const char *prefix, json_t **out,
                stellar_error *e);
 
 /* control.c */
-int sq_pause(st_backend *b, const char *queue, int64_t until_ms,
+int sq_pause(st_backend *b, const char *queue, int64_t for_ms,
              stellar_error *e);
 int sq_resume(st_backend *b, const char *queue, int64_t *removed,
               stellar_error *e);

@@ -57,6 +57,9 @@ local function suspect(v)
   return redis.call('EXISTS', P .. '@ST_CRASHES_PREFIX@' .. v)
 end
 local wname = string.sub(idk, #P + 17)
+-- The permits it takes name it and hold its workers-set member, the
+-- working-on key's tail (NS:worker:<name>:<queues>).
+ctl_me, ctl_mem = wname, string.sub(won, #P + 8)
 local last = redis.call('GET', idk)
 -- The id key: "<id><flag>", then "\n<target>" per permit the job holds.
 local lhead, lheld = last, nil
@@ -132,7 +135,7 @@ if ARGV[12] == '1' then
     end
     if type(v) == 'string' then
       local held = ''
-      if ctl then held = ctl_take(took, wname, id) end
+      if ctl then held = ctl_take(took, id) end
       if next(ctl_rel) then ctl_load(); ctl_drop(wname) end
       local body, flag = v, 'r'
       if not pcall(cjson.decode, v) then body, flag = jstr(v), 'j' end
