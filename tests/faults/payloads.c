@@ -132,8 +132,8 @@ void bad_payloads_fail_clearly_and_the_worker_carries_on(struct test_ctx *t)
     }
     ASSERT_OK(stellar_start(h, &e), &e);
     /* 300 s: the two 16 MiB payloads take about 2 s here, but under
-     * ThreadSanitizer 40 s each with 3 suites at once (CI), and 58 s each
-     * with a core busy besides. */
+     * ThreadSanitizer 40 s each with 3 suites at once (CI), 58 s each with
+     * a core busy besides, and 80 s each with both cores busy. */
     ASSERT_WAIT(test_stat(h, "processed") + test_stat(h, "failed") >=
                     (int64_t)nbad + 20,
                 300000);
